@@ -1,0 +1,154 @@
+// The guest image: a base initramfs (busybox-static, iproute2's ip and tc with their shared-library
+// closure, the guest agent) cached by content, plus a tiny per-run overlay holding the rendered case.
+// Linux unpacks concatenated cpio archives in order, so base + overlay is one -initrd file.
+import fs from 'node:fs';
+import path from 'node:path';
+import { HarnessError } from '../util/errors.ts';
+import { EntryStore, hashOf, sha256File, withLock } from '../util/cache.ts';
+import { repoRoot } from '../util/paths.ts';
+import { run, runOk } from '../util/proc.ts';
+
+const IMAGE_FORMAT = 3; // bump when the layout below changes
+const agentDir = path.join(repoRoot, 'images', 'agent');
+
+export interface ImageMeta {
+  busybox: string;
+  ip: string;
+  tc: string;
+  libs: string[];
+  sizeBytes: number;
+}
+
+export interface BaseImage {
+  path: string;
+  key: string;
+  meta: ImageMeta;
+  cached: boolean;
+}
+
+function which(names: string[], candidates: string[]): string {
+  for (const c of candidates) if (fs.existsSync(c)) return fs.realpathSync(c);
+  throw new HarnessError('missing-prereq', `cannot find ${names.join('/')} (looked in ${candidates.join(', ')})`, {
+    hint: 'install the Debian packages busybox-static and iproute2 (npm run doctor -- --install)',
+  });
+}
+
+async function libClosure(bins: string[]): Promise<string[]> {
+  const libs = new Set<string>();
+  for (const b of bins) {
+    const out = await runOk('ldd', [b], { timeoutMs: 10_000 });
+    for (const line of out.split('\n')) {
+      const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+      if (m?.[1]) libs.add(m[1]);
+    }
+  }
+  return [...libs].sort();
+}
+
+export interface HostTools {
+  busybox: string;
+  ip: string;
+  tc: string;
+}
+
+export function findHostTools(): HostTools {
+  return {
+    busybox: which(['busybox'], ['/bin/busybox', '/usr/bin/busybox']),
+    ip: which(['ip'], ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip']),
+    tc: which(['tc'], ['/usr/sbin/tc', '/sbin/tc']),
+  };
+}
+
+async function assertStatic(busybox: string): Promise<void> {
+  const r = await run('ldd', [busybox], { timeoutMs: 10_000 });
+  if (r.exitCode === 0 && /=>/.test(r.stdout))
+    throw new HarnessError('missing-prereq', `${busybox} is dynamically linked; the guest needs busybox-static`, {
+      hint: 'apt-get install busybox-static',
+    });
+}
+
+/** cpio (newc) of a directory tree; gzip if `compress`. */
+async function cpioDir(dir: string, out: string, compress: boolean): Promise<void> {
+  const script = `cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 ${compress ? '| gzip -1' : ''} > "$2"`;
+  const r = await run('sh', ['-c', script, 'cpio', dir, out], { timeoutMs: 120_000 });
+  if (r.exitCode !== 0)
+    throw new HarnessError('build-failed', `cannot pack the initramfs: ${r.stderr.trim() || 'cpio failed'}`, {
+      hint: 'is the cpio package installed?',
+    });
+}
+
+export async function ensureBaseImage(cacheDir: string, log: (msg: string) => void): Promise<BaseImage> {
+  const tools = findHostTools();
+  await assertStatic(tools.busybox);
+  const libs = await libClosure([tools.ip, tools.tc]);
+  const agentFiles = ['init', 'agent.sh'].map((f) => path.join(agentDir, f));
+  const key = hashOf({
+    format: IMAGE_FORMAT,
+    busybox: sha256File(tools.busybox),
+    ip: sha256File(tools.ip),
+    tc: sha256File(tools.tc),
+    libs: libs.map((l) => [l, sha256File(l)]),
+    agent: agentFiles.map((f) => sha256File(f)),
+  });
+  const store = new EntryStore<ImageMeta>(path.join(cacheDir, 'images'));
+  const hit = store.get(key);
+  if (hit) return { path: path.join(store.entryDir(key), 'base.cpio.gz'), key, meta: hit.meta, cached: true };
+
+  return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
+    const again = store.get(key);
+    if (again) return { path: path.join(store.entryDir(key), 'base.cpio.gz'), key, meta: again.meta, cached: true };
+    log('building the guest image (busybox-static, iproute2, agent)');
+    const staging = store.staging(key);
+    const root = path.join(staging, 'root');
+    for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'usr/lib/kr', 'proc', 'sys', 'dev', 'run', 'tmp', 'etc', 'var', 'kr', 'case'])
+      fs.mkdirSync(path.join(root, d), { recursive: true });
+    fs.symlinkSync('../run', path.join(root, 'var/run'));
+    fs.copyFileSync(tools.busybox, path.join(root, 'bin/busybox'));
+    fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+    const applets = (await runOk(tools.busybox, ['--list-full'], { timeoutMs: 10_000 })).split('\n').filter(Boolean);
+    for (const a of applets) {
+      const base = path.basename(a);
+      if (base === 'ip' || base === 'tc' || base === 'busybox') continue; // iproute2's, not busybox's
+      const dest = path.join(root, a);
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      if (!fs.existsSync(dest)) fs.symlinkSync('/bin/busybox', dest);
+    }
+    fs.copyFileSync(tools.ip, path.join(root, 'usr/lib/kr/ip'));
+    fs.copyFileSync(tools.tc, path.join(root, 'usr/lib/kr/tc'));
+    for (const lib of libs) {
+      const dest = path.join(root, lib);
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      fs.copyFileSync(fs.realpathSync(lib), dest);
+    }
+    // the dynamic loader is looked up at its canonical path
+    fs.copyFileSync(path.join(agentDir, 'init'), path.join(root, 'init'));
+    fs.chmodSync(path.join(root, 'init'), 0o755);
+    fs.copyFileSync(path.join(agentDir, 'agent.sh'), path.join(root, 'kr/agent.sh'));
+    const out = path.join(staging, 'base.cpio.gz');
+    await cpioDir(root, out, true);
+    fs.rmSync(root, { recursive: true, force: true });
+    const meta: ImageMeta = { busybox: tools.busybox, ip: tools.ip, tc: tools.tc, libs, sizeBytes: fs.statSync(out).size };
+    const m = store.publish(key, staging, meta);
+    return { path: path.join(store.entryDir(key), 'base.cpio.gz'), key, meta: m.meta, cached: false };
+  });
+}
+
+/** Write base + an overlay holding `files` (path -> content) into `out` (one -initrd file). */
+export async function composeInitramfs(base: string, files: Record<string, string>, out: string): Promise<void> {
+  const dir = `${out}.d`;
+  fs.rmSync(dir, { recursive: true, force: true });
+  for (const [p, content] of Object.entries(files)) {
+    const dest = path.join(dir, p);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.writeFileSync(dest, content, { mode: 0o644 });
+  }
+  const overlay = `${out}.overlay.cpio`;
+  await cpioDir(dir, overlay, false);
+  fs.copyFileSync(base, out);
+  // pad the compressed base to a 512-byte boundary (zeros are skipped by the kernel's unpacker)
+  const pad = (512 - (fs.statSync(out).size % 512)) % 512;
+  if (pad) fs.appendFileSync(out, Buffer.alloc(pad));
+  fs.appendFileSync(out, fs.readFileSync(overlay));
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(overlay, { force: true });
+}

@@ -1,0 +1,316 @@
+// Build (or find in the cache) the kernel a definition describes.
+//
+// Cache layout under <cache>/:
+//   kernels/<key>/            one complete kernel: bzImage, vmlinux, config, System.map, build.log, manifest.json
+//   kernels/index/<input>     input key (source, patches, fragments, compiler) -> kernel key
+//   trees/<source-id>/src     one extracted working tree per source, shared by its variants
+//   trees/<source-id>/build-<config-input>/   kbuild output dir (O=), shared by variants of one config
+//   ccache/                   compiler cache
+// The kernel key hashes the source identity, the patches, the final .config and the compiler.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { HarnessError } from '../util/errors.ts';
+import { EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.ts';
+import type { Logger } from '../util/log.ts';
+import { run, tail } from '../util/proc.ts';
+import { fragmentMismatches, parseKconfig } from './kconfig.ts';
+import { resolveIn, type LoadedKernel } from './load.ts';
+import { extractTarball, identifySource, type SourceIdentity } from './source.ts';
+
+const RECIPE = 2; // bump when the way kernels are configured or built changes
+
+export interface KernelMeta {
+  name: string;
+  release: string;
+  configHash: string;
+  source: string;
+  sourceId: string;
+  patches: string[];
+  compiler: string;
+  buildMs: number;
+  builtAt: string;
+}
+
+export interface KernelArtifact {
+  name: string;
+  key: string;
+  dir: string;
+  bzImage: string;
+  vmlinux: string;
+  config: string;
+  meta: KernelMeta;
+  cached: boolean;
+}
+
+export interface BuildOptions {
+  cacheDir: string;
+  log: Logger;
+  jobs?: number;
+  /** per-make deadline (default 60 min) */
+  timeoutMs?: number;
+}
+
+async function compilerVersion(): Promise<string> {
+  const r = await run('gcc', ['--version'], { timeoutMs: 10_000 });
+  if (r.exitCode !== 0) throw new HarnessError('missing-prereq', 'gcc not found', { hint: 'apt-get install build-essential' });
+  return r.stdout.split('\n')[0]!.trim();
+}
+
+async function hasCcache(): Promise<boolean> {
+  const r = await run('ccache', ['--version'], { timeoutMs: 10_000 });
+  return r.exitCode === 0;
+}
+
+function artifactFrom(store: EntryStore<KernelMeta>, key: string, meta: KernelMeta, cached: boolean): KernelArtifact {
+  const dir = store.entryDir(key);
+  return {
+    name: meta.name,
+    key,
+    dir,
+    bzImage: path.join(dir, 'bzImage'),
+    vmlinux: path.join(dir, 'vmlinux'),
+    config: path.join(dir, 'config'),
+    meta,
+    cached,
+  };
+}
+
+interface TreeState {
+  /** applied patches, in order; each kept as a copy so it can be reverted exactly */
+  patches: Array<{ id: string; copy: string; reverse: boolean }>;
+  dirty: boolean;
+}
+
+function patchId(file: string, reverse: boolean): string {
+  return `${sha256File(file).slice(0, 16)}:${reverse ? 'R' : 'F'}`;
+}
+
+async function applyPatch(tree: string, file: string, reverse: boolean, logFile: string): Promise<{ ok: boolean; out: string }> {
+  const args = ['-p1', '--forward', '--batch', '-s', '-i', file];
+  if (reverse) args.splice(1, 1, '-R');
+  const r = await run('patch', ['-d', tree, ...args], { timeoutMs: 120_000, logFile });
+  return { ok: r.exitCode === 0, out: (r.stdout + r.stderr).trim() };
+}
+
+/** Bring the shared tree to exactly `want` patches: revert what is applied (or re-extract), then apply. */
+async function switchPatches(
+  treeRoot: string,
+  tree: string,
+  want: Array<{ file: string; reverse: boolean; id: string }>,
+  src: SourceIdentity,
+  logFile: string,
+  log: Logger,
+): Promise<void> {
+  const statePath = path.join(treeRoot, 'state.json');
+  const state: TreeState =
+    fs.existsSync(statePath) && fs.existsSync(tree)
+      ? (JSON.parse(fs.readFileSync(statePath, 'utf8')) as TreeState)
+      : { patches: [], dirty: true };
+  if (!state.dirty && JSON.stringify(state.patches.map((p) => p.id)) === JSON.stringify(want.map((w) => w.id))) return;
+  const save = (s: TreeState): void => {
+    fs.writeFileSync(statePath + '.tmp', JSON.stringify(s));
+    fs.renameSync(statePath + '.tmp', statePath);
+  };
+  let extract = state.dirty;
+  if (!extract) {
+    save({ ...state, dirty: true }); // an interrupted switch leaves the tree marked unknown
+    for (const p of [...state.patches].reverse()) {
+      const r = await applyPatch(tree, p.copy, !p.reverse, logFile);
+      if (!r.ok) {
+        log.warn(`could not revert ${path.basename(p.copy)} in the shared tree (${r.out.split('\n')[0]}); re-extracting`);
+        extract = true;
+        break;
+      }
+    }
+  }
+  if (extract) {
+    if (!src.tarball) throw new HarnessError('build-failed', `the tree at ${tree} is in an unknown state`);
+    log.info(`extracting ${src.label} (${path.basename(src.tarball)}) into the shared tree`);
+    await extractTarball(src.tarball, tree, logFile);
+  }
+  save({ patches: [], dirty: true });
+  const appliedDir = path.join(treeRoot, 'applied');
+  fs.rmSync(appliedDir, { recursive: true, force: true });
+  fs.mkdirSync(appliedDir, { recursive: true });
+  const applied: TreeState['patches'] = [];
+  for (const [i, w] of want.entries()) {
+    const r = await applyPatch(tree, w.file, w.reverse, logFile);
+    if (!r.ok) {
+      // leave the tree marked dirty: the next run re-extracts it
+      throw new HarnessError('build-failed', `patch ${path.basename(w.file)} does not ${w.reverse ? 'reverse-' : ''}apply to ${src.label}`, {
+        excerpt: tail(r.out, 20),
+        logPath: logFile,
+        hint: 'the rejected hunks are listed above; regenerate the patch against this source',
+      });
+    }
+    const copy = path.join(appliedDir, `${i}-${path.basename(w.file)}`);
+    fs.copyFileSync(w.file, copy);
+    applied.push({ id: w.id, copy, reverse: w.reverse });
+  }
+  save({ patches: applied, dirty: false });
+}
+
+/** Lines of a build log worth showing when a build fails. */
+export function buildErrorExcerpt(logText: string): string {
+  const lines = logText.replace(/\r/g, '').split('\n');
+  const idx = lines.findIndex((l) => /error:|Error \d|\*\*\*/.test(l));
+  if (idx < 0) return lines.slice(-15).join('\n');
+  return lines.slice(Math.max(0, idx - 3), idx + 12).join('\n');
+}
+
+export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise<KernelArtifact> {
+  const { cacheDir, log } = opts;
+  const def = k.def;
+  const src = await identifySource(def.source, cacheDir, k.file);
+  if (src.dir && def.patches.length > 0)
+    throw new HarnessError('bad-input', 'patches need a source the harness owns (a tarball or Debian source), not a directory used in place', {
+      file: k.file,
+      field: 'patches',
+    });
+  const compiler = await compilerVersion();
+  const patches = def.patches.map((p) => {
+    const file = resolveIn(k, p.file);
+    return { file, reverse: p.reverse, id: patchId(file, p.reverse) };
+  });
+  const fragments = def.config.fragments.map((f) => ({ name: f, text: fs.readFileSync(resolveIn(k, f), 'utf8') }));
+  const configInput = hashOf({ RECIPE, base: def.config.base, fragments });
+  const inputKey = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler });
+
+  const store = new EntryStore<KernelMeta>(path.join(cacheDir, 'kernels'));
+  const indexDir = path.join(store.dir, 'index');
+  fs.mkdirSync(indexDir, { recursive: true });
+  const indexFile = path.join(indexDir, inputKey);
+  const lookup = (): KernelArtifact | null => {
+    if (!fs.existsSync(indexFile)) return null;
+    const key = fs.readFileSync(indexFile, 'utf8').trim();
+    const m = store.get(key);
+    if (!m) {
+      if (store.lastDiscard) log.warn(store.lastDiscard + ' (rebuilding)');
+      return null;
+    }
+    return artifactFrom(store, key, { ...m.meta, name: def.name }, true);
+  };
+  const hit = lookup();
+  if (hit) return hit;
+
+  const treeRoot = path.join(cacheDir, 'trees', src.id);
+  fs.mkdirSync(treeRoot, { recursive: true });
+  return withLock(
+    path.join(treeRoot, '.lock'),
+    async () => {
+      const again = lookup();
+      if (again) return again;
+      store.sweep();
+      const logsDir = path.join(treeRoot, 'logs');
+      fs.mkdirSync(logsDir, { recursive: true });
+      const logFile = path.join(logsDir, `${def.name}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+      const tree = src.dir ?? path.join(treeRoot, 'src');
+      if (!src.dir) await switchPatches(treeRoot, tree, patches, src, logFile, log);
+
+      const out = path.join(treeRoot, `build-${configInput.slice(0, 16)}`);
+      fs.mkdirSync(out, { recursive: true });
+      const useCcache = await hasCcache();
+      const env: Record<string, string> = {
+        KBUILD_BUILD_USER: 'kernel-repro',
+        KBUILD_BUILD_HOST: 'kernel-repro',
+        KBUILD_BUILD_TIMESTAMP: '2019-07-17',
+        CCACHE_DIR: path.join(cacheDir, 'ccache'),
+        CCACHE_BASEDIR: tree,
+        CCACHE_NOHASHDIR: '1',
+      };
+      const jobs = opts.jobs ?? os.availableParallelism();
+      const makeArgs = ['-C', tree, `O=${out}`, `-j${jobs}`, ...(useCcache ? ['CC=ccache gcc'] : [])];
+      const make = async (targets: string[], label: string, timeoutMs: number, onLine?: (l: string) => void): Promise<void> => {
+        const r = await run('make', [...makeArgs, ...targets], { timeoutMs, env, logFile, ...(onLine ? { onLine } : {}) });
+        if (r.interrupted) throw new HarnessError('interrupted', `interrupted during ${label}`);
+        if (r.exitCode !== 0) {
+          const logText = fs.readFileSync(logFile, 'utf8');
+          throw new HarnessError(
+            'build-failed',
+            `${label} of ${def.name} failed${r.timedOut ? ` (timed out after ${Math.round(timeoutMs / 60000)} min)` : ''}`,
+            { file: k.file, excerpt: buildErrorExcerpt(logText), logPath: logFile },
+          );
+        }
+      };
+
+      // configure (once per config input; the fragment check runs every time)
+      const stamp = path.join(out, '.kr-config-input');
+      if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== configInput || !fs.existsSync(path.join(out, '.config'))) {
+        log.info(`configuring ${def.name}: ${def.config.base} + ${def.config.fragments.join(' + ')}`);
+        await make([def.config.base], 'configure', 10 * 60_000);
+        const merged = fragments.map((f) => f.text).join('\n');
+        fs.writeFileSync(path.join(out, '.kr-fragments.config'), merged);
+        const r = await run(path.join(tree, 'scripts/kconfig/merge_config.sh'), ['-m', '-O', out, path.join(out, '.config'), path.join(out, '.kr-fragments.config')], {
+          timeoutMs: 5 * 60_000,
+          cwd: tree,
+          logFile,
+        });
+        if (r.exitCode !== 0)
+          throw new HarnessError('build-failed', `merging config fragments for ${def.name} failed`, { excerpt: tail(r.stdout + r.stderr, 15), logPath: logFile });
+        await make(['olddefconfig'], 'configure', 10 * 60_000);
+        fs.writeFileSync(stamp, configInput);
+      }
+      const configText = fs.readFileSync(path.join(out, '.config'), 'utf8');
+      for (const m of fragmentMismatches(parseKconfig(configText), fragments))
+        log.warn(`${def.name}: ${m.fragment} asks for ${m.option}=${m.wanted} but the final .config has ${m.got} (unmet dependency?)`);
+      // the kernel key hashes the final config (minus its generated header)
+      const configBody = configText.split('\n').filter((l) => !l.startsWith('# Linux/') && !l.startsWith('# Compiler:')).join('\n');
+      const configHash = sha256(configBody);
+      const key = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configHash, compiler });
+      const existing = store.get(key);
+      if (existing) {
+        fs.writeFileSync(indexFile, key);
+        return artifactFrom(store, key, { ...existing.meta, name: def.name }, true);
+      }
+
+      const lastStepsFile = path.join(treeRoot, 'last-build-steps');
+      const expected = fs.existsSync(lastStepsFile) ? Number(fs.readFileSync(lastStepsFile, 'utf8')) : 0;
+      let steps = 0;
+      let lastShown = 0;
+      let lastObj = '';
+      const t0 = Date.now();
+      log.info(`building ${def.name} (${src.label}${patches.length ? ', ' + patches.map((p) => (p.reverse ? '-R ' : '') + path.basename(p.file)).join(', ') : ''}) with -j${jobs}${useCcache ? ' and ccache' : ''}; log: ${logFile}`);
+      await make(['bzImage'], 'build', opts.timeoutMs ?? 60 * 60_000, (line) => {
+        const m = /^\s+(CC|LD|AR|AS|HOSTCC|GEN|CALL|OBJCOPY)\s+(\S+)/.exec(line);
+        if (!m) return;
+        steps++;
+        lastObj = m[2]!;
+        const now = Date.now();
+        if (now - lastShown > 10_000) {
+          lastShown = now;
+          const pct = expected > 0 ? ` ~${Math.min(99, Math.round((100 * steps) / expected))}%` : '';
+          log.progress(`building ${def.name}: ${steps} steps${pct}, ${Math.round((now - t0) / 1000)}s, at ${lastObj}`);
+        }
+      });
+      const buildMs = Date.now() - t0;
+      if (steps > 500) fs.writeFileSync(lastStepsFile, String(steps));
+      const releaseFile = path.join(out, 'include/config/kernel.release');
+      const release = fs.existsSync(releaseFile) ? fs.readFileSync(releaseFile, 'utf8').trim() : 'unknown';
+      log.info(`built ${def.name} (${release}) in ${(buildMs / 1000).toFixed(1)}s, ${steps} build steps`);
+
+      const staging = store.staging(key);
+      fs.copyFileSync(path.join(out, 'arch/x86/boot/bzImage'), path.join(staging, 'bzImage'));
+      fs.copyFileSync(path.join(out, 'vmlinux'), path.join(staging, 'vmlinux'));
+      fs.copyFileSync(path.join(out, '.config'), path.join(staging, 'config'));
+      if (fs.existsSync(path.join(out, 'System.map'))) fs.copyFileSync(path.join(out, 'System.map'), path.join(staging, 'System.map'));
+      fs.copyFileSync(logFile, path.join(staging, 'build.log'));
+      const meta: KernelMeta = {
+        name: def.name,
+        release,
+        configHash,
+        source: src.label,
+        sourceId: src.id,
+        patches: def.patches.map((p) => `${p.reverse ? 'reverse ' : ''}${p.file}`),
+        compiler,
+        buildMs,
+        builtAt: new Date().toISOString(),
+      };
+      const m = store.publish(key, staging, meta);
+      fs.writeFileSync(indexFile + '.tmp', key);
+      fs.renameSync(indexFile + '.tmp', indexFile);
+      return artifactFrom(store, key, m.meta, false);
+    },
+    () => log.info(`waiting for another run building in ${treeRoot}`),
+  );
+}

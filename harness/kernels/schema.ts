@@ -1,0 +1,54 @@
+// Kernel definitions (kernels/*.yaml): where the source comes from, which patches to apply or
+// reverse-apply, which config fragments to merge, and what the kernel is expected to show.
+import { z } from 'zod';
+
+const relPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.split('/').includes('..') || p.startsWith('/'), 'must not climb out of kernels/ with ..');
+
+export const sourceSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('debian-source'),
+    /** Debian package holding /usr/src/<package>.tar.xz */
+    package: z.string().regex(/^linux-source-[0-9.]+$/, 'must be a Debian package name like linux-source-6.1'),
+  }),
+  z.strictObject({
+    type: z.literal('tarball'),
+    /** local path to a kernel source tarball (.tar.xz / .tar.gz) */
+    path: z.string().min(1),
+  }),
+  z.strictObject({
+    type: z.literal('dir'),
+    /** a plain kernel source directory (used in place, read-only: builds go to a separate output dir) */
+    path: z.string().min(1),
+  }),
+]);
+
+export const kernelSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a name: letters, digits, _ . or -'),
+  description: z.string().default(''),
+  source: sourceSchema,
+  patches: z
+    .array(
+      z.strictObject({
+        /** path relative to kernels/ (or absolute) */
+        file: relPath,
+        /** reverse-apply (patch -R): used to take a fix out of a tree that has it */
+        reverse: z.boolean().default(false),
+      }),
+    )
+    .default([]),
+  config: z
+    .strictObject({
+      base: z.enum(['tinyconfig', 'defconfig', 'allnoconfig']).default('tinyconfig'),
+      /** fragments merged in order, paths relative to kernels/ */
+      fragments: z.array(relPath).default(['config/base.config']),
+    })
+    .default({ base: 'tinyconfig', fragments: ['config/base.config'] }),
+  /** what a reproduction case is expected to show on this kernel, if known */
+  expect: z.enum(['bug-present', 'bug-absent', 'unknown']).default('unknown'),
+});
+
+export type KernelDef = z.output<typeof kernelSchema>;
+export type SourceDef = KernelDef['source'];

@@ -1,0 +1,79 @@
+// Kernel sources: a persistent working tree per source identity, kept in the cache and reused
+// between variants (patches are switched in place so make only rebuilds what the patches touch).
+import fs from 'node:fs';
+import path from 'node:path';
+import { HarnessError } from '../util/errors.ts';
+import { hashOf, sha256File } from '../util/cache.ts';
+import { run, tail } from '../util/proc.ts';
+import type { SourceDef } from './schema.ts';
+
+export interface SourceIdentity {
+  /** stable id used in cache keys */
+  id: string;
+  /** human label, e.g. "linux-source-6.1 6.1.192-2" */
+  label: string;
+  /** tarball to extract, or a directory used in place */
+  tarball?: string;
+  dir?: string;
+}
+
+/** sha256 of big tarballs, remembered per (path, size, mtime) so warm runs do not re-hash 140 MB. */
+function cachedFileHash(file: string, cacheDir: string): string {
+  const st = fs.statSync(file);
+  const memo = path.join(cacheDir, 'hashes', hashOf({ file, size: st.size, mtime: st.mtimeMs }));
+  if (fs.existsSync(memo)) return fs.readFileSync(memo, 'utf8').trim();
+  const h = sha256File(file);
+  fs.mkdirSync(path.dirname(memo), { recursive: true });
+  fs.writeFileSync(memo + '.tmp', h);
+  fs.renameSync(memo + '.tmp', memo);
+  return h;
+}
+
+export async function identifySource(src: SourceDef, cacheDir: string, defFile: string): Promise<SourceIdentity> {
+  switch (src.type) {
+    case 'debian-source': {
+      const tarball = `/usr/src/${src.package}.tar.xz`;
+      if (!fs.existsSync(tarball))
+        throw new HarnessError('missing-prereq', `${tarball} not found: the Debian package ${src.package} is not installed`, {
+          file: defFile,
+          field: 'source.package',
+          hint: `apt-get install ${src.package} (npm run doctor -- --install does it)`,
+        });
+      const r = await run('dpkg-query', ['-W', '-f=${Version}', src.package], { timeoutMs: 10_000 });
+      const version = r.exitCode === 0 ? r.stdout.trim() : 'unknown';
+      return { id: `debian-${src.package}-${cachedFileHash(tarball, cacheDir).slice(0, 16)}`, label: `${src.package} ${version}`, tarball };
+    }
+    case 'tarball': {
+      const tarball = path.resolve(path.dirname(defFile), src.path);
+      if (!fs.existsSync(tarball))
+        throw new HarnessError('bad-input', `tarball not found: ${tarball}`, { file: defFile, field: 'source.path' });
+      return { id: `tarball-${cachedFileHash(tarball, cacheDir).slice(0, 16)}`, label: path.basename(tarball), tarball };
+    }
+    case 'dir': {
+      const dir = path.resolve(path.dirname(defFile), src.path);
+      if (!fs.existsSync(path.join(dir, 'Makefile')) || !fs.existsSync(path.join(dir, 'Kconfig')))
+        throw new HarnessError('bad-input', `not a kernel source tree (no Makefile/Kconfig): ${dir}`, { file: defFile, field: 'source.path' });
+      return { id: `dir-${hashOf(dir).slice(0, 16)}`, label: dir, dir };
+    }
+  }
+}
+
+/** Extract a tarball into `dest` atomically (staging dir + rename); the tree's top directory is stripped. */
+export async function extractTarball(tarball: string, dest: string, logFile: string): Promise<void> {
+  const staging = `${dest}.staging-${process.pid}`;
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(staging, { recursive: true });
+  const r = await run('tar', ['-xf', tarball, '-C', staging, '--strip-components=1', '--no-same-owner'], {
+    timeoutMs: 15 * 60_000,
+    logFile,
+  });
+  if (r.exitCode !== 0) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw new HarnessError('build-failed', `cannot extract ${tarball}${r.timedOut ? ' (timed out)' : ''}`, {
+      excerpt: tail(r.stderr, 10),
+      logPath: logFile,
+    });
+  }
+  fs.rmSync(dest, { recursive: true, force: true });
+  fs.renameSync(staging, dest);
+}

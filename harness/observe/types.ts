@@ -1,0 +1,91 @@
+// Data types shared by the pure stages (observe, report, bisect). No I/O here.
+
+/** `IPv4: martian source <src> from <dst>, on dev <dev>` as the kernel prints it.
+ * Note the kernel's wording: "martian source DST from SRC" (ip_handle_martian_source prints
+ * daddr first, then saddr). We store both as printed and name them by what they are. */
+export interface MartianEvent {
+  /** the packet's source address (the `from` field) */
+  src: string;
+  /** the packet's destination address (the `martian source` field) */
+  dst: string;
+  dev: string;
+  /** kernel timestamp in seconds when CONFIG_PRINTK_TIME is on */
+  time?: number;
+  /** the `ll header:` line that follows, if printed */
+  llHeader?: string;
+  raw: string;
+}
+
+/** One fib_table_lookup tracepoint event (v4.18+ one-line format, or pre-4.18 lookup + _nh pair). */
+export interface FibLookupEvent {
+  format: 'v4.18+' | 'pre-4.18';
+  table: number;
+  oif: number;
+  iif: number;
+  proto?: number;
+  src: string;
+  sport?: number;
+  dst: string;
+  dport?: number;
+  tos?: number;
+  scope?: number;
+  flags?: number;
+  /** result: nexthop device (v4.18+: `==> dev X`; pre-4.18: from fib_table_lookup_nh) */
+  nhDev?: string;
+  nhOif?: number;
+  gw?: string;
+  err?: number;
+  raw: string;
+}
+
+export type Counters = Record<string, number>;
+
+export interface PanicInfo {
+  kind: 'panic' | 'oops' | 'bug' | 'warning';
+  /** first line naming the problem, e.g. "Kernel panic - not syncing: sysrq triggered crash" */
+  title: string;
+  /** the text from the first marker on (bounded) */
+  text: string;
+}
+
+export type Verdict = 'reproduced' | 'not-reproduced' | 'error' | 'timeout' | 'panic';
+
+export interface ProbeResult {
+  name: string;
+  ns: string;
+  /** exit status of the probe command in the guest; null if it was stopped early */
+  rc: number | null;
+  passed: boolean;
+  durationMs: number;
+  /** stopped as soon as the kernel signalled the drop, without waiting out a user-space timeout */
+  stoppedEarly: boolean;
+  /** the probe hit its own deadline inside the guest */
+  timedOut?: boolean;
+  output: string;
+}
+
+/** One kernel x case run: everything the report and the JSON need. */
+export interface RunRecord {
+  kernel: string;
+  case: string;
+  /** sysctl variant applied on top of the case, "ns:key" -> value */
+  sysctls: Record<string, string>;
+  verdict: Verdict;
+  /** one line: why this verdict */
+  reason: string;
+  martians: Array<Pick<MartianEvent, 'src' | 'dst' | 'dev'> & { time?: number; raw: string }>;
+  /** counters named by the case, per namespace, after the probes */
+  counters: Record<string, number>;
+  /** the change of every counter that moved during the probes, "ns:Section.Name" -> delta */
+  counterDeltas: Record<string, number>;
+  probes: ProbeResult[];
+  /** fib lookups whose result device differs from the arrival device (the rp_filter mismatch) */
+  fibEvidence: string[];
+  fibEventCount: number;
+  panic?: PanicInfo;
+  kernelInfo: { release: string; configHash: string; key: string; source: string; patches: string[] };
+  vm: { accel: string; machine: string; bootMs?: number; exitCode: number | null; timedOut: boolean };
+  durationMs: number;
+  /** where the raw evidence is kept */
+  files: { console: string; results: string; record?: string };
+}

@@ -1,0 +1,149 @@
+// One kernel x one case: compose the initramfs, boot with a deadline, parse what the kernel and
+// the agent reported, decide the verdict, keep the evidence on disk.
+import fs from 'node:fs';
+import path from 'node:path';
+import { renderCase, type SysctlOverride } from '../cases/render.ts';
+import type { LoadedCase } from '../cases/load.ts';
+import { composeInitramfs } from '../images/initramfs.ts';
+import type { KernelArtifact } from '../kernels/build.ts';
+import { parseKconfig } from '../kernels/kconfig.ts';
+import { diffCounters, parseNetstat, pickCounters } from '../observe/counters.ts';
+import { parseFibTrace, summarizeFib } from '../observe/fib.ts';
+import { parseMartians } from '../observe/martian.ts';
+import { detectPanic } from '../observe/panic.ts';
+import { parseAgentOutput } from '../observe/results.ts';
+import type { Counters, RunRecord } from '../observe/types.ts';
+import { decideVerdict } from '../observe/verdict.ts';
+import type { Accel, Machine } from '../vm/qemu.ts';
+import { bootVm } from '../vm/run.ts';
+
+export interface RunCaseOptions {
+  kernel: KernelArtifact;
+  kcase: LoadedCase;
+  baseImage: string;
+  accel: Accel;
+  runDir: string;
+  sysctlOverrides?: SysctlOverride[];
+  /** override the case's deadline (ms) */
+  deadlineMs?: number;
+  machine?: Machine;
+  /** label for the variant directory */
+  label?: string;
+}
+
+export function preferredMachine(k: KernelArtifact): Machine {
+  const cfg = parseKconfig(fs.readFileSync(k.config, 'utf8'));
+  return cfg.get('CONFIG_PVH') === 'y' ? 'microvm' : 'pc';
+}
+
+/** Counters of every namespace: "ns:Section.Name" -> value, from the agent's counters-<tag>:<ns> sections. */
+function countersFrom(sections: Record<string, string>, tag: string): Record<string, Counters> {
+  const out: Record<string, Counters> = {};
+  for (const [name, text] of Object.entries(sections)) {
+    const m = new RegExp(`^counters-${tag}:(.+)$`).exec(name);
+    if (m?.[1]) out[m[1]] = parseNetstat(text);
+  }
+  return out;
+}
+
+export function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.-]+/g, '_');
+}
+
+export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
+  const started = Date.now();
+  const c = o.kcase.def;
+  const dir = path.join(o.runDir, safeName(`${o.kernel.name}__${c.name}${o.label ? '__' + o.label : ''}`));
+  fs.mkdirSync(dir, { recursive: true });
+  const rendered = renderCase(c, { sysctlOverrides: o.sysctlOverrides ?? [] });
+  for (const [p, content] of Object.entries(rendered.files)) {
+    const dest = path.join(dir, 'case', p.replace(/^\/case\//, ''));
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.writeFileSync(dest, content);
+  }
+  const initrd = path.join(dir, 'initramfs.img');
+  await composeInitramfs(o.baseImage, rendered.files, initrd);
+  const machine = o.machine ?? preferredMachine(o.kernel);
+  const deadlineMs = o.deadlineMs ?? (o.accel === 'kvm' ? Math.ceil(c.deadlineMs / 3) : c.deadlineMs);
+  const consoleFile = path.join(dir, 'console.log');
+  const resultsFile = path.join(dir, 'results.txt');
+  fs.rmSync(consoleFile, { force: true });
+  const vm = await bootVm(
+    { accel: o.accel, machine, kernel: machine === 'microvm' ? o.kernel.vmlinux : o.kernel.bzImage, initrd, resultsFile },
+    { deadlineMs, consoleFile },
+  );
+  fs.rmSync(initrd, { force: true });
+
+  const report = parseAgentOutput(vm.results);
+  const kernelLog = report.sections['dmesg'] ?? vm.console;
+  // the console is what the kernel printed live; dmesg (if the agent got that far) is complete
+  const martianSource = report.sections['dmesg'] !== undefined ? kernelLog : vm.console;
+  const martians = parseMartians(martianSource);
+  const panic = detectPanic(vm.console);
+  const before = countersFrom(report.sections, 'before');
+  const after = countersFrom(report.sections, 'after');
+  const counterDeltas: Record<string, number> = {};
+  const counters: Record<string, number> = {};
+  for (const [ns, a] of Object.entries(after)) {
+    for (const [k, v] of Object.entries(diffCounters(before[ns] ?? {}, a))) counterDeltas[`${ns}:${k}`] = v;
+    for (const [k, v] of Object.entries(pickCounters(a, c.counters))) counters[`${ns}:${k}`] = v;
+  }
+  const rpFilterDelta = Object.entries(counterDeltas)
+    .filter(([k]) => k.endsWith('.IPReversePathFilter'))
+    .reduce((s, [, v]) => s + v, 0);
+  const fib = parseFibTrace(report.sections['trace'] ?? '');
+  // the lookups that show the rp_filter mismatch: a reverse lookup (iif set, oif 0) whose result device is not lo
+  const fibEvidence = fib
+    .filter((e) => e.iif === 1 && e.oif === 0 && e.nhDev !== undefined && e.nhDev !== 'lo' && e.src === e.dst)
+    .map(summarizeFib);
+  const uniqueFib = [...new Set(fibEvidence)];
+  const { verdict, reason } = decideVerdict({
+    signature: c.signature,
+    controlProbes: c.probes.filter((p) => p.control).map((p) => p.name),
+    report,
+    martians,
+    rpFilterDelta,
+    panic,
+    vmTimedOut: vm.timedOut,
+    deadlineMs,
+  });
+  const sysctls: Record<string, string> = {};
+  for (const s of o.sysctlOverrides ?? []) sysctls[`${s.ns}:${s.key}`] = s.value;
+  const record: RunRecord = {
+    kernel: o.kernel.name,
+    case: c.name,
+    sysctls,
+    verdict,
+    reason: vm.accelError ? `${reason} (QEMU: ${vm.accelError})` : reason,
+    martians: martians.map((m) => ({ src: m.src, dst: m.dst, dev: m.dev, ...(m.time !== undefined ? { time: m.time } : {}), raw: m.raw })),
+    counters,
+    counterDeltas,
+    probes: report.probes,
+    fibEvidence: uniqueFib,
+    fibEventCount: fib.length,
+    ...(panic && panic.kind !== 'warning' ? { panic } : {}),
+    kernelInfo: {
+      release: report.hello?.kernel || o.kernel.meta.release,
+      configHash: o.kernel.meta.configHash,
+      key: o.kernel.key,
+      source: o.kernel.meta.source,
+      patches: o.kernel.meta.patches,
+    },
+    vm: {
+      accel: o.accel,
+      machine,
+      ...(report.hello ? { bootMs: report.hello.uptimeMs } : {}),
+      exitCode: vm.exitCode,
+      timedOut: vm.timedOut,
+    },
+    durationMs: Date.now() - started,
+    files: { console: consoleFile, results: resultsFile, record: path.join(dir, 'record.json') },
+  };
+  if (report.steps.some((s) => s.rc !== 0)) {
+    const failed = report.steps.find((s) => s.rc !== 0)!;
+    const out = report.sections[`step-output:${failed.label}`];
+    if (out) record.reason += `: ${out.trim().split('\n').slice(0, 3).join(' / ')}`;
+  }
+  fs.writeFileSync(path.join(dir, 'record.json'), JSON.stringify(record, null, 2));
+  return record;
+}

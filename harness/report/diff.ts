@@ -1,0 +1,164 @@
+// Compare runs of the same case (and sysctl variant) across kernels. Pure: no I/O.
+
+import type { RunRecord, Verdict } from '../observe/types.ts';
+
+export type ProbeOutcome = 'pass' | 'fail' | 'n/a';
+
+export interface ProbeDiffRow {
+  probe: string;
+  /** kernel -> outcome; 'n/a' when that kernel's run has no probe of this name */
+  results: Record<string, ProbeOutcome>;
+  differs: boolean;
+}
+
+export interface CounterDiffRow {
+  /** counter name as recorded; delta rows are prefixed with "Δ " */
+  name: string;
+  /** kernel -> value. Delta rows hold every kernel (missing = 0); absolute rows omit kernels
+   * whose run did not record the counter. */
+  values: Record<string, number>;
+  differs: boolean;
+}
+
+export interface CaseDiff {
+  case: string;
+  /** sysctls rendered as sorted "k=v" joined by ","; "" when none */
+  variant: string;
+  /** kernel labels in first-seen order. A kernel that ran the same case/variant more than
+   * once gets labels "name", "name#2", ... so no run is dropped. */
+  kernels: string[];
+  verdicts: Record<string, Verdict>;
+  /** the verdicts of the kernels in this group are not all equal */
+  flips: boolean;
+  /** kernel -> distinct "martian source DST from SRC, on dev DEV" strings, " (xN)" when N > 1 */
+  martians: Record<string, string[]>;
+  probes: ProbeDiffRow[];
+  counters: CounterDiffRow[];
+  /** kernel -> fib evidence lines */
+  fib: Record<string, string[]>;
+}
+
+export const DELTA_PREFIX = 'Δ ';
+
+/** sysctls as sorted "k=v" joined by ","; "" when there are none. */
+export function variantOf(sysctls: Record<string, string>): string {
+  return Object.keys(sysctls)
+    .sort()
+    .map((k) => `${k}=${sysctls[k] ?? ''}`)
+    .join(',');
+}
+
+/** The kernel's own wording: "martian source <dst> from <src>, on dev <dev>". */
+export function martianText(m: { src: string; dst: string; dev: string }): string {
+  return `martian source ${m.dst} from ${m.src}, on dev ${m.dev}`;
+}
+
+/** Distinct martian strings in first-seen order, with " (xN)" when seen N > 1 times. */
+export function martianLines(martians: RunRecord['martians']): string[] {
+  const counts = new Map<string, number>();
+  for (const m of martians) {
+    const t = martianText(m);
+    counts.set(t, (counts.get(t) ?? 0) + 1);
+  }
+  return [...counts].map(([t, n]) => (n > 1 ? `${t} (x${n})` : t));
+}
+
+function allEqual<T>(xs: T[]): boolean {
+  return xs.every((x) => x === xs[0]);
+}
+
+interface Group {
+  case: string;
+  variant: string;
+  entries: Array<{ label: string; run: RunRecord }>;
+}
+
+function groupRuns(runs: RunRecord[]): Group[] {
+  const groups = new Map<string, Group>();
+  for (const run of runs) {
+    const variant = variantOf(run.sysctls);
+    const key = JSON.stringify([run.case, variant]);
+    let g = groups.get(key);
+    if (!g) {
+      g = { case: run.case, variant, entries: [] };
+      groups.set(key, g);
+    }
+    const taken = new Set(g.entries.map((e) => e.label));
+    let label = run.kernel;
+    for (let i = 2; taken.has(label); i++) label = `${run.kernel}#${i}`;
+    g.entries.push({ label, run });
+  }
+  return [...groups.values()];
+}
+
+function probeOutcome(run: RunRecord, name: string): ProbeOutcome {
+  const p = run.probes.find((x) => x.name === name);
+  if (!p) return 'n/a';
+  return p.passed ? 'pass' : 'fail';
+}
+
+function diffGroup(g: Group): CaseDiff {
+  const kernels = g.entries.map((e) => e.label);
+  const verdicts: Record<string, Verdict> = {};
+  const martians: Record<string, string[]> = {};
+  const fib: Record<string, string[]> = {};
+  for (const { label, run } of g.entries) {
+    verdicts[label] = run.verdict;
+    martians[label] = martianLines(run.martians);
+    fib[label] = [...run.fibEvidence];
+  }
+
+  const probeNames: string[] = [];
+  for (const { run } of g.entries) {
+    for (const p of run.probes) if (!probeNames.includes(p.name)) probeNames.push(p.name);
+  }
+  const probes: ProbeDiffRow[] = probeNames.map((probe) => {
+    const results: Record<string, ProbeOutcome> = {};
+    for (const { label, run } of g.entries) results[label] = probeOutcome(run, probe);
+    return { probe, results, differs: !allEqual(kernels.map((k) => results[k])) };
+  });
+
+  const absNames: string[] = [];
+  const deltaNames: string[] = [];
+  for (const { run } of g.entries) {
+    for (const n of Object.keys(run.counters)) if (!absNames.includes(n)) absNames.push(n);
+    for (const n of Object.keys(run.counterDeltas)) if (!deltaNames.includes(n)) deltaNames.push(n);
+  }
+  const counters: CounterDiffRow[] = [];
+  for (const name of absNames) {
+    const values: Record<string, number> = {};
+    const seen: Array<number | undefined> = [];
+    for (const { label, run } of g.entries) {
+      const v = run.counters[name];
+      seen.push(v);
+      if (v !== undefined) values[label] = v;
+    }
+    counters.push({ name, values, differs: !allEqual(seen) });
+  }
+  for (const name of deltaNames) {
+    const values: Record<string, number> = {};
+    for (const { label, run } of g.entries) values[label] = run.counterDeltas[name] ?? 0;
+    counters.push({
+      name: `${DELTA_PREFIX}${name}`,
+      values,
+      differs: !allEqual(kernels.map((k) => values[k])),
+    });
+  }
+
+  return {
+    case: g.case,
+    variant: g.variant,
+    kernels,
+    verdicts,
+    flips: !allEqual(kernels.map((k) => verdicts[k])),
+    martians,
+    probes,
+    counters,
+    fib,
+  };
+}
+
+/** Group runs by case + sysctl variant (first-seen order) and compare them across kernels. */
+export function diffRuns(runs: RunRecord[]): CaseDiff[] {
+  return groupRuns(runs).map(diffGroup);
+}

@@ -1,0 +1,113 @@
+// The machine-readable summary (summary.json). Pure: builds a plain, JSON-serialisable object.
+
+import type { PanicInfo, RunRecord, Verdict } from '../observe/types.ts';
+
+export interface SummaryProbe {
+  name: string;
+  ns: string;
+  passed: boolean;
+  rc: number | null;
+  durationMs: number;
+  stoppedEarly: boolean;
+  timedOut: boolean;
+}
+
+export interface SummaryRun {
+  kernel: string;
+  case: string;
+  /** "ns:key" -> value, as applied on top of the case */
+  sysctls: Record<string, string>;
+  verdict: Verdict;
+  reason: string;
+  martians: Array<{ src: string; dst: string; dev: string }>;
+  /** absolute counters as recorded, plus "delta:<ns:Section.Name>" for every counter delta */
+  counters: Record<string, number>;
+  durationMs: number;
+  probes: SummaryProbe[];
+  fibEvidence: string[];
+  fibEventCount: number;
+  panic: Pick<PanicInfo, 'kind' | 'title' | 'text'> | null;
+  kernelInfo: { release: string; configHash: string; key: string; source: string; patches: string[] };
+  vm: { accel: string; machine: string; bootMs: number | null; exitCode: number | null; timedOut: boolean };
+  files: { console: string; results: string; record?: string };
+}
+
+export interface Summary {
+  tool: 'kernel-repro';
+  version: 1;
+  runId: string;
+  startedAt: string;
+  host: { accel: string; qemu?: string };
+  runs: SummaryRun[];
+}
+
+export interface SummaryMeta {
+  runId: string;
+  startedAt: string;
+  accel: string;
+  qemu?: string;
+}
+
+export const DELTA_KEY_PREFIX = 'delta:';
+
+function summarizeRun(r: RunRecord): SummaryRun {
+  const counters: Record<string, number> = { ...r.counters };
+  for (const [k, v] of Object.entries(r.counterDeltas)) counters[`${DELTA_KEY_PREFIX}${k}`] = v;
+  const files: SummaryRun['files'] = { console: r.files.console, results: r.files.results };
+  if (r.files.record !== undefined) files.record = r.files.record;
+  return {
+    kernel: r.kernel,
+    case: r.case,
+    sysctls: { ...r.sysctls },
+    verdict: r.verdict,
+    reason: r.reason,
+    martians: r.martians.map((m) => ({ src: m.src, dst: m.dst, dev: m.dev })),
+    counters,
+    durationMs: r.durationMs,
+    probes: r.probes.map((p) => ({
+      name: p.name,
+      ns: p.ns,
+      passed: p.passed,
+      rc: p.rc,
+      durationMs: p.durationMs,
+      stoppedEarly: p.stoppedEarly,
+      timedOut: p.timedOut ?? false,
+    })),
+    fibEvidence: [...r.fibEvidence],
+    fibEventCount: r.fibEventCount,
+    panic: r.panic ? { kind: r.panic.kind, title: r.panic.title, text: r.panic.text } : null,
+    kernelInfo: {
+      release: r.kernelInfo.release,
+      configHash: r.kernelInfo.configHash,
+      key: r.kernelInfo.key,
+      source: r.kernelInfo.source,
+      patches: [...r.kernelInfo.patches],
+    },
+    vm: {
+      accel: r.vm.accel,
+      machine: r.vm.machine,
+      bootMs: r.vm.bootMs ?? null,
+      exitCode: r.vm.exitCode,
+      timedOut: r.vm.timedOut,
+    },
+    files,
+  };
+}
+
+export function buildSummary(meta: SummaryMeta, runs: RunRecord[]): Summary {
+  const host: Summary['host'] = { accel: meta.accel };
+  if (meta.qemu !== undefined) host.qemu = meta.qemu;
+  return {
+    tool: 'kernel-repro',
+    version: 1,
+    runId: meta.runId,
+    startedAt: meta.startedAt,
+    host,
+    runs: runs.map(summarizeRun),
+  };
+}
+
+/** Every run reached a verdict about the bug (reproduced or not-reproduced). True for no runs. */
+export function allCompleted(runs: Array<Pick<RunRecord, 'verdict'>>): boolean {
+  return runs.every((r) => r.verdict === 'reproduced' || r.verdict === 'not-reproduced');
+}

@@ -1,0 +1,240 @@
+// Terminal rendering of runs and diffs. Pure: returns strings, prints nothing.
+
+import type { ProbeResult, RunRecord, Verdict } from '../observe/types.ts';
+import { type CaseDiff, variantOf } from './diff.ts';
+
+export interface RenderOptions {
+  /** colour verdicts with ANSI escapes */
+  color?: boolean;
+}
+
+const ANSI_RE = /\x1b\[[0-9;]*m/g;
+
+export function stripAnsi(s: string): string {
+  return s.replace(ANSI_RE, '');
+}
+
+/** Printable width: ANSI escapes removed, counted in code points. */
+function width(s: string): number {
+  return [...stripAnsi(s)].length;
+}
+
+function padEnd(s: string, w: number): string {
+  return s + ' '.repeat(Math.max(0, w - width(s)));
+}
+
+function padStart(s: string, w: number): string {
+  return ' '.repeat(Math.max(0, w - width(s))) + s;
+}
+
+const VERDICT_COLOR: Record<Verdict, string> = {
+  reproduced: '31', // red
+  'not-reproduced': '32', // green
+  error: '33', // yellow
+  timeout: '33', // yellow
+  panic: '35', // magenta
+};
+
+export function colorVerdict(v: Verdict, color: boolean | undefined): string {
+  return color ? `\x1b[${VERDICT_COLOR[v]}m${v}\x1b[0m` : v;
+}
+
+function probeCell(p: ProbeResult): string {
+  if (p.passed) return `${p.name}:pass`;
+  const tags: string[] = [];
+  if (p.stoppedEarly) tags.push('early');
+  if (p.timedOut) tags.push('timeout');
+  return `${p.name}:FAIL${tags.length ? `(${tags.join(',')})` : ''}`;
+}
+
+/** Sum of every counterDeltas entry named "<ns>:<Section>.IPReversePathFilter"; null when the run
+ * recorded no counters at all (so "0" is only shown when the counters were actually read). */
+export function rpFilterDelta(r: RunRecord): number | null {
+  let sum = 0;
+  let found = false;
+  for (const [k, v] of Object.entries(r.counterDeltas)) {
+    if (k.endsWith('.IPReversePathFilter')) {
+      sum += v;
+      found = true;
+    }
+  }
+  if (found) return sum;
+  if (Object.keys(r.counterDeltas).length === 0 && Object.keys(r.counters).length === 0) return null;
+  return 0;
+}
+
+function seconds(ms: number): string {
+  return `${(Math.round(ms / 100) / 10).toFixed(1)}s`; // round half up on ms, not on binary floats
+}
+
+function caseLabel(c: string, variant: string): string {
+  return variant ? `${c} [${variant}]` : c;
+}
+
+interface Column {
+  header: string;
+  align: 'left' | 'right';
+}
+
+function renderTable(cols: Column[], rows: string[][]): string {
+  const widths = cols.map((c, i) => Math.max(width(c.header), ...rows.map((r) => width(r[i] ?? ''))));
+  const line = (cells: string[]): string =>
+    cols
+      .map((c, i) => {
+        const cell = cells[i] ?? '';
+        const w = widths[i] ?? 0;
+        return c.align === 'right' ? padStart(cell, w) : padEnd(cell, w);
+      })
+      .join('  ')
+      .trimEnd();
+  const out = [line(cols.map((c) => c.header)), widths.map((w) => '-'.repeat(w)).join('  ')];
+  for (const r of rows) out.push(line(r));
+  return out.join('\n');
+}
+
+/** One row per run: kernel, case [variant], verdict, probes, martians, rp_filter delta, duration. */
+export function renderRunsTable(runs: RunRecord[], opts: RenderOptions = {}): string {
+  const cols: Column[] = [
+    { header: 'KERNEL', align: 'left' },
+    { header: 'CASE', align: 'left' },
+    { header: 'VERDICT', align: 'left' },
+    { header: 'PROBES', align: 'left' },
+    { header: 'MARTIANS', align: 'right' },
+    { header: 'RPF Δ', align: 'right' },
+    { header: 'TIME', align: 'right' },
+  ];
+  const rows = runs.map((r) => {
+    const rpf = rpFilterDelta(r);
+    return [
+      r.kernel,
+      caseLabel(r.case, variantOf(r.sysctls)),
+      colorVerdict(r.verdict, opts.color),
+      r.probes.length ? r.probes.map(probeCell).join(' ') : '-',
+      String(r.martians.length),
+      rpf === null ? '-' : String(rpf),
+      seconds(r.durationMs),
+    ];
+  });
+  return renderTable(cols, rows);
+}
+
+function kvLine(kernels: string[], value: (k: string) => string): string {
+  return kernels.map((k) => `${k}=${value(k)}`).join('  ');
+}
+
+/** Per case/variant group: verdicts, then only the probe and counter rows that differ, martians
+ * and fib evidence per kernel. */
+export function renderDiff(diffs: CaseDiff[], opts: RenderOptions = {}): string {
+  const blocks: string[] = [];
+  for (const d of diffs) {
+    const out: string[] = [`== ${caseLabel(d.case, d.variant)} ==`];
+    const only = d.kernels[0];
+    if (d.kernels.length === 1 && only !== undefined) {
+      const v = d.verdicts[only];
+      out.push(`only one kernel (${only}${v ? `: ${colorVerdict(v, opts.color)}` : ''}), nothing to compare`);
+      blocks.push(out.join('\n'));
+      continue;
+    }
+
+    const verdicts = kvLine(d.kernels, (k) => {
+      const v = d.verdicts[k];
+      return v ? colorVerdict(v, opts.color) : '?';
+    });
+    out.push(`verdicts: ${verdicts}${d.flips ? '  <- differs' : ''}`);
+
+    const probes = d.probes.filter((p) => p.differs);
+    if (probes.length) {
+      out.push('probes (differing):');
+      for (const p of probes) out.push(`  ${p.probe}: ${kvLine(d.kernels, (k) => p.results[k] ?? 'n/a')}`);
+    } else {
+      out.push('probes: no differences');
+    }
+
+    const counters = d.counters.filter((c) => c.differs);
+    if (counters.length) {
+      out.push('counters (differing):');
+      for (const c of counters) {
+        out.push(`  ${c.name}: ${kvLine(d.kernels, (k) => String(c.values[k] ?? '-'))}`);
+      }
+    } else {
+      out.push('counters: no differences');
+    }
+
+    out.push('martians:');
+    for (const k of d.kernels) {
+      const lines = d.martians[k] ?? [];
+      if (lines.length === 0) out.push(`  ${k}: (none)`);
+      for (const l of lines) out.push(`  ${k}: ${l}`);
+    }
+
+    out.push('fib evidence:');
+    for (const k of d.kernels) {
+      const lines = d.fib[k] ?? [];
+      if (lines.length === 0) {
+        out.push(`  ${k}: (none)`);
+        continue;
+      }
+      out.push(`  ${k}:`);
+      for (const l of lines.slice(0, 3)) out.push(`    ${l}`);
+      if (lines.length > 3) out.push(`    ... (${lines.length - 3} more)`);
+    }
+    blocks.push(out.join('\n'));
+  }
+  return blocks.join('\n\n');
+}
+
+function more(total: number, shown: number, indent: string): string[] {
+  return total > shown ? [`${indent}... (${total - shown} more)`] : [];
+}
+
+/** Everything about one run, for `--verbose` or a failing case. */
+export function renderRunDetails(r: RunRecord): string {
+  const out: string[] = [];
+  out.push(`${r.kernel} / ${caseLabel(r.case, variantOf(r.sysctls))}: ${r.verdict} (${seconds(r.durationMs)})`);
+  out.push(`  reason: ${r.reason}`);
+  const ki = r.kernelInfo;
+  out.push(`  kernel: ${ki.release} config ${ki.configHash.slice(0, 12)} (${ki.source})`);
+  if (ki.patches.length) out.push(`  patches: ${ki.patches.join(', ')}`);
+  const vm = r.vm;
+  const boot = vm.bootMs !== undefined ? `, boot ${seconds(vm.bootMs)}` : '';
+  out.push(
+    `  vm: ${vm.accel} ${vm.machine}${boot}, exit ${vm.exitCode ?? '-'}${vm.timedOut ? ', timed out' : ''}`,
+  );
+
+  out.push(`  probes (${r.probes.length}):`);
+  for (const p of r.probes) {
+    const flags = [p.stoppedEarly ? 'stopped early' : '', p.timedOut ? 'timed out' : ''].filter(Boolean);
+    out.push(
+      `    ${p.name} [${p.ns}]: ${p.passed ? 'pass' : 'FAIL'} rc=${p.rc ?? '-'} ${seconds(p.durationMs)}` +
+        (flags.length ? ` (${flags.join(', ')})` : ''),
+    );
+  }
+
+  out.push(`  martians (${r.martians.length}):`);
+  for (const m of r.martians.slice(0, 5)) out.push(`    ${m.raw}`);
+  out.push(...more(r.martians.length, 5, '    '));
+
+  const counters = Object.entries(r.counters);
+  const deltas = Object.entries(r.counterDeltas);
+  out.push(`  counters (${counters.length}):`);
+  for (const [k, v] of counters) out.push(`    ${k} = ${v}`);
+  out.push(`  counter deltas (${deltas.length}):`);
+  for (const [k, v] of deltas) out.push(`    ${k} ${v >= 0 ? '+' : ''}${v}`);
+
+  out.push(`  fib evidence (${r.fibEvidence.length} of ${r.fibEventCount} lookups):`);
+  for (const l of r.fibEvidence.slice(0, 5)) out.push(`    ${l}`);
+  out.push(...more(r.fibEvidence.length, 5, '    '));
+
+  if (r.panic) {
+    out.push(`  ${r.panic.kind}: ${r.panic.title}`);
+    const lines = r.panic.text.split(/\r?\n/);
+    for (const l of lines.slice(0, 15)) out.push(`    ${l}`);
+    out.push(...more(lines.length, 15, '    '));
+  }
+
+  out.push('  files:');
+  out.push(`    console: ${r.files.console}`);
+  out.push(`    results: ${r.files.results}`);
+  if (r.files.record) out.push(`    record: ${r.files.record}`);
+  return out.join('\n');
+}

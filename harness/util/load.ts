@@ -1,0 +1,55 @@
+// Load a YAML or JSON data file and validate it against a zod schema. Every failure is a
+// HarnessError naming the file and the field at fault.
+import fs from 'node:fs';
+import YAML from 'yaml';
+import type { z } from 'zod';
+import { HarnessError } from './errors.ts';
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += (out ? '.' : '') + String(p);
+  }
+  return out || '(top level)';
+}
+
+/** Parse text as YAML (JSON is a subset) and validate. `file` is used in messages only. */
+export function parseData<S extends z.ZodType>(text: string, file: string, schema: S): z.output<S> {
+  let raw: unknown;
+  try {
+    const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'syntax';
+      throw new HarnessError('bad-input', `not valid YAML/JSON: ${e.message.split('\n')[0]}`, { file, field: where });
+    }
+    raw = doc.toJS();
+  } catch (err) {
+    if (err instanceof HarnessError) throw err;
+    throw new HarnessError('bad-input', `not valid YAML/JSON: ${(err as Error).message}`, { file, field: 'syntax' });
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new HarnessError('bad-input', 'expected a mapping of fields at the top level', { file, field: '(top level)' });
+  const res = schema.safeParse(raw);
+  if (!res.success) {
+    const issues = res.error.issues;
+    const first = issues[0]!;
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more: ${issues.slice(1, 4).map((i) => formatPath(i.path)).join(', ')})` : '';
+    throw new HarnessError('bad-input', `${first.message}${more}`, { file, field: formatPath(first.path) });
+  }
+  return res.data;
+}
+
+export function loadDataFile<S extends z.ZodType>(file: string, schema: S): z.output<S> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new HarnessError('bad-input', `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      file,
+      field: '(file)',
+    });
+  }
+  return parseData(text, file, schema);
+}

@@ -1,0 +1,155 @@
+// The one place that spawns processes. Every child runs in its own process group with a hard
+// deadline; on timeout or on SIGINT/SIGTERM of the harness the whole group is killed, so no make,
+// gcc or QEMU is left behind.
+import { execa, type ResultPromise } from 'execa';
+import fs from 'node:fs';
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** hard deadline; the whole process group gets SIGKILL when it passes */
+  timeoutMs: number;
+  /** append stdout+stderr to this file as they arrive */
+  logFile?: string;
+  /** called for each line of stdout/stderr (progress display, early detection) */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** kill the process group as soon as a line satisfies this (e.g. a fatal QEMU error) */
+  killWhen?: (line: string) => boolean;
+  input?: string;
+  /** keep at most this many bytes of stdout/stderr in memory (default 8 MiB) */
+  maxBuffer?: number;
+}
+
+export interface RunResult {
+  command: string;
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** killed because a line matched `killWhen` */
+  killedOnLine: boolean;
+  interrupted: boolean;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+const live = new Set<number>();
+let interruptedFlag = false;
+
+function killGroup(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Kill every live child group (used on SIGINT/SIGTERM and at exit). */
+export function killAll(): void {
+  for (const pid of live) killGroup(pid);
+}
+
+export function wasInterrupted(): boolean {
+  return interruptedFlag;
+}
+
+let handlersInstalled = false;
+/** Install SIGINT/SIGTERM handlers that kill all children and then run `onInterrupt`. */
+export function installSignalHandlers(onInterrupt: () => void): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  const handler = (): void => {
+    interruptedFlag = true;
+    killAll();
+    onInterrupt();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  process.on('exit', killAll);
+}
+
+export async function run(file: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+  const started = Date.now();
+  const command = [file, ...args].join(' ');
+  const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
+  const child: ResultPromise = execa(file, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: true,
+    detached: true, // own process group, so we can kill make's and QEMU's children too
+    reject: false,
+    stripFinalNewline: false,
+    buffer: true,
+    maxBuffer: opts.maxBuffer ?? 8 * 1024 * 1024,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+  });
+  const pid = child.pid;
+  if (pid !== undefined) live.add(pid);
+  let timedOut = false;
+  let killedOnLine = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    if (pid !== undefined) killGroup(pid);
+  }, opts.timeoutMs);
+
+  const attach = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr'): void => {
+    if (!stream) return;
+    let partial = '';
+    stream.on('data', (chunk: Buffer) => {
+      log?.write(chunk);
+      if (!opts.onLine && !opts.killWhen) return;
+      partial += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl).replace(/\r$/, '');
+        partial = partial.slice(nl + 1);
+        opts.onLine?.(line, name);
+        if (opts.killWhen?.(line) && pid !== undefined) {
+          killedOnLine = true;
+          killGroup(pid);
+        }
+      }
+    });
+    stream.on('end', () => {
+      if (partial) opts.onLine?.(partial, name);
+    });
+  };
+  attach(child.stdout, 'stdout');
+  attach(child.stderr, 'stderr');
+
+  const res = await child;
+  clearTimeout(timer);
+  if (pid !== undefined) {
+    // the leader is gone; make sure nothing of its group survives (e.g. QEMU helpers)
+    killGroup(pid);
+    live.delete(pid);
+  }
+  await new Promise<void>((resolve) => (log ? log.end(resolve) : resolve()));
+  const text = (v: unknown): string => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : '');
+  return {
+    command,
+    exitCode: typeof res.exitCode === 'number' ? res.exitCode : null,
+    signal: res.signal ?? null,
+    timedOut,
+    killedOnLine,
+    interrupted: interruptedFlag,
+    stdout: text(res.stdout),
+    stderr: text(res.stderr),
+    durationMs: Date.now() - started,
+  };
+}
+
+/** Run and return stdout, or throw with the tail of stderr. */
+export async function runOk(file: string, args: readonly string[], opts: RunOptions): Promise<string> {
+  const r = await run(file, args, opts);
+  if (r.exitCode !== 0) {
+    const why = r.timedOut ? `timed out after ${opts.timeoutMs} ms` : `exit ${r.exitCode ?? r.signal}`;
+    throw new Error(`${r.command}: ${why}\n${tail(r.stderr || r.stdout, 20)}`);
+  }
+  return r.stdout;
+}
+
+export function tail(text: string, lines: number): string {
+  const all = text.replace(/\r/g, '').trimEnd().split('\n');
+  return all.slice(-lines).join('\n');
+}

@@ -1,0 +1,54 @@
+// Boot one guest with a hard deadline; capture the console and the result channel.
+import fs from 'node:fs';
+import { HarnessError } from '../util/errors.ts';
+import { run } from '../util/proc.ts';
+import { accelFailure, qemuArgs, type VmSpec } from './qemu.ts';
+
+export const QEMU = process.env.KERNEL_REPRO_QEMU ?? 'qemu-system-x86_64';
+
+export interface VmResult {
+  console: string;
+  results: string;
+  exitCode: number | null;
+  timedOut: boolean;
+  accelError: string | null;
+  durationMs: number;
+  args: string[];
+}
+
+export async function bootVm(
+  spec: VmSpec,
+  opts: { deadlineMs: number; consoleFile: string; onConsoleLine?: (line: string) => void },
+): Promise<VmResult> {
+  fs.writeFileSync(spec.resultsFile, '');
+  const args = qemuArgs(spec);
+  let accelError: string | null = null;
+  const r = await run(QEMU, args, {
+    timeoutMs: opts.deadlineMs,
+    logFile: opts.consoleFile,
+    onLine: (line) => opts.onConsoleLine?.(line),
+    killWhen: (line) => {
+      if (!accelError) accelError = accelFailure(line);
+      return accelError !== null;
+    },
+  });
+  if (r.interrupted) throw new HarnessError('interrupted', 'interrupted while a guest was running');
+  if (r.exitCode === null && !r.timedOut && r.signal === null)
+    throw new HarnessError('missing-prereq', `cannot start ${QEMU}`, { hint: 'apt-get install qemu-system-x86' });
+  if (/^(qemu-system-\S+|qemu): /m.test(r.stderr) && r.exitCode !== 0 && !r.timedOut && !accelError) {
+    const msg = r.stderr.split('\n').find((l) => /qemu/.test(l)) ?? r.stderr;
+    if (/No such file|ENOENT|not found/i.test(r.stderr) && r.exitCode === 127)
+      throw new HarnessError('missing-prereq', `cannot start ${QEMU}`, { hint: 'apt-get install qemu-system-x86' });
+    accelError = accelError ?? accelFailure(r.stderr);
+    if (!accelError) throw new HarnessError('boot-failed', `QEMU refused to start: ${msg.trim()}`, { hint: `command: ${QEMU} ${args.join(' ')}` });
+  }
+  return {
+    console: r.stdout + (r.stderr ? `\n${r.stderr}` : ''),
+    results: fs.existsSync(spec.resultsFile) ? fs.readFileSync(spec.resultsFile, 'utf8') : '',
+    exitCode: r.exitCode,
+    timedOut: r.timedOut,
+    accelError: accelError ?? accelFailure(r.stderr),
+    durationMs: r.durationMs,
+    args,
+  };
+}

@@ -1,0 +1,111 @@
+# kernel-repro guest agent library, sourced by /init. Runs the steps the harness rendered into
+# /case/steps.sh and reports structured records on the result channel (fd 3 = /dev/ttyS1),
+# separate from the kernel console (ttyS0). Record lines start with "@@KR ".
+# Only builtins and busybox applets on the hot path; iproute2 is called by full path because the
+# busybox applets `ip` and `tc` would shadow it by name.
+KR_IP=/usr/lib/kr/ip
+KR_TC=/usr/lib/kr/tc
+
+kr_rec() { echo "@@KR $*" >&3; }
+kr_now() { # guest uptime in ms (10 ms resolution), builtins only
+	read -r _up _rest < /proc/uptime
+	_s=${_up%.*}; _c=${_up#*.}
+	echo $((_s * 1000 + 1${_c} * 10 - 1000))
+}
+kr_section() { # kr_section NAME < data
+	kr_rec "begin $1"
+	while IFS= read -r _l || [ -n "$_l" ]; do echo "$_l" >&3; done
+	kr_rec "end $1"
+}
+kr_in() { # kr_in NS CMD...: run CMD in network namespace NS ("host" = the initial one)
+	_ns=$1; shift
+	if [ "$_ns" = host ]; then "$@"; else "$KR_IP" netns exec "$_ns" "$@"; fi
+}
+kr_run() { # kr_run LABEL CMD...: a setup step; on failure report it and stop the case
+	_label=$1; shift
+	_t0=$(kr_now)
+	if "$@" > /tmp/kr.step 2>&1; then
+		kr_rec "step $_label rc=0 ms=$(( $(kr_now) - _t0 ))"
+	else
+		_rc=$?
+		kr_rec "step $_label rc=$_rc ms=$(( $(kr_now) - _t0 ))"
+		kr_section "step-output:$_label" < /tmp/kr.step
+		for _f in "$@"; do case "$_f" in /case/*) kr_section "step-input:$_label" < "$_f";; esac; done
+		kr_finish "setup step $_label failed"
+	fi
+}
+kr_martians() { dmesg | grep -c 'martian source'; }
+kr_probe() { # kr_probe NAME NS TIMEOUT_MS STOP_ON_MARTIAN EXPECT CMD...
+	_name=$1 _ns=$2 _tmo=$3 _stop=$4 _expect=$5; shift 5
+	_m0=0; [ "$_stop" = 1 ] && _m0=$(kr_martians)
+	_t0=$(kr_now)
+	# started directly (not through a function) so that $! is the probe process itself
+	if [ "$_ns" = host ]; then "$@" > "/tmp/kr.probe.$_name" 2>&1 &
+	else "$KR_IP" netns exec "$_ns" "$@" > "/tmp/kr.probe.$_name" 2>&1 & fi
+	_pid=$!
+	_early=0 _timedout=0
+	while kill -0 "$_pid" 2>/dev/null; do
+		_el=$(( $(kr_now) - _t0 ))
+		if [ "$_el" -ge "$_tmo" ]; then _timedout=1; kill -9 "$_pid" 2>/dev/null; break; fi
+		if [ "$_stop" = 1 ] && [ "$(kr_martians)" -gt "$_m0" ]; then _early=1; kill -9 "$_pid" 2>/dev/null; break; fi
+		usleep 20000
+	done
+	wait "$_pid"; _rc=$?
+	_ms=$(( $(kr_now) - _t0 ))
+	[ "$_early" = 1 ] || [ "$_timedout" = 1 ] && _rc=none
+	_pass=0
+	if [ "$_rc" = 0 ]; then
+		if [ -z "$_expect" ] || grep -qF -- "$_expect" "/tmp/kr.probe.$_name"; then _pass=1; fi
+	fi
+	kr_rec "probe $_name ns=$_ns rc=$_rc pass=$_pass ms=$_ms early=$_early timedout=$_timedout"
+	kr_section "probe-output:$_name" < "/tmp/kr.probe.$_name"
+}
+kr_server() { # kr_server NAME NS PORT REPLY: a TCP server answering every connection with REPLY
+	if [ "$2" = host ]; then /bin/busybox nc -ll -p "$3" -e /bin/busybox echo "$4" > "/tmp/kr.server.$1" 2>&1 &
+	else "$KR_IP" netns exec "$2" /bin/busybox nc -ll -p "$3" -e /bin/busybox echo "$4" > "/tmp/kr.server.$1" 2>&1 & fi
+	kr_rec "server $1 ns=$2 port=$3 pid=$!"
+}
+kr_wait_listen() { # kr_wait_listen NS PORT: wait (max 2 s) until a socket listens on PORT
+	_hex=$(printf '%04X' "$2"); _i=0
+	while [ $_i -lt 100 ]; do
+		# a dual-stack listener shows in tcp6 only
+		kr_in "$1" cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q ":$_hex [0-9A-F:]* 0A " && return 0
+		usleep 20000; _i=$((_i + 1))
+	done
+	kr_rec "warn server on $1:$2 not listening after 2 s"
+	kr_in "$1" cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | kr_section "proc-net-tcp:$1"
+	for _f in /tmp/kr.server.*; do [ -s "$_f" ] && kr_section "server-output:${_f#/tmp/kr.server.}" < "$_f"; done
+}
+kr_counters() { # kr_counters TAG NS...
+	_tag=$1; shift
+	for _ns in "$@"; do
+		kr_in "$_ns" cat /proc/net/netstat /proc/net/snmp > /tmp/kr.cnt 2>&1
+		kr_section "counters-$_tag:$_ns" < /tmp/kr.cnt
+	done
+}
+kr_tcstats() { # kr_tcstats NS DEV PARENT: filter statistics (which filters matched)
+	kr_in "$1" "$KR_TC" -s filter show dev "$2" parent "$3" > /tmp/kr.tcs 2>&1
+	kr_section "tc-stats:$1:$2" < /tmp/kr.tcs
+}
+KR_TRACEFS=/sys/kernel/tracing
+kr_trace_on() { # kr_trace_on GROUP...
+	for _g in "$@"; do
+		if [ -w "$KR_TRACEFS/events/$_g/enable" ]; then echo 1 > "$KR_TRACEFS/events/$_g/enable"
+		else kr_rec "warn tracepoint group $_g not available"; fi
+	done
+	[ -w "$KR_TRACEFS/trace" ] && echo > "$KR_TRACEFS/trace"
+}
+kr_trace_dump() {
+	[ -r "$KR_TRACEFS/trace" ] || return 0
+	echo 0 > "$KR_TRACEFS/tracing_on"
+	grep -v '^#' "$KR_TRACEFS/trace" > /tmp/kr.trace
+	kr_section trace < /tmp/kr.trace
+}
+kr_finish() { # kr_finish [REASON]: final evidence, then end the VM
+	[ -n "$1" ] && kr_rec "abort $1"
+	dmesg > /tmp/kr.dmesg; kr_section dmesg < /tmp/kr.dmesg
+	kr_rec "done"
+	exec 3>&- # closing the tty waits until its output has drained
+	reboot -f
+	sleep 5
+}
