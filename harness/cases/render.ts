@@ -2,6 +2,7 @@
 // the agent's kr_* functions) plus iproute2/tc batch files and sysctl scripts. Pure: data in, file
 // contents out. All quoting happens here: every argument that reaches the guest shell goes through
 // shq(), and batch files only ever hold values the schema already constrained to safe tokens.
+import { HarnessError } from '../util/errors.ts';
 import { HOST_NS, type CaseDef, type Filter, type Probe } from './schema.ts';
 
 export interface SysctlOverride {
@@ -122,6 +123,9 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     ...c.sysctls.map((s) => ({ ns: s.ns, key: s.key, value: s.value })),
     ...(opts.sysctlOverrides ?? []),
   ];
+  for (const o of opts.sysctlOverrides ?? [])
+    if (!allNs.includes(o.ns))
+      throw new HarnessError('bad-input', `sysctl ${o.key} names namespace "${o.ns}", which case ${c.name} does not have (it has: ${allNs.join(', ')})`, { field: '--sysctl' });
   const sysByNs = byNs(sysctls);
   for (const ns of allNs) {
     const lines = ['set -e', `echo 1 > ${sysctlPath('net.ipv4.conf.all.log_martians')}`];

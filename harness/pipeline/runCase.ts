@@ -29,6 +29,8 @@ export interface RunCaseOptions {
   machine?: Machine;
   /** label for the variant directory */
   label?: string;
+  /** extra kernel command-line words (e.g. kr.fault=hang in the harness's own fault tests) */
+  append?: string[];
 }
 
 export function preferredMachine(k: KernelArtifact): Machine {
@@ -69,7 +71,14 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   const resultsFile = path.join(dir, 'results.txt');
   fs.rmSync(consoleFile, { force: true });
   const vm = await bootVm(
-    { accel: o.accel, machine, kernel: machine === 'microvm' ? o.kernel.vmlinux : o.kernel.bzImage, initrd, resultsFile },
+    {
+      accel: o.accel,
+      machine,
+      kernel: machine === 'microvm' ? o.kernel.vmlinux : o.kernel.bzImage,
+      initrd,
+      resultsFile,
+      ...(o.append ? { append: o.append } : {}),
+    },
     { deadlineMs, consoleFile },
   );
   fs.rmSync(initrd, { force: true });
@@ -92,9 +101,17 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     .filter(([k]) => k.endsWith('.IPReversePathFilter'))
     .reduce((s, [, v]) => s + v, 0);
   const fib = parseFibTrace(report.sections['trace'] ?? '');
-  // the lookups that show the rp_filter mismatch: a reverse lookup (iif set, oif 0) whose result device is not lo
+  // the lookups that show the rp_filter mismatch: source-validation (reverse) lookups for a packet
+  // that arrived on lo (iif 1, oif 0; in v4.18+ also proto 0 and no ports) whose result device is not lo
   const fibEvidence = fib
-    .filter((e) => e.iif === 1 && e.oif === 0 && e.nhDev !== undefined && e.nhDev !== 'lo' && e.src === e.dst)
+    .filter(
+      (e) =>
+        e.iif === 1 &&
+        e.oif === 0 &&
+        (e.proto === undefined || (e.proto === 0 && !e.sport && !e.dport)) &&
+        e.nhDev !== undefined &&
+        e.nhDev !== 'lo',
+    )
     .map(summarizeFib);
   const uniqueFib = [...new Set(fibEvidence)];
   const { verdict, reason } = decideVerdict({

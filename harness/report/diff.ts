@@ -18,6 +18,8 @@ export interface CounterDiffRow {
    * whose run did not record the counter. */
   values: Record<string, number>;
   differs: boolean;
+  /** a counter the case names (shown by default); others moved as a side effect */
+  named: boolean;
 }
 
 export interface CaseDiff {
@@ -133,7 +135,7 @@ function diffGroup(g: Group): CaseDiff {
       seen.push(v);
       if (v !== undefined) values[label] = v;
     }
-    counters.push({ name, values, differs: !allEqual(seen) });
+    counters.push({ name, values, differs: !allEqual(seen), named: true });
   }
   for (const name of deltaNames) {
     const values: Record<string, number> = {};
@@ -142,6 +144,7 @@ function diffGroup(g: Group): CaseDiff {
       name: `${DELTA_PREFIX}${name}`,
       values,
       differs: !allEqual(kernels.map((k) => values[k])),
+      named: absNames.includes(name),
     });
   }
 

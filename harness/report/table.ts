@@ -6,6 +6,8 @@ import { type CaseDiff, variantOf } from './diff.ts';
 export interface RenderOptions {
   /** colour verdicts with ANSI escapes */
   color?: boolean;
+  /** list every counter that differs, not only the ones the case names */
+  allCounters?: boolean;
 }
 
 const ANSI_RE = /\x1b\[[0-9;]*m/g;
@@ -150,7 +152,9 @@ export function renderDiff(diffs: CaseDiff[], opts: RenderOptions = {}): string 
       out.push('probes: no differences');
     }
 
-    const counters = d.counters.filter((c) => c.differs);
+    const differing = d.counters.filter((c) => c.differs);
+    // the counters the case names come first; other moved counters only with allCounters
+    const counters = opts.allCounters ? differing : differing.filter((c) => c.named);
     if (counters.length) {
       out.push('counters (differing):');
       for (const c of counters) {
@@ -159,6 +163,8 @@ export function renderDiff(diffs: CaseDiff[], opts: RenderOptions = {}): string 
     } else {
       out.push('counters: no differences');
     }
+    const hidden = differing.length - counters.length;
+    if (hidden > 0) out.push(`  (${hidden} other counters differ; all of them in report.txt)`);
 
     out.push('martians:');
     for (const k of d.kernels) {

@@ -158,13 +158,15 @@ describe('diffRuns', () => {
         name: 'host:TcpExt.IPReversePathFilter',
         values: { '6.1-vanilla': 3, '6.1-fixed': 0 },
         differs: true,
+        named: true,
       },
       {
         name: 'Δ host:TcpExt.IPReversePathFilter',
         values: { '6.1-vanilla': 3, '6.1-fixed': 0 },
         differs: true,
+        named: true,
       },
-      { name: 'Δ host:Ip.InReceives', values: { '6.1-vanilla': 12, '6.1-fixed': 12 }, differs: false },
+      { name: 'Δ host:Ip.InReceives', values: { '6.1-vanilla': 12, '6.1-fixed': 12 }, differs: false, named: false },
     ]);
     expect(d.fib['6.1-vanilla']).toHaveLength(4);
     expect(d.fib['6.1-fixed']).toEqual([]);

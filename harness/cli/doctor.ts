@@ -1,0 +1,43 @@
+// `npm run doctor`: what this machine has, what is missing, whether KVM works.
+import type { Command } from 'commander';
+import { builtinKernels, loadKernel } from '../kernels/load.ts';
+import { busyboxIsStatic, checkPrereqs, ensurePrereqs, missingPackages } from '../host/prereqs.ts';
+import { prereqFilesFor } from '../pipeline/prepare.ts';
+import { ExitCode } from '../util/errors.ts';
+import { makeLogger } from '../util/log.ts';
+import { cacheRoot } from '../util/paths.ts';
+import { kvmDeviceProblem, qemuVersion } from '../vm/accel.ts';
+import { guarded } from './common.ts';
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('check (and with --install, install) the host prerequisites; show KVM usability')
+    .option('--install', 'install missing Debian/Ubuntu packages with apt-get (root)')
+    .option('--quiet', 'print only problems')
+    .action((opts: { install?: boolean; quiet?: boolean }) =>
+      guarded(async () => {
+        const log = makeLogger({ quiet: opts.quiet ?? false });
+        const kernels = builtinKernels().map(loadKernel);
+        const extra = prereqFilesFor(kernels);
+        if (opts.install) await ensurePrereqs(extra, log, { install: true });
+        const prereqs = checkPrereqs(extra);
+        const say = (s: string): void => {
+          if (!opts.quiet) process.stdout.write(s + '\n');
+        };
+        for (const p of prereqs) say(`${p.present ? 'ok     ' : 'MISSING'} ${p.what.padEnd(34)} (${p.pkg})`);
+        const bbStatic = await busyboxIsStatic();
+        say(`${bbStatic ? 'ok     ' : 'MISSING'} ${'static busybox'.padEnd(34)} (busybox-static)`);
+        say(`qemu: ${(await qemuVersion()) ?? 'not found'}`);
+        const kvm = kvmDeviceProblem();
+        say(`kvm: ${kvm ?? '/dev/kvm present (a short probe boot at the first run decides whether it really works)'}`);
+        say(`cache: ${cacheRoot()}`);
+        const missing = missingPackages(prereqs).concat(bbStatic ? [] : ['busybox-static']);
+        if (missing.length) {
+          process.stderr.write(`missing: ${missing.join(' ')}\nrun as root: apt-get update && apt-get install -y ${missing.join(' ')}\n`);
+          return ExitCode.missingPrereq;
+        }
+        return ExitCode.ok;
+      }),
+    );
+}

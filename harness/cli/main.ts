@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// kernel-repro command line: one small file per command; this one only wires them up.
+import { Command } from 'commander';
+import { registerDoctor } from './doctor.ts';
+import { registerRepro } from './repro.ts';
+
+const program = new Command();
+program
+  .name('kernel-repro')
+  .description('Reproduce Linux kernel networking bugs on demand, with evidence from the kernels themselves')
+  .showHelpAfterError()
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+registerRepro(program);
+registerDoctor(program);
+await program.parseAsync(process.argv);

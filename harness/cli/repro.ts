@@ -1,0 +1,77 @@
+// `npm run repro`: build/fetch kernels, run cases on each, print per-run table and cross-kernel diff.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { builtinCases, loadCase } from '../cases/load.ts';
+import { loadKernel } from '../kernels/load.ts';
+import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
+import { diffRuns } from '../report/diff.ts';
+import { allCompleted, buildSummary } from '../report/summary.ts';
+import { renderDiff, renderRunDetails, renderRunsTable } from '../report/table.ts';
+import { ExitCode } from '../util/errors.ts';
+import { makeLogger } from '../util/log.ts';
+import { cacheRoot } from '../util/paths.ts';
+import { qemuVersion } from '../vm/accel.ts';
+import { collect, guarded, newRunDir, parseSysctlArg } from './common.ts';
+
+export const DEFAULT_KERNELS = ['6.1-vanilla', '6.1-fixed'];
+
+interface ReproOpts {
+  kernel: string[];
+  case: string[];
+  sysctl: string[];
+  json?: boolean;
+  results?: string;
+  concurrency?: string;
+  install: boolean;
+  details?: boolean;
+}
+
+export function registerRepro(program: Command): void {
+  program
+    .command('repro')
+    .description('reproduce cases on kernels and print what each kernel did (default: the rp_filter loopback bug on 6.1 vanilla vs fixed)')
+    .option('-k, --kernel <name|path>', 'kernel definition, repeatable (default: 6.1-vanilla, 6.1-fixed)', collect, [])
+    .option('-c, --case <name|path>', 'case, repeatable (default: every built-in case)', collect, [])
+    .option('-s, --sysctl <[ns:]key=value>', 'extra sysctl applied after the case\'s own, repeatable', collect, [])
+    .option('--json', 'print the summary JSON on stdout (human output goes to stderr)')
+    .option('--results <dir>', 'results folder (default: results/<run-id>)')
+    .option('-j, --concurrency <n>', 'guests at a time (default: number of cores)')
+    .option('--details', 'print the evidence of every run, not only the table and diff')
+    .option('--no-install', 'never install missing host packages; fail with the command instead')
+    .action((opts: ReproOpts) => guarded(() => repro(opts)));
+}
+
+export async function repro(opts: ReproOpts): Promise<number> {
+  const startedAt = new Date().toISOString();
+  const log = makeLogger();
+  const out = (s: string): void => void (opts.json ? process.stderr : process.stdout).write(s + '\n');
+  const kernels = (opts.kernel.length ? opts.kernel : DEFAULT_KERNELS).map(loadKernel);
+  const cases = (opts.case.length ? opts.case : builtinCases()).map(loadCase);
+  const sysctls = opts.sysctl.map(parseSysctlArg);
+  const { runId, runDir } = newRunDir('repro', opts.results);
+  log.info(`run ${runId}: ${kernels.length} kernel(s) x ${cases.length} case(s); results in ${runDir}`);
+  const prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log, install: opts.install, workDir: runDir });
+  const specs: RunSpec[] = [];
+  for (const k of prepared.kernels) for (const c of cases) specs.push({ kernel: k, kcase: c, ...(sysctls.length ? { sysctlOverrides: sysctls } : {}) });
+  const runs = await runAll(specs, prepared, {
+    runDir,
+    log,
+    ...(opts.concurrency ? { concurrency: Number(opts.concurrency) } : {}),
+  });
+  const summary = buildSummary({ runId, startedAt, accel: prepared.accel.accel, qemu: (await qemuVersion()) ?? undefined }, runs);
+  const diffs = diffRuns(runs);
+  const color = !opts.json && process.stdout.isTTY;
+  const human = [
+    renderRunsTable(runs, { color }),
+    '',
+    renderDiff(diffs, { color }),
+    ...(opts.details ? runs.map((r) => '\n' + renderRunDetails(r)) : []),
+  ].join('\n');
+  fs.writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify(summary, null, 2));
+  fs.writeFileSync(path.join(runDir, 'report.txt'), [renderRunsTable(runs), '', renderDiff(diffs, { allCounters: true }), ...runs.map((r) => '\n' + renderRunDetails(r))].join('\n'));
+  out(human);
+  out(`\nsummary: ${path.join(runDir, 'summary.json')}  report: ${path.join(runDir, 'report.txt')}`);
+  if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+  return allCompleted(runs) ? ExitCode.ok : ExitCode.runFailed;
+}

@@ -1,0 +1,234 @@
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fragmentMismatches, missingRequired, parseKconfig } from '../../harness/kernels/kconfig.ts';
+import { kernelSchema } from '../../harness/kernels/schema.ts';
+import { builtinKernels, loadKernel } from '../../harness/kernels/load.ts';
+import { parseAgentOutput } from '../../harness/observe/results.ts';
+import { decideVerdict, type VerdictInput } from '../../harness/observe/verdict.ts';
+import { parseMartians } from '../../harness/observe/martian.ts';
+import { accelFailure, qemuArgs } from '../../harness/vm/qemu.ts';
+import { EntryStore } from '../../harness/util/cache.ts';
+import { run } from '../../harness/util/proc.ts';
+import { HarnessError } from '../../harness/util/errors.ts';
+import { parseData } from '../../harness/util/load.ts';
+import { buildErrorExcerpt } from '../../harness/kernels/build.ts';
+
+describe('kconfig', () => {
+  const cfg = parseKconfig('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=m\nCONFIG_S="x y"\n');
+  it('parses y/m/n/strings', () => {
+    expect(cfg.get('CONFIG_A')).toBe('y');
+    expect(cfg.get('CONFIG_B')).toBe('n');
+    expect(cfg.get('CONFIG_S')).toBe('"x y"');
+  });
+  it('lists required options that are missing', () => {
+    expect(missingRequired(cfg, ['CONFIG_A', 'CONFIG_B', 'CONFIG_C', 'CONFIG_D'])).toEqual(['CONFIG_B', 'CONFIG_D']);
+  });
+  it('finds fragment options that did not survive olddefconfig', () => {
+    expect(fragmentMismatches(cfg, [{ name: 'f', text: 'CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\n' }])).toEqual([
+      { option: 'CONFIG_B', wanted: 'y', got: 'n', fragment: 'f' },
+      { option: 'CONFIG_C', wanted: 'n', got: 'm', fragment: 'f' },
+    ]);
+  });
+});
+
+describe('kernel definitions', () => {
+  it('built-ins load', () => {
+    expect(builtinKernels()).toEqual(expect.arrayContaining(['6.1-vanilla', '6.1-fixed']));
+    const v = loadKernel('6.1-vanilla');
+    expect(v.def.patches[0]?.reverse).toBe(true);
+    expect(loadKernel('6.1-fixed').def.patches).toEqual([]);
+  });
+  const bad: Array<[string, string, string]> = [
+    ['missing source', 'name: k\n', 'source'],
+    ['unknown source type', 'name: k\nsource: { type: ftp, path: x }\n', 'source.type'],
+    ['debian package name with a command', 'name: k\nsource: { type: debian-source, package: "linux-source-6.1; rm -rf /" }\n', 'source.package'],
+    ['patches not a list', 'name: k\nsource: { type: dir, path: /x }\npatches: p.patch\n', 'patches'],
+    ['reverse not a boolean', 'name: k\nsource: { type: dir, path: /x }\npatches: [{ file: p.patch, reverse: "yes" }]\n', 'patches[0].reverse'],
+    ['config base unknown', 'name: k\nsource: { type: dir, path: /x }\nconfig: { base: myconfig }\n', 'config.base'],
+    ['unknown field', 'name: k\nsource: { type: dir, path: /x }\nflavour: x\n', '(top level)'],
+    ['name with slash', 'name: a/b\nsource: { type: dir, path: /x }\n', 'name'],
+  ];
+  for (const [what, yaml, field] of bad)
+    it(`rejects ${what}`, () => {
+      try {
+        parseData(yaml, 'k.yaml', kernelSchema);
+        throw new Error('accepted');
+      } catch (e) {
+        expect(e).toBeInstanceOf(HarnessError);
+        expect((e as HarnessError).field).toBe(field);
+        expect((e as HarnessError).file).toBe('k.yaml');
+      }
+    });
+  it('a missing patch file names the field', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-k-'));
+    const f = path.join(dir, 'k.yaml');
+    fs.writeFileSync(f, 'name: k\nsource: { type: debian-source, package: linux-source-6.1 }\npatches: [{ file: nope.patch }]\n');
+    expect(() => loadKernel(f)).toThrow(/patch file not found/);
+    try {
+      loadKernel(f);
+    } catch (e) {
+      expect((e as HarnessError).field).toBe('patches[0].file');
+    }
+  });
+});
+
+const agentOut = [
+  '@@KR hello kernel=6.1.192 uptime_ms=890',
+  '@@KR step netns:ns2 rc=0 ms=50',
+  '@@KR probe ping-local ns=ns2 rc=none pass=0 ms=230 early=1 timedout=0',
+  '@@KR begin probe-output:ping-local',
+  'PING 192.0.2.1 (192.0.2.1): 56 data bytes',
+  '@@KR end probe-output:ping-local',
+  '@@KR probe ping-loopback ns=ns2 rc=0 pass=1 ms=40 early=0 timedout=0',
+  '@@KR begin dmesg',
+  '[    1.5] IPv4: martian source 192.0.2.1 from 192.0.2.1, on dev lo',
+  '@@KR end dmesg',
+  '@@KR done',
+].join('\r\n');
+
+describe('agent result channel', () => {
+  it('parses records and sections', () => {
+    const r = parseAgentOutput(agentOut);
+    expect(r.hello).toEqual({ kernel: '6.1.192', uptimeMs: 890 });
+    expect(r.steps).toEqual([{ label: 'netns:ns2', rc: 0, ms: 50 }]);
+    expect(r.probes[0]).toMatchObject({ name: 'ping-local', ns: 'ns2', rc: null, passed: false, stoppedEarly: true });
+    expect(r.probes[0]?.output).toBe('PING 192.0.2.1 (192.0.2.1): 56 data bytes');
+    expect(r.probes[1]).toMatchObject({ name: 'ping-loopback', rc: 0, passed: true });
+    expect(r.sections['dmesg']).toContain('martian source');
+    expect(r.done).toBe(true);
+  });
+  it('keeps a truncated section when the guest died mid-way', () => {
+    const r = parseAgentOutput('@@KR hello kernel=x uptime_ms=1\n@@KR begin dmesg\nline1\n');
+    expect(r.sections['dmesg']).toBe('line1\n');
+    expect(r.done).toBe(false);
+  });
+});
+
+describe('verdict', () => {
+  const base = (): VerdictInput => {
+    const report = parseAgentOutput(agentOut);
+    return {
+      signature: { probe: 'ping-local', martian: { src: '192.0.2.1', dst: '192.0.2.1', dev: 'lo' } },
+      controlProbes: ['ping-loopback'],
+      report,
+      martians: parseMartians(report.sections['dmesg'] ?? ''),
+      rpFilterDelta: 1,
+      panic: null,
+      vmTimedOut: false,
+      deadlineMs: 1000,
+    };
+  };
+  it('reproduced: signature probe failed and the martian line matches', () => {
+    const v = decideVerdict(base());
+    expect(v.verdict).toBe('reproduced');
+    expect(v.reason).toContain('martian source 192.0.2.1 from 192.0.2.1, on dev lo');
+  });
+  it('not-reproduced: probe passed, no martian', () => {
+    const i = base();
+    i.report.probes[0]!.passed = true;
+    i.martians = [];
+    i.rpFilterDelta = 0;
+    expect(decideVerdict(i).verdict).toBe('not-reproduced');
+  });
+  it('error when the probe failed without kernel evidence', () => {
+    const i = base();
+    i.martians = [];
+    expect(decideVerdict(i)).toMatchObject({ verdict: 'error' });
+  });
+  it('error when a control probe fails', () => {
+    const i = base();
+    i.report.probes[1]!.passed = false;
+    expect(decideVerdict(i).reason).toMatch(/control probe ping-loopback failed/);
+  });
+  it('timeout and panic win over everything else', () => {
+    expect(decideVerdict({ ...base(), vmTimedOut: true }).verdict).toBe('timeout');
+    expect(decideVerdict({ ...base(), panic: { kind: 'panic', title: 'Kernel panic - not syncing: x', text: '' } }).verdict).toBe('panic');
+  });
+  it('error when the agent never started', () => {
+    expect(decideVerdict({ ...base(), report: parseAgentOutput('') }).verdict).toBe('error');
+  });
+});
+
+describe('qemu arguments', () => {
+  it('microvm + PVH, no network, results on COM2, hard reboot on panic', () => {
+    const a = qemuArgs({ accel: 'tcg', machine: 'microvm', kernel: '/k/vmlinux', initrd: '/i', resultsFile: '/r' });
+    expect(a.join(' ')).toContain('-M microvm -accel tcg');
+    expect(a).toContain('-no-reboot');
+    expect(a.slice(a.indexOf('-nic'), a.indexOf('-nic') + 2)).toEqual(['-nic', 'none']);
+    expect(a).toContain('file,id=res,path=/r');
+    const append = a[a.indexOf('-append') + 1]!;
+    expect(append).toContain('panic=-1');
+    expect(append).toContain('reboot=t');
+    expect(a).not.toContain('-cpu');
+  });
+  it('kvm adds -cpu host', () => {
+    const a = qemuArgs({ accel: 'kvm', machine: 'pc', kernel: '/k/bzImage', initrd: '/i', resultsFile: '/r' });
+    expect(a.join(' ')).toContain('-M pc -accel kvm -cpu host');
+  });
+  it('recognises KVM failures', () => {
+    expect(accelFailure('KVM internal error. Suberror: 1\nextra')).toBe('KVM internal error. Suberror: 1');
+    expect(accelFailure('qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0')).toMatch(/failed to set MSR/);
+    expect(accelFailure('all fine')).toBeNull();
+  });
+});
+
+describe('cache entries', () => {
+  it('publish atomically, detect corruption, discard it', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-cache-'));
+    const store = new EntryStore<{ n: number }>(dir);
+    expect(store.get('k1')).toBeNull();
+    const st = store.staging('k1');
+    fs.writeFileSync(path.join(st, 'a'), 'hello');
+    store.publish('k1', st, { n: 1 });
+    expect(store.get('k1')?.meta).toEqual({ n: 1 });
+    fs.writeFileSync(path.join(store.entryDir('k1'), 'a'), 'tampered');
+    expect(store.get('k1')).toBeNull();
+    expect(store.lastDiscard).toMatch(/does not match its manifest/);
+    expect(fs.existsSync(store.entryDir('k1'))).toBe(false);
+  });
+  it('an entry without a manifest (half-written) is never used', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-cache-'));
+    const store = new EntryStore<{ n: number }>(dir);
+    fs.mkdirSync(store.entryDir('k2'));
+    fs.writeFileSync(path.join(store.entryDir('k2'), 'bzImage'), 'partial');
+    expect(store.get('k2')).toBeNull();
+  });
+});
+
+describe('process runner', () => {
+  it('kills the whole process group at the deadline', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-proc-'));
+    const pidFile = path.join(dir, 'child.pid');
+    const r = await run('sh', ['-c', `sleep 30 & echo $! > ${pidFile}; wait`], { timeoutMs: 500 });
+    expect(r.timedOut).toBe(true);
+    const child = Number(fs.readFileSync(pidFile, 'utf8'));
+    await new Promise((res) => setTimeout(res, 200));
+    // gone, or a zombie waiting for a reaper: either way no longer running
+    let state = 'gone';
+    try {
+      state = fs.readFileSync(`/proc/${child}/stat`, 'utf8').split(') ')[1]!.slice(0, 1);
+    } catch {
+      /* gone */
+    }
+    expect(['gone', 'Z']).toContain(state);
+  });
+  it('killWhen stops a process on a matching line', async () => {
+    const r = await run('sh', ['-c', 'echo start; echo "KVM internal error. Suberror: 1"; sleep 30'], {
+      timeoutMs: 20_000,
+      killWhen: (l) => l.includes('KVM internal error'),
+    });
+    expect(r.killedOnLine).toBe(true);
+    expect(r.durationMs).toBeLessThan(10_000);
+  });
+});
+
+describe('build failures', () => {
+  it('the excerpt starts near the first error', () => {
+    const log = ['  CC a.o', '  CC b.o', 'net/ipv4/fib_frontend.c:391:9: error: expected ; before }', '  391 | x', 'make[3]: *** [x] Error 1', ...Array(30).fill('noise')].join('\n');
+    const ex = buildErrorExcerpt(log);
+    expect(ex.split('\n')[2]).toContain('error: expected');
+    expect(ex).not.toContain('noise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise');
+  });
+});
