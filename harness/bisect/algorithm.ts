@@ -368,6 +368,9 @@ export async function runBisect(
   // Each round marks a commit that was unmarked, so this ends within graph.commits.length rounds.
   while (next.kind === 'test') {
     const commit = next.commit;
+    if (Object.prototype.hasOwnProperty.call(cur.marks, commit)) {
+      throw new HarnessError('internal', `bisect proposed ${commit} again although it is already marked`);
+    }
     const r = await test(commit);
     if (r.mark !== 'old' && r.mark !== 'new' && r.mark !== 'skip') {
       throw new HarnessError('internal', `bisect test of ${commit} returned invalid mark ${JSON.stringify(r.mark)}`);

@@ -16,7 +16,7 @@ import type { Logger } from '../util/log.ts';
 import { run, tail } from '../util/proc.ts';
 import { fragmentMismatches, parseKconfig } from './kconfig.ts';
 import { resolveIn, type LoadedKernel } from './load.ts';
-import { extractTarball, identifySource, type SourceIdentity } from './source.ts';
+import { checkoutWorktree, extractTarball, identifySource, type SourceIdentity } from './source.ts';
 
 const RECIPE = 2; // bump when the way kernels are configured or built changes
 
@@ -194,7 +194,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
   const hit = lookup();
   if (hit) return hit;
 
-  const treeRoot = path.join(cacheDir, 'trees', src.id);
+  const treeRoot = path.join(cacheDir, 'trees', src.treeId);
   fs.mkdirSync(treeRoot, { recursive: true });
   return withLock(
     path.join(treeRoot, '.lock'),
@@ -206,7 +206,17 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       fs.mkdirSync(logsDir, { recursive: true });
       const logFile = path.join(logsDir, `${def.name}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
       const tree = src.dir ?? path.join(treeRoot, 'src');
-      if (!src.dir) await switchPatches(treeRoot, tree, patches, src, logFile, log);
+      if (src.git) {
+        await checkoutWorktree(src.git.repo, tree, src.git.commit, logFile);
+        for (const p of patches) {
+          const r = await applyPatch(tree, p.file, p.reverse, logFile);
+          if (!r.ok)
+            throw new HarnessError('build-failed', `patch ${path.basename(p.file)} does not ${p.reverse ? 'reverse-' : ''}apply to ${src.label}`, {
+              excerpt: tail(r.out, 20),
+              logPath: logFile,
+            });
+        }
+      } else if (!src.dir) await switchPatches(treeRoot, tree, patches, src, logFile, log);
 
       const out = path.join(treeRoot, `build-${configInput.slice(0, 16)}`);
       fs.mkdirSync(out, { recursive: true });

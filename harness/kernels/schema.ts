@@ -19,6 +19,13 @@ export const sourceSchema = z.discriminatedUnion('type', [
     path: z.string().min(1),
   }),
   z.strictObject({
+    type: z.literal('git'),
+    /** a kernel git repository; built in a worktree owned by the harness, never in the user's checkout */
+    repo: z.string().min(1),
+    /** any revision git understands: a hash, tag or branch */
+    rev: z.string().regex(/^[A-Za-z0-9_./^~@{}-]{1,200}$/, 'must be a git revision (hash, tag, branch)'),
+  }),
+  z.strictObject({
     type: z.literal('dir'),
     /** a plain kernel source directory (used in place, read-only: builds go to a separate output dir) */
     path: z.string().min(1),

@@ -10,6 +10,11 @@ import type { SourceDef } from './schema.ts';
 export interface SourceIdentity {
   /** stable id used in cache keys */
   id: string;
+  /** which shared working tree (and build dirs) this source uses: variants and commits of one
+   * source share it, so switching between them rebuilds only what changed */
+  treeId: string;
+  /** git sources: the repository and the resolved commit */
+  git?: { repo: string; commit: string };
   /** human label, e.g. "linux-source-6.1 6.1.192-2" */
   label: string;
   /** tarball to extract, or a directory used in place */
@@ -41,19 +46,32 @@ export async function identifySource(src: SourceDef, cacheDir: string, defFile: 
         });
       const r = await run('dpkg-query', ['-W', '-f=${Version}', src.package], { timeoutMs: 10_000 });
       const version = r.exitCode === 0 ? r.stdout.trim() : 'unknown';
-      return { id: `debian-${src.package}-${cachedFileHash(tarball, cacheDir).slice(0, 16)}`, label: `${src.package} ${version}`, tarball };
+      const id = `debian-${src.package}-${cachedFileHash(tarball, cacheDir).slice(0, 16)}`;
+      return { id, treeId: id, label: `${src.package} ${version}`, tarball };
     }
     case 'tarball': {
       const tarball = path.resolve(path.dirname(defFile), src.path);
       if (!fs.existsSync(tarball))
         throw new HarnessError('bad-input', `tarball not found: ${tarball}`, { file: defFile, field: 'source.path' });
-      return { id: `tarball-${cachedFileHash(tarball, cacheDir).slice(0, 16)}`, label: path.basename(tarball), tarball };
+      const id = `tarball-${cachedFileHash(tarball, cacheDir).slice(0, 16)}`;
+      return { id, treeId: id, label: path.basename(tarball), tarball };
     }
     case 'dir': {
       const dir = path.resolve(path.dirname(defFile), src.path);
       if (!fs.existsSync(path.join(dir, 'Makefile')) || !fs.existsSync(path.join(dir, 'Kconfig')))
         throw new HarnessError('bad-input', `not a kernel source tree (no Makefile/Kconfig): ${dir}`, { file: defFile, field: 'source.path' });
-      return { id: `dir-${hashOf(dir).slice(0, 16)}`, label: dir, dir };
+      const id = `dir-${hashOf(dir).slice(0, 16)}`;
+      return { id, treeId: id, label: dir, dir };
+    }
+    case 'git': {
+      const repo = path.resolve(path.dirname(defFile), src.repo);
+      const commit = await resolveCommit(repo, src.rev, defFile);
+      return {
+        id: `git-${commit}`,
+        treeId: `git-${hashOf(fs.realpathSync(repo)).slice(0, 16)}`,
+        label: `${path.basename(repo)}@${commit.slice(0, 12)}`,
+        git: { repo, commit },
+      };
     }
   }
 }
@@ -76,4 +94,32 @@ export async function extractTarball(tarball: string, dest: string, logFile: str
   }
   fs.rmSync(dest, { recursive: true, force: true });
   fs.renameSync(staging, dest);
+}
+
+export async function resolveCommit(repo: string, rev: string, defFile?: string): Promise<string> {
+  if (!fs.existsSync(repo))
+    throw new HarnessError('bad-input', `git repository not found: ${repo}`, { ...(defFile ? { file: defFile } : {}), field: 'source.repo' });
+  const r = await run('git', ['-C', repo, 'rev-parse', '--verify', '--quiet', `${rev}^{commit}`], { timeoutMs: 30_000 });
+  if (r.exitCode !== 0)
+    throw new HarnessError('bad-input', `"${rev}" is not a commit in ${repo}`, { ...(defFile ? { file: defFile } : {}), field: 'source.rev' });
+  return r.stdout.trim();
+}
+
+/** Check `commit` out in the harness's own worktree of `repo` (created on first use). Only files
+ * that differ are rewritten, so make rebuilds only what the checkout changed. */
+export async function checkoutWorktree(repo: string, worktree: string, commit: string, logFile: string): Promise<void> {
+  const git = async (args: string[], cwd: string): Promise<void> => {
+    const r = await run('git', ['-C', cwd, ...args], { timeoutMs: 30 * 60_000, logFile });
+    if (r.exitCode !== 0)
+      throw new HarnessError('build-failed', `git ${args.join(' ')} failed in ${cwd}`, { excerpt: tail(r.stderr || r.stdout, 10), logPath: logFile });
+  };
+  const valid = fs.existsSync(path.join(worktree, '.git'));
+  if (!valid) {
+    fs.rmSync(worktree, { recursive: true, force: true });
+    await git(['worktree', 'prune'], repo);
+    await git(['worktree', 'add', '--force', '--detach', worktree, commit], repo);
+    return;
+  }
+  await git(['checkout', '--quiet', '--force', '--detach', commit], worktree);
+  await git(['clean', '-fdq'], worktree); // files a previous patch added
 }
