@@ -30,7 +30,8 @@ export interface BisectOptions {
   cacheDir: string;
   runDir: string;
   baseImage: string;
-  accel: Accel;
+  /** the accelerator to boot with (decided once, with the first kernel built) */
+  accel: (k: KernelArtifact) => Promise<Accel>;
   log: Logger;
   /** start over instead of resuming a saved state */
   fresh?: boolean;
@@ -164,8 +165,9 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
     const buildMs = Date.now() - t0;
     checkCaseKconfig(k, [o.kcase]);
     const records: RunRecord[] = [];
+    const accel = await o.accel(k);
     for (let i = 0; i < o.repeat; i++)
-      records.push(await runCase({ kernel: k, kcase: o.kcase, baseImage: o.baseImage, accel: o.accel, runDir: o.runDir, label: `${short}-${i + 1}` }));
+      records.push(await runCase({ kernel: k, kcase: o.kcase, baseImage: o.baseImage, accel, runDir: o.runDir, label: `${short}-${i + 1}` }));
     const verdicts = records.map((r) => r.verdict);
     const step: StepRecord = {
       commit,

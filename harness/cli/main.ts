@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // kernel-repro command line: one small file per command; this one only wires them up.
 import { Command } from 'commander';
+import { registerBisect } from './bisect.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerRepro } from './repro.ts';
+import { registerVerify } from './verify.ts';
 
 const program = new Command();
 program
@@ -12,4 +14,6 @@ program
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 registerRepro(program);
 registerDoctor(program);
+registerBisect(program);
+registerVerify(program);
 await program.parseAsync(process.argv);

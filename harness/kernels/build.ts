@@ -226,7 +226,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
         KBUILD_BUILD_HOST: 'kernel-repro',
         KBUILD_BUILD_TIMESTAMP: '2019-07-17',
         CCACHE_DIR: path.join(cacheDir, 'ccache'),
-        CCACHE_BASEDIR: tree,
+        CCACHE_BASEDIR: treeRoot, // source and build dirs relative: hits across trees (repro -> bisect)
         CCACHE_NOHASHDIR: '1',
       };
       const jobs = opts.jobs ?? os.availableParallelism();

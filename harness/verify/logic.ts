@@ -1,0 +1,158 @@
+// Pure logic of patch verification: read a patch (git format-patch / mbox or a plain diff),
+// conclude per case from before/after verdict counts and evidence, render Markdown.
+import type { RunRecord } from '../observe/types.ts';
+
+export interface PatchInfo {
+  subject: string;
+  author: string | null;
+  date: string | null;
+  files: Array<{ path: string; added: number; removed: number }>;
+}
+
+export function parsePatch(text: string, fallbackName: string): PatchInfo {
+  const lines = text.replace(/\r/g, '').split('\n');
+  let subject: string | null = null;
+  let author: string | null = null;
+  let date: string | null = null;
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (l.startsWith('diff --git ') || l.startsWith('--- ')) break;
+    if (subject === null && /^Subject: /.test(l)) {
+      let s = l.slice(9);
+      while (lines[i + 1] !== undefined && /^\s+\S/.test(lines[i + 1]!)) s += ' ' + lines[++i]!.trim(); // folded header
+      subject = s.replace(/^\[PATCH[^\]]*\]\s*/, '').trim();
+    } else if (author === null && /^From: /.test(l)) author = l.slice(6).trim();
+    else if (date === null && /^Date: /.test(l)) date = l.slice(6).trim();
+  }
+  const files: PatchInfo['files'] = [];
+  let cur: PatchInfo['files'][number] | null = null;
+  let inHunk = false;
+  for (const l of lines) {
+    const m = /^\+\+\+ (?:b\/)?(\S+)/.exec(l);
+    if (m && !inHunk) {
+      cur = { path: m[1]!, added: 0, removed: 0 };
+      files.push(cur);
+      continue;
+    }
+    if (l.startsWith('diff --git ') || l.startsWith('--- ')) {
+      inHunk = false;
+      continue;
+    }
+    if (l.startsWith('@@')) {
+      inHunk = true;
+      continue;
+    }
+    if (!cur || !inHunk) continue;
+    if (l.startsWith('+')) cur.added++;
+    else if (l.startsWith('-')) cur.removed++;
+    else if (l === '-- ') inHunk = false;
+  }
+  return { subject: subject ?? fallbackName, author, date, files };
+}
+
+export function diffstat(p: PatchInfo): string {
+  const w = Math.max(0, ...p.files.map((f) => f.path.length));
+  const rows = p.files.map((f) => ` ${f.path.padEnd(w)} | ${String(f.added + f.removed).padStart(3)} ${'+'.repeat(Math.min(f.added, 40))}${'-'.repeat(Math.min(f.removed, 40))}`);
+  const add = p.files.reduce((s, f) => s + f.added, 0);
+  const del = p.files.reduce((s, f) => s + f.removed, 0);
+  rows.push(` ${p.files.length} file${p.files.length === 1 ? '' : 's'} changed, ${add} insertion${add === 1 ? '' : 's'}(+), ${del} deletion${del === 1 ? '' : 's'}(-)`);
+  return rows.join('\n');
+}
+
+export type Conclusion = 'fixed' | 'still reproduces' | 'newly broken' | 'unchanged' | 'inconclusive' | 'build failed' | 'boot failed';
+
+export interface SideSummary {
+  reproduced: number;
+  runs: number;
+  /** runs that ended in error / timeout / panic */
+  failed: number;
+  martians: string[];
+  rpFilterDelta: number[];
+  fib: string[];
+}
+
+export function summarizeSide(records: RunRecord[]): SideSummary {
+  const martians = new Set<string>();
+  const fib = new Set<string>();
+  for (const r of records) {
+    for (const m of r.martians) martians.add(`martian source ${m.dst} from ${m.src}, on dev ${m.dev}`);
+    for (const f of r.fibEvidence) fib.add(f);
+  }
+  return {
+    reproduced: records.filter((r) => r.verdict === 'reproduced').length,
+    runs: records.length,
+    failed: records.filter((r) => r.verdict !== 'reproduced' && r.verdict !== 'not-reproduced').length,
+    martians: [...martians],
+    rpFilterDelta: records.map((r) =>
+      Object.entries(r.counterDeltas)
+        .filter(([k]) => k.endsWith('.IPReversePathFilter'))
+        .reduce((s, [, v]) => s + v, 0),
+    ),
+    fib: [...fib],
+  };
+}
+
+/**
+ * fixed: reproduced in every run before, in none after. newly broken: the reverse. unchanged: the
+ * same all-or-nothing outcome on both sides with the same kernel evidence (martian lines).
+ * still reproduces: reproduced in every run on both sides but the evidence changed. Anything
+ * else (a mix of outcomes on one side, or runs that errored) is inconclusive.
+ */
+export function conclude(before: SideSummary, after: SideSummary, afterProblem?: 'build failed' | 'boot failed'): Conclusion {
+  if (afterProblem) return afterProblem;
+  if (after.runs > 0 && after.failed === after.runs) return 'boot failed';
+  if (before.failed > 0 || after.failed > 0) return 'inconclusive';
+  const all = (s: SideSummary): boolean => s.reproduced === s.runs && s.runs > 0;
+  const none = (s: SideSummary): boolean => s.reproduced === 0 && s.runs > 0;
+  if (all(before) && none(after)) return 'fixed';
+  if (none(before) && all(after)) return 'newly broken';
+  const sameEvidence = JSON.stringify([...before.martians].sort()) === JSON.stringify([...after.martians].sort());
+  if ((all(before) && all(after)) || (none(before) && none(after))) return sameEvidence || none(before) ? 'unchanged' : 'still reproduces';
+  return 'inconclusive';
+}
+
+export interface VerifyCaseResult {
+  case: string;
+  before: SideSummary;
+  after: SideSummary;
+  conclusion: Conclusion;
+}
+
+export interface VerifyReport {
+  patch: PatchInfo & { file: string; diffstat: string };
+  base: { name: string; release: string; configHash: string };
+  patched: { name: string; release: string; configHash: string } | null;
+  problem?: { kind: 'build failed' | 'boot failed'; message: string; excerpt: string };
+  repeat: number;
+  cases: VerifyCaseResult[];
+}
+
+const fence = (s: string): string => '```\n' + s.replace(/```/g, "'''") + '\n```';
+
+export function renderMarkdown(r: VerifyReport): string {
+  const out: string[] = [];
+  out.push(`## kernel-repro: ${r.patch.subject}`, '');
+  if (r.patch.author) out.push(`Author: ${r.patch.author}${r.patch.date ? `, ${r.patch.date}` : ''}`);
+  out.push('', fence(r.patch.diffstat), '');
+  out.push(`Base: ${r.base.name} (${r.base.release}, config ${r.base.configHash.slice(0, 12)})`);
+  if (r.patched) out.push(`Patched: ${r.patched.name} (${r.patched.release}, config ${r.patched.configHash.slice(0, 12)})`);
+  out.push(`Runs per kernel and case: ${r.repeat}`, '');
+  if (r.problem) out.push(`**The patched kernel: ${r.problem.kind}.** ${r.problem.message}`, '', fence(r.problem.excerpt), '');
+  out.push('| case | before (reproduced) | after (reproduced) | conclusion |', '|---|---|---|---|');
+  for (const c of r.cases)
+    out.push(`| ${c.case} | ${c.before.reproduced}/${c.before.runs} | ${c.after.runs ? `${c.after.reproduced}/${c.after.runs}` : '-'} | **${c.conclusion}** |`);
+  for (const c of r.cases) {
+    out.push('', `### ${c.case}: ${c.conclusion}`, '');
+    const side = (label: string, s: SideSummary): void => {
+      out.push(`${label}: ${s.reproduced}/${s.runs} reproduced${s.failed ? `, ${s.failed} errored` : ''}; IPReversePathFilter delta per run: ${s.rpFilterDelta.join(', ') || '-'}`);
+      out.push(s.martians.length ? fence(s.martians.join('\n')) : '  (no martian lines)');
+    };
+    side('Before', c.before);
+    side('After', c.after);
+    const fibBefore = c.before.fib.slice(0, 3);
+    const fibAfter = c.after.fib.slice(0, 3);
+    if (fibBefore.length || fibAfter.length)
+      out.push('fib source-validation lookups (before | after):', fence([...fibBefore.map((f) => `before: ${f}`), ...fibAfter.map((f) => `after:  ${f}`)].join('\n')));
+  }
+  return out.join('\n') + '\n';
+}

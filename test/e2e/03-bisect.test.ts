@@ -1,0 +1,75 @@
+// End to end: a git history built from Debian's linux-source-6.1 (first commit: the fix reverted;
+// then 16 unrelated commits, one of which re-applies the fix). `npm run bisect` must name the
+// commit that re-applies it, within ceil(log2(N)) + 2 kernel builds.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { repoRoot } from '../../harness/util/paths.ts';
+import { cli } from './helpers.ts';
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-bisect-'));
+const repo = path.join(work, 'linux');
+const patch = path.join(repoRoot, 'kernels/patches/0001-fib-relax-source-validation-check-for-loopback-packets.patch');
+const N = 16;
+const FIX_AT = 11; // commit index (1-based after the base) that re-applies the fix
+const commits: string[] = [];
+
+function git(...args: string[]): string {
+  return execFileSync('git', ['-C', repo, '-c', 'user.name=kernel-repro test', '-c', 'user.email=test@kernel-repro.invalid', ...args], {
+    maxBuffer: 64 * 1024 * 1024,
+  })
+    .toString()
+    .trim();
+}
+
+beforeAll(() => {
+  fs.mkdirSync(repo);
+  execFileSync('tar', ['-xf', '/usr/src/linux-source-6.1.tar.xz', '-C', repo, '--strip-components=1']);
+  execFileSync('patch', ['-d', repo, '-p1', '-R', '-s', '-i', patch]);
+  git('init', '-q');
+  git('add', '-f', '-A'); // Debian's tree ignores everything at its top level
+  git('commit', '-q', '-m', 'base: linux-source-6.1 with 66f8209547cc reverted');
+  commits.push(git('rev-parse', 'HEAD'));
+  for (let i = 1; i <= N; i++) {
+    if (i === FIX_AT) {
+      execFileSync('patch', ['-d', repo, '-p1', '-s', '-i', patch]);
+      git('commit', '-q', '-a', '-m', 'fib: relax source validation check for loopback packets');
+    } else if (i % 3 === 0) {
+      // an unrelated code change: a comment in a compiled file (rebuilds one object)
+      fs.appendFileSync(path.join(repo, 'net/core/dev.c'), `\n/* unrelated change ${i} */\n`);
+      git('commit', '-q', '-a', '-m', `net: unrelated comment ${i}`);
+    } else {
+      fs.appendFileSync(path.join(repo, 'Documentation/networking/ip-sysctl.rst'), `\n.. unrelated documentation change ${i}\n`);
+      git('commit', '-q', '-a', '-m', `docs: unrelated change ${i}`);
+    }
+    commits.push(git('rev-parse', 'HEAD'));
+  }
+}, 20 * 60_000);
+
+describe('npm run bisect', () => {
+  it('names the commit that re-applies the fix, within ceil(log2(N)) + 2 builds', async () => {
+    const r = await cli(['bisect', '--repo', repo, '--old', commits[0]!, '--new', commits[N]!, '--case', 'rp-filter-selftest', '--json', '--fresh']);
+    if (r.exitCode !== 0) console.error(r.stderr.slice(-5000));
+    expect(r.exitCode).toBe(0);
+    const out = JSON.parse(r.stdout) as { commit: string; subject: string; builds: number; steps: Array<{ commit: string; verdicts: string[] }>; oldVerdict: string; newVerdict: string };
+    expect(out.oldVerdict).toBe('reproduced');
+    expect(out.newVerdict).toBe('not-reproduced');
+    expect(out.commit).toBe(commits[FIX_AT]);
+    expect(out.subject).toBe('fib: relax source validation check for loopback packets');
+    expect(out.builds).toBeLessThanOrEqual(Math.ceil(Math.log2(N)) + 2);
+    expect(out.steps.length).toBeGreaterThanOrEqual(3);
+    for (const s of out.steps) expect(s.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(r.stderr).toMatch(/first commit that gives "not-reproduced"/);
+    // the user's checkout was not touched
+    expect(git('rev-parse', 'HEAD')).toBe(commits[N]);
+    expect(git('status', '--porcelain')).toBe('');
+  });
+
+  it('refuses two revisions that behave the same', async () => {
+    const r = await cli(['bisect', '--repo', repo, '--old', commits[FIX_AT]!, '--new', commits[N]!, '--case', 'rp-filter-selftest', '--fresh']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/--old and --new both give "not-reproduced" on case rp-filter-selftest: nothing to bisect/);
+  });
+});
