@@ -87,10 +87,13 @@ function patchId(file: string, reverse: boolean): string {
 }
 
 async function applyPatch(tree: string, file: string, reverse: boolean, logFile: string): Promise<{ ok: boolean; out: string }> {
-  const args = ['-p1', '--forward', '--batch', '-s', '-i', file];
-  if (reverse) args.splice(1, 1, '-R');
+  // rejects go next to the log, never into the tree; the messages name each failed hunk
+  const rej = `${logFile}.${path.basename(file)}.rej`;
+  const args = ['-p1', reverse ? '-R' : '--forward', '--batch', `--reject-file=${rej}`, '-i', file];
   const r = await run('patch', ['-d', tree, ...args], { timeoutMs: 120_000, logFile });
-  return { ok: r.exitCode === 0, out: (r.stdout + r.stderr).trim() };
+  let out = (r.stdout + r.stderr).trim();
+  if (r.exitCode !== 0 && fs.existsSync(rej)) out += `\n--- rejected hunks (${rej}) ---\n` + fs.readFileSync(rej, 'utf8').trim();
+  return { ok: r.exitCode === 0, out };
 }
 
 /** Bring the shared tree to exactly `want` patches: revert what is applied (or re-extract), then apply. */

@@ -43,9 +43,9 @@ export function parsePatch(text: string, fallbackName: string): PatchInfo {
       continue;
     }
     if (!cur || !inHunk) continue;
-    if (l.startsWith('+')) cur.added++;
+    if (l === '-- ') inHunk = false; // format-patch signature separator
+    else if (l.startsWith('+')) cur.added++;
     else if (l.startsWith('-')) cur.removed++;
-    else if (l === '-- ') inHunk = false;
   }
   return { subject: subject ?? fallbackName, author, date, files };
 }
