@@ -78,25 +78,35 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   ];
   const allNs = [HOST_NS, ...c.namespaces];
 
-  for (const ns of c.namespaces) steps.push(cmd('kr_run', `netns:${ns}`, IP, 'netns', 'add', ns));
-
-  // links are created in the namespace of their first end; a veth peer goes straight to its own
-  const links = byNs(c.links);
-  for (const [ns, list] of links) {
-    const batch = list.map((l) =>
-      l.type === 'veth'
-        ? `link add ${l.name} type veth peer name ${l.peer.name}${l.peer.ns !== ns ? ` netns ${l.peer.ns}` : ''}`
-        : `link add ${l.name} type dummy`,
-    );
-    const file = `/case/links-${ns}.ip`;
-    files[file] = batch.join('\n') + '\n';
-    steps.push(cmd('kr_run', `links:${ns}`, 'kr_in', ns, IP, '-batch', file));
+  // 1. namespaces and links, in one iproute2 batch run in the initial namespace (a veth peer is
+  //    created straight into its own namespace)
+  const first: string[] = c.namespaces.map((ns) => `netns add ${ns}`);
+  for (const l of c.links) {
+    if (l.type === 'veth') {
+      const inNs = l.ns === HOST_NS ? '' : ` netns ${l.ns}`;
+      first.push(`link add ${l.name}${inNs} type veth peer name ${l.peer.name}${l.peer.ns !== HOST_NS ? ` netns ${l.peer.ns}` : ''}`);
+    } else first.push(`link add ${l.name}${l.ns === HOST_NS ? '' : ` netns ${l.ns}`} type dummy`);
+  }
+  if (first.length) {
+    files['/case/links.ip'] = first.join('\n') + '\n';
+    steps.push(cmd('kr_run', 'links', IP, '-batch', '/case/links.ip'));
   }
 
-  // interfaces and routes; lo comes up in every namespace unless the case says otherwise
+  // 2. per namespace, one shell inside it: interfaces and routes (ip batch), sysctls, tc (tc batch)
+  for (const o of opts.sysctlOverrides ?? [])
+    if (!allNs.includes(o.ns))
+      throw new HarnessError('bad-input', `sysctl ${o.key} names namespace "${o.ns}", which case ${c.name} does not have (it has: ${allNs.join(', ')})`, { field: '--sysctl' });
   const ifaces = byNs(c.interfaces);
   const routes = byNs(c.routes);
+  const sysctls: SysctlOverride[] = [
+    ...c.sysctls.map((s) => ({ ns: s.ns, key: s.key, value: s.value })),
+    ...(opts.sysctlOverrides ?? []),
+  ];
+  const sysByNs = byNs(sysctls);
+  const qd = byNs(c.qdiscs);
+  const fl = byNs(c.filters);
   for (const ns of allNs) {
+    const setup: string[] = ['. /kr/agent.sh'];
     const lines: string[] = [];
     const list = ifaces.get(ns) ?? [];
     if (!list.some((i) => i.dev === 'lo')) lines.push('link set dev lo up');
@@ -113,48 +123,33 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
       if (r.table !== undefined) l += ` table ${r.table}`;
       lines.push(l);
     }
-    const file = `/case/addr-${ns}.ip`;
-    files[file] = lines.join('\n') + '\n';
-    steps.push(cmd('kr_run', `interfaces:${ns}`, 'kr_in', ns, IP, '-batch', file));
-  }
+    files[`/case/addr-${ns}.ip`] = lines.join('\n') + '\n';
+    setup.push(cmd('kr_run', `interfaces:${ns}`, IP, '-batch', `/case/addr-${ns}.ip`));
 
-  // sysctls: the harness always turns on log_martians (evidence only; it changes no verdict)
-  const sysctls: SysctlOverride[] = [
-    ...c.sysctls.map((s) => ({ ns: s.ns, key: s.key, value: s.value })),
-    ...(opts.sysctlOverrides ?? []),
-  ];
-  for (const o of opts.sysctlOverrides ?? [])
-    if (!allNs.includes(o.ns))
-      throw new HarnessError('bad-input', `sysctl ${o.key} names namespace "${o.ns}", which case ${c.name} does not have (it has: ${allNs.join(', ')})`, { field: '--sysctl' });
-  const sysByNs = byNs(sysctls);
-  for (const ns of allNs) {
-    const lines = ['set -e', `echo 1 > ${sysctlPath('net.ipv4.conf.all.log_martians')}`];
-    for (const s of sysByNs.get(ns) ?? []) lines.push(`echo ${shq(s.value)} > ${shq(sysctlPath(s.key))}`);
-    const file = `/case/sysctl-${ns}.sh`;
-    files[file] = lines.join('\n') + '\n';
-    steps.push(cmd('kr_run', `sysctls:${ns}`, 'kr_in', ns, '/bin/sh', file));
-  }
+    // the harness always turns on log_martians (evidence only; it changes no verdict)
+    const sys = ['set -e', `echo 1 > ${sysctlPath('net.ipv4.conf.all.log_martians')}`];
+    for (const x of sysByNs.get(ns) ?? []) sys.push(`echo ${shq(x.value)} > ${shq(sysctlPath(x.key))}`);
+    files[`/case/sysctl-${ns}.sh`] = sys.join('\n') + '\n';
+    setup.push(cmd('kr_run', `sysctls:${ns}`, '/bin/sh', `/case/sysctl-${ns}.sh`));
 
-  // tc: qdiscs, then filters, in declaration order, one batch per namespace
-  const qd = byNs(c.qdiscs);
-  const fl = byNs(c.filters);
-  for (const ns of allNs) {
-    const lines: string[] = [];
+    const tc: string[] = [];
     for (const q of qd.get(ns) ?? []) {
-      if (q.kind === 'ingress' || q.kind === 'clsact') lines.push(`qdisc add dev ${q.dev} ${q.kind}`);
-      else lines.push(`qdisc add dev ${q.dev} root${q.handle ? ` handle ${q.handle}` : ''} ${q.kind}`);
+      if (q.kind === 'ingress' || q.kind === 'clsact') tc.push(`qdisc add dev ${q.dev} ${q.kind}`);
+      else tc.push(`qdisc add dev ${q.dev} root${q.handle ? ` handle ${q.handle}` : ''} ${q.kind}`);
     }
-    for (const f of fl.get(ns) ?? []) lines.push(filterLine(f));
-    if (lines.length === 0) continue;
-    const file = `/case/tc-${ns}.tc`;
-    files[file] = lines.join('\n') + '\n';
-    steps.push(cmd('kr_run', `tc:${ns}`, 'kr_in', ns, TC, '-batch', file));
+    for (const f of fl.get(ns) ?? []) tc.push(filterLine(f));
+    if (tc.length) {
+      files[`/case/tc-${ns}.tc`] = tc.join('\n') + '\n';
+      setup.push(cmd('kr_run', `tc:${ns}`, TC, '-batch', `/case/tc-${ns}.tc`));
+    }
+    files[`/case/setup-${ns}.sh`] = setup.join('\n') + '\n';
+    steps.push(cmd('kr_in', ns, '/bin/sh', `/case/setup-${ns}.sh`));
   }
 
   for (const s of c.servers) steps.push(cmd('kr_server', s.name, s.ns, String(s.tcpListen), s.reply));
   for (const s of c.servers) steps.push(cmd('kr_wait_listen', s.ns, String(s.tcpListen)));
 
-  steps.push(cmd('kr_counters', 'before', ...allNs));
+  for (const ns of allNs) steps.push(cmd('kr_in', ns, '/bin/sh', '-c', `. /kr/agent.sh; kr_counters_here before ${ns}`));
   steps.push(cmd('kr_trace_on', ...c.tracepoints));
   for (const p of c.probes) {
     const expect = 'tcp' in p ? p.tcp.expect : '';
@@ -163,12 +158,16 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     );
   }
   steps.push('kr_trace_dump');
-  // which tc filters matched, per qdisc (evidence of the packet path)
-  for (const q of c.qdiscs) {
-    const parent = q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root');
-    steps.push(cmd('kr_tcstats', q.ns, q.dev, parent));
+  // after the probes, per namespace in one shell: counters, and which tc filters matched
+  for (const ns of allNs) {
+    const ev = ['. /kr/agent.sh', cmd('kr_counters_here', 'after', ns)];
+    for (const q of qd.get(ns) ?? []) {
+      const parent = q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root');
+      ev.push(cmd('kr_tcstats_here', ns, q.dev, parent));
+    }
+    files[`/case/evidence-${ns}.sh`] = ev.join('\n') + '\n';
+    steps.push(cmd('kr_in', ns, '/bin/sh', `/case/evidence-${ns}.sh`));
   }
-  steps.push(cmd('kr_counters', 'after', ...allNs));
   files['/case/steps.sh'] = steps.join('\n') + '\n';
   return { files, sysctls };
 }

@@ -76,15 +76,15 @@ kr_wait_listen() { # kr_wait_listen NS PORT: wait (max 2 s) until a socket liste
 	kr_in "$1" cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | kr_section "proc-net-tcp:$1"
 	for _f in /tmp/kr.server.*; do [ -s "$_f" ] && kr_section "server-output:${_f#/tmp/kr.server.}" < "$_f"; done
 }
-kr_counters() { # kr_counters TAG NS...
-	_tag=$1; shift
-	for _ns in "$@"; do
-		kr_in "$_ns" cat /proc/net/netstat /proc/net/snmp > /tmp/kr.cnt 2>&1
-		kr_section "counters-$_tag:$_ns" < /tmp/kr.cnt
+kr_counters_here() { # kr_counters_here TAG NS: this namespace's counters (run inside NS; no fork)
+	kr_rec "begin counters-$1:$2"
+	for _f in /proc/net/netstat /proc/net/snmp; do
+		while IFS= read -r _l || [ -n "$_l" ]; do echo "$_l" >&3; done < "$_f"
 	done
+	kr_rec "end counters-$1:$2"
 }
-kr_tcstats() { # kr_tcstats NS DEV PARENT: filter statistics (which filters matched)
-	kr_in "$1" "$KR_TC" -s filter show dev "$2" parent "$3" > /tmp/kr.tcs 2>&1
+kr_tcstats_here() { # kr_tcstats_here NS DEV PARENT: filter statistics, which filters matched (run inside NS)
+	"$KR_TC" -s filter show dev "$2" parent "$3" > /tmp/kr.tcs 2>&1
 	kr_section "tc-stats:$1:$2" < /tmp/kr.tcs
 }
 KR_TRACEFS=/sys/kernel/tracing

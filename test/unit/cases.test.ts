@@ -88,7 +88,7 @@ describe('malformed case files are rejected naming the field', () => {
 describe('renderCase', () => {
   it('renders the selftest topology into batches, sysctls, probes', () => {
     const r = renderCase(loadCase('rp-filter-selftest').def);
-    expect(r.files['/case/links-host.ip']).toBe('link add dummy0 type dummy\nlink add veth1 type veth peer name veth2 netns ns2\n');
+    expect(r.files['/case/links.ip']).toBe('netns add ns2\nlink add dummy0 type dummy\nlink add veth1 type veth peer name veth2 netns ns2\n');
     expect(r.files['/case/tc-host.tc']).toContain('filter add dev veth1 parent ffff: protocol ip basic action mirred ingress redirect dev lo');
     expect(r.files['/case/tc-ns2.tc']).toContain('qdisc add dev lo root handle 1: fq_codel');
     expect(r.files['/case/sysctl-host.sh']).toContain('echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter');

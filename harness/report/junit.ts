@@ -1,0 +1,152 @@
+// JUnit XML of a kernel x case matrix, for CI test reporters. Pure: returns a string.
+//
+// One <testsuite> per case, one <testcase> per cell (classname = kernel). A verdict that differs
+// from the expectation is a <failure>; an error/timeout/panic verdict with no expectation is an
+// <error>; everything else passes.
+
+import type { RunRecord, Verdict } from '../observe/types.ts';
+import { martianLines, variantOf } from './diff.ts';
+import { stripAnsi } from './table.ts';
+
+export interface JUnitCell {
+  run: RunRecord;
+  expected?: Verdict;
+}
+
+export interface JUnitMeta {
+  name: string;
+  timestamp: string;
+}
+
+// Not allowed anywhere in an XML 1.0 document: C0 controls except tab/LF/CR, lone surrogates,
+// U+FFFE and U+FFFF.
+const INVALID_XML_RE = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+const XML_ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+};
+
+/** Escape text for XML element content: ANSI escapes and XML-invalid characters removed. */
+export function escapeXml(s: string): string {
+  return stripAnsi(s)
+    .replace(INVALID_XML_RE, '')
+    .replace(/[&<>"']/g, (c) => XML_ESCAPES[c] ?? c);
+}
+
+/** Escape for a quoted attribute value; line breaks and tabs kept as character references so
+ * attribute-value normalisation does not turn them into spaces. */
+export function escapeXmlAttr(s: string): string {
+  return escapeXml(s).replace(/\r/g, '&#13;').replace(/\n/g, '&#10;').replace(/\t/g, '&#9;');
+}
+
+const FAILING: readonly Verdict[] = ['error', 'timeout', 'panic'];
+
+type Outcome = { kind: 'pass' } | { kind: 'failure'; message: string } | { kind: 'error'; message: string };
+
+function outcomeOf(c: JUnitCell): Outcome {
+  const v = c.run.verdict;
+  if (c.expected !== undefined) {
+    return c.expected === v ? { kind: 'pass' } : { kind: 'failure', message: `expected ${c.expected}, got ${v}` };
+  }
+  if (FAILING.includes(v)) return { kind: 'error', message: `${v}: ${c.run.reason}` };
+  return { kind: 'pass' };
+}
+
+function secs(ms: number): string {
+  return Number.isFinite(ms) && ms > 0 ? (ms / 1000).toFixed(3) : '0.000';
+}
+
+function testName(r: RunRecord): string {
+  const variant = variantOf(r.sysctls);
+  return variant ? `${r.case}[${variant}]` : r.case;
+}
+
+function detailText(r: RunRecord): string {
+  const lines = [`reason: ${r.reason}`];
+  const m = martianLines(r.martians);
+  lines.push(m.length ? 'martians:' : 'martians: none', ...m.map((l) => `  ${l}`));
+  if (r.panic) lines.push(`${r.panic.kind}: ${r.panic.title}`, r.panic.text);
+  return lines.join('\n');
+}
+
+function systemOut(r: RunRecord): string {
+  const lines = [`verdict: ${r.verdict}`, `reason: ${r.reason}`];
+  const m = martianLines(r.martians);
+  lines.push(m.length ? `martians (${r.martians.length}):` : 'martians: none', ...m.map((l) => `  ${l}`));
+  lines.push(
+    r.fibEvidence.length
+      ? `fib evidence (${r.fibEvidence.length} of ${r.fibEventCount} lookups):`
+      : `fib evidence: none (${r.fibEventCount} lookups)`,
+    ...r.fibEvidence.map((l) => `  ${l}`),
+  );
+  lines.push(`console: ${r.files.console}`);
+  return lines.join('\n');
+}
+
+function renderCase(c: JUnitCell): string {
+  const r = c.run;
+  const o = outcomeOf(c);
+  const out = [
+    `    <testcase classname="${escapeXmlAttr(r.kernel)}" name="${escapeXmlAttr(testName(r))}" time="${secs(r.durationMs)}">`,
+  ];
+  if (o.kind === 'failure') {
+    out.push(
+      `      <failure message="${escapeXmlAttr(o.message)}" type="unexpected-verdict">${escapeXml(detailText(r))}</failure>`,
+    );
+  } else if (o.kind === 'error') {
+    out.push(`      <error message="${escapeXmlAttr(o.message)}" type="${escapeXmlAttr(r.verdict)}">${escapeXml(detailText(r))}</error>`);
+  }
+  out.push(`      <system-out>${escapeXml(systemOut(r))}</system-out>`);
+  out.push('    </testcase>');
+  return out.join('\n');
+}
+
+/** JUnit XML: <testsuites> with tests/failures/errors totals, one <testsuite> per case
+ * (first-seen order), one <testcase> per cell. */
+export function renderJUnit(cells: JUnitCell[], meta: JUnitMeta): string {
+  const suites = new Map<string, JUnitCell[]>();
+  for (const c of cells) {
+    const list = suites.get(c.run.case);
+    if (list) list.push(c);
+    else suites.set(c.run.case, [c]);
+  }
+
+  let tests = 0;
+  let failures = 0;
+  let errors = 0;
+  let totalMs = 0;
+  const body: string[] = [];
+  let suiteId = 0;
+  for (const [name, list] of suites) {
+    let f = 0;
+    let e = 0;
+    let ms = 0;
+    for (const c of list) {
+      const o = outcomeOf(c);
+      if (o.kind === 'failure') f++;
+      if (o.kind === 'error') e++;
+      if (Number.isFinite(c.run.durationMs) && c.run.durationMs > 0) ms += c.run.durationMs;
+    }
+    tests += list.length;
+    failures += f;
+    errors += e;
+    totalMs += ms;
+    body.push(
+      `  <testsuite id="${suiteId++}" name="${escapeXmlAttr(name)}" tests="${list.length}" failures="${f}" errors="${e}" skipped="0" time="${secs(ms)}" timestamp="${escapeXmlAttr(meta.timestamp)}">`,
+    );
+    for (const c of list) body.push(renderCase(c));
+    body.push('  </testsuite>');
+  }
+
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="${escapeXmlAttr(meta.name)}" tests="${tests}" failures="${failures}" errors="${errors}" time="${secs(totalMs)}" timestamp="${escapeXmlAttr(meta.timestamp)}">`,
+    ...body,
+    '</testsuites>',
+    '',
+  ].join('\n');
+}
