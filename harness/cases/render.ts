@@ -93,14 +93,16 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   }
 
   // 2. per namespace, one shell inside it: interfaces and routes (ip batch), sysctls, tc (tc batch)
-  for (const o of opts.sysctlOverrides ?? [])
+  // "*" applies an override in every namespace of the case
+  const overrides = (opts.sysctlOverrides ?? []).flatMap((o) => (o.ns === '*' ? allNs.map((ns) => ({ ...o, ns })) : [o]));
+  for (const o of overrides)
     if (!allNs.includes(o.ns))
       throw new HarnessError('bad-input', `sysctl ${o.key} names namespace "${o.ns}", which case ${c.name} does not have (it has: ${allNs.join(', ')})`, { field: '--sysctl' });
   const ifaces = byNs(c.interfaces);
   const routes = byNs(c.routes);
   const sysctls: SysctlOverride[] = [
     ...c.sysctls.map((s) => ({ ns: s.ns, key: s.key, value: s.value })),
-    ...(opts.sysctlOverrides ?? []),
+    ...overrides,
   ];
   const sysByNs = byNs(sysctls);
   const qd = byNs(c.qdiscs);

@@ -15,11 +15,12 @@ export function registerDoctor(program: Command): void {
     .description('check (and with --install, install) the host prerequisites; show KVM usability')
     .option('--install', 'install missing Debian/Ubuntu packages with apt-get (root)')
     .option('--quiet', 'print only problems')
-    .action((opts: { install?: boolean; quiet?: boolean }) =>
+    .option('--test-deps', 'also what the test suite needs (Debian chromium, for the HTML report test)')
+    .action((opts: { install?: boolean; quiet?: boolean; testDeps?: boolean }) =>
       guarded(async () => {
         const log = makeLogger({ quiet: opts.quiet ?? false });
         const kernels = builtinKernels().map(loadKernel);
-        const extra = prereqFilesFor(kernels);
+        const extra = [...prereqFilesFor(kernels), ...(opts.testDeps ? [{ file: '/usr/bin/chromium', pkg: 'chromium' }] : [])];
         if (opts.install) await ensurePrereqs(extra, log, { install: true });
         const prereqs = checkPrereqs(extra);
         const say = (s: string): void => {

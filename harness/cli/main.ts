@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // kernel-repro command line: one small file per command; this one only wires them up.
 import { Command } from 'commander';
+import { registerBench } from './bench.ts';
 import { registerBisect } from './bisect.ts';
 import { registerDoctor } from './doctor.ts';
+import { registerMatrix } from './matrix.ts';
 import { registerRepro } from './repro.ts';
 import { registerVerify } from './verify.ts';
 
@@ -16,4 +18,6 @@ registerRepro(program);
 registerDoctor(program);
 registerBisect(program);
 registerVerify(program);
+registerBench(program);
+registerMatrix(program);
 await program.parseAsync(process.argv);

@@ -3,6 +3,7 @@
 // gcc or QEMU is left behind.
 import { execa, type ResultPromise } from 'execa';
 import fs from 'node:fs';
+import { HarnessError } from './errors.ts';
 
 export interface RunOptions {
   cwd?: string;
@@ -69,6 +70,8 @@ export function installSignalHandlers(onInterrupt: () => void): void {
 }
 
 export async function run(file: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+  // after SIGINT/SIGTERM nothing new starts: the command body unwinds with an 'interrupted' error
+  if (interruptedFlag) throw new HarnessError('interrupted', `interrupted (not starting ${file})`);
   const started = Date.now();
   const command = [file, ...args].join(' ');
   const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: 'a' }) : undefined;

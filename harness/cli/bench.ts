@@ -1,0 +1,168 @@
+// `npm run bench`: side-by-side timings in one run (medians), since these machines are noisy.
+//  (a) naive bare boot: -M pc, compressed bzImage, gzip initramfs whose init reboots at once
+//  (f) the floor: -M microvm, direct PVH entry of the uncompressed vmlinux, same halting init
+//  (b) the harness's full run of one case on that kernel (compose image, boot, run, parse, verdict)
+//  (c) warm `repro` end to end (the CLI, nothing to build)
+//  (d) cold vs warm kernel build   (e) runs with concurrency 1 vs 2
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { execa } from 'execa';
+import { loadCase } from '../cases/load.ts';
+import { ensureBaseImage, findHostTools } from '../images/initramfs.ts';
+import { ensureKernel } from '../kernels/build.ts';
+import { loadKernel } from '../kernels/load.ts';
+import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
+import { runCase } from '../pipeline/runCase.ts';
+import { EntryStore } from '../util/cache.ts';
+import { ExitCode } from '../util/errors.ts';
+import { makeLogger, silentLogger } from '../util/log.ts';
+import { cacheRoot, repoRoot } from '../util/paths.ts';
+import { run } from '../util/proc.ts';
+import type { KernelMeta } from '../kernels/build.ts';
+import { qemuArgs } from '../vm/qemu.ts';
+import { QEMU } from '../vm/run.ts';
+import { guarded, newRunDir } from './common.ts';
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : Math.round((s[m - 1]! + s[m]!) / 2);
+}
+
+async function haltImage(dir: string, busybox: string, gzip: boolean): Promise<string> {
+  const root = path.join(dir, gzip ? 'halt-gz' : 'halt');
+  fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
+  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
+  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  fs.symlinkSync('busybox', path.join(root, 'bin/sh'));
+  fs.writeFileSync(path.join(root, 'init'), '#!/bin/sh\n/bin/busybox reboot -f\n', { mode: 0o755 });
+  const out = `${root}.cpio${gzip ? '.gz' : ''}`;
+  await run('sh', ['-c', `cd "$1" && find . | cpio --quiet -o -H newc -R 0:0 ${gzip ? '| gzip' : ''} > "$2"`, 'x', root, out], { timeoutMs: 60_000 });
+  return out;
+}
+
+async function timeQemu(args: string[]): Promise<number> {
+  const r = await run(QEMU, args, { timeoutMs: 60_000 });
+  if (r.exitCode !== 0 || r.timedOut) throw new Error(`bare boot failed (${r.exitCode}): ${r.stderr.slice(-300)}`);
+  return r.durationMs;
+}
+
+interface BenchOpts {
+  runs: string;
+  json?: boolean;
+  kernel: string;
+  case: string;
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('measure the harness against bare QEMU boots of the same kernel, side by side (medians)')
+    .option('--runs <n>', 'repetitions per measurement', '5')
+    .option('--kernel <name>', 'kernel definition', '6.1-fixed')
+    .option('--case <name>', 'case for the full-run measurement', 'rp-filter-selftest')
+    .option('--json', 'print the figures as JSON on stdout')
+    .action((opts: BenchOpts) => guarded(() => bench(opts)));
+}
+
+export async function bench(opts: BenchOpts): Promise<number> {
+  const log = makeLogger();
+  const n = Math.max(1, Number(opts.runs));
+  const cacheDir = cacheRoot();
+  const { runId, runDir } = newRunDir('bench');
+  const kdef = loadKernel(opts.kernel);
+  const kcase = loadCase(opts.case);
+  const prepared = await prepare({ kernels: [kdef, loadKernel('6.1-vanilla')], cases: [kcase], cacheDir, log, install: true, workDir: runDir });
+  const k = prepared.kernels[0]!;
+  const accel = prepared.accel.accel;
+  const tools = findHostTools();
+  const haltGz = await haltImage(runDir, tools.busybox, true);
+  const halt = await haltImage(runDir, tools.busybox, false);
+  const naiveArgs = ['-M', 'pc', '-accel', accel, '-m', '256M', '-display', 'none', '-serial', 'stdio', '-no-reboot', '-kernel', k.bzImage, '-initrd', haltGz, '-append', 'console=ttyS0 panic=-1'];
+  const floorArgs = qemuArgs({ accel, machine: 'microvm', kernel: k.vmlinux, initrd: halt, resultsFile: path.join(runDir, 'floor.results') });
+
+  const a: number[] = [];
+  const f: number[] = [];
+  const b: number[] = [];
+  log.info(`measuring (a) naive bare boot, (f) floor boot, (b) full case run, interleaved, ${n} times each`);
+  for (let i = 0; i < n; i++) {
+    a.push(await timeQemu(naiveArgs));
+    f.push(await timeQemu(floorArgs));
+    const t0 = Date.now();
+    const r = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: `bench-${i}` });
+    b.push(Date.now() - t0);
+    if (r.verdict !== 'not-reproduced' && r.verdict !== 'reproduced') log.warn(`case run ${i} ended in ${r.verdict}: ${r.reason}`);
+  }
+
+  log.info('measuring (c) warm repro end to end, 3 times');
+  const c: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = Date.now();
+    const r = await execa(path.join(repoRoot, 'node_modules/.bin/tsx'), [path.join(repoRoot, 'harness/cli/main.ts'), 'repro', '--json', '--no-install'], { reject: false, env: { KERNEL_REPRO_CACHE: cacheDir } });
+    c.push(Date.now() - t0);
+    if (r.exitCode !== 0) log.warn(`warm repro exited ${r.exitCode}`);
+  }
+
+  log.info('measuring (d) warm kernel lookup and reading the recorded cold/incremental build times');
+  const w: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = Date.now();
+    await ensureKernel(kdef, { cacheDir, log: silentLogger });
+    w.push(Date.now() - t0);
+  }
+  const store = new EntryStore<KernelMeta>(path.join(cacheDir, 'kernels'));
+  const builds = fs
+    .readdirSync(store.dir)
+    .filter((d) => /^[0-9a-f]{64}$/.test(d))
+    .map((d) => store.get(d, { verify: false })?.meta)
+    .filter((m): m is KernelMeta => !!m && m.configHash === k.meta.configHash && m.sourceId === k.meta.sourceId);
+  const coldBuildMs = builds.length ? Math.max(...builds.map((m) => m.buildMs)) : null;
+  const incrementalBuildMs = builds.length > 1 ? Math.min(...builds.map((m) => m.buildMs)) : null;
+
+  log.info('measuring (e) 2 kernels x 2 cases with concurrency 1, then 2');
+  const cases = [loadCase('rp-filter-selftest'), loadCase('rp-filter-mesos')];
+  const specs: RunSpec[] = prepared.kernels.flatMap((kk) => cases.map((cc) => ({ kernel: kk, kcase: cc })));
+  const e: Record<number, number> = {};
+  for (const conc of [1, 2]) {
+    const t0 = Date.now();
+    await runAll(specs.map((s) => ({ ...s, label: `conc${conc}` })), prepared, { runDir, log: silentLogger, concurrency: conc });
+    e[conc] = Date.now() - t0;
+  }
+
+  const result = {
+    runId,
+    host: { cores: os.availableParallelism(), accel, accelReason: prepared.accel.reason },
+    kernel: { name: k.name, release: k.meta.release, configHash: k.meta.configHash },
+    case: kcase.def.name,
+    runs: n,
+    bareBootMs: median(a),
+    floorBootMs: median(f),
+    caseRunMs: median(b),
+    ratio: Number((median(b) / median(a)).toFixed(3)),
+    floorRatio: Number((median(b) / median(f)).toFixed(3)),
+    warmReproMs: median(c),
+    warmKernelLookupMs: median(w),
+    coldBuildMs,
+    incrementalBuildMs,
+    matrix: { runs: specs.length, concurrency1Ms: e[1]!, concurrency2Ms: e[2]!, speedup: Number((e[1]! / e[2]!).toFixed(2)) },
+    samples: { bareBootMs: a, floorBootMs: f, caseRunMs: b, warmReproMs: c },
+  };
+  fs.writeFileSync(path.join(runDir, 'bench.json'), JSON.stringify(result, null, 2));
+  const s = (ms: number | null): string => (ms === null ? 'n/a' : `${(ms / 1000).toFixed(2)} s`);
+  const table = [
+    `kernel ${k.name} (${k.meta.release}), accelerator ${accel}, ${n} runs each, medians`,
+    `(a) naive bare boot (-M pc, bzImage, gzip initramfs)   ${s(result.bareBootMs)}`,
+    `(f) floor boot (-M microvm, PVH vmlinux)               ${s(result.floorBootMs)}`,
+    `(b) harness: full ${kcase.def.name} run                ${s(result.caseRunMs)}`,
+    `    ratio b/a = ${result.ratio}   floorRatio b/f = ${result.floorRatio}`,
+    `(c) warm repro end to end (4 runs)                     ${s(result.warmReproMs)}`,
+    `(d) kernel build: cold ${s(coldBuildMs)}, one-file variant ${s(incrementalBuildMs)}, warm cache lookup ${result.warmKernelLookupMs} ms`,
+    `(e) ${specs.length} runs: concurrency 1 ${s(e[1]!)}, concurrency 2 ${s(e[2]!)}, speed-up ${result.matrix.speedup}x`,
+    `written to ${path.join(runDir, 'bench.json')}`,
+  ].join('\n');
+  (opts.json ? process.stderr : process.stdout).write(table + '\n');
+  if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  return ExitCode.ok;
+}

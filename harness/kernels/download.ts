@@ -1,0 +1,506 @@
+// Kernel sources fetched by URL (kernel.org-style tarballs): a resumable, retrying, sha256-verified
+// download into the download cache, and a safe extraction that refuses entries escaping the tree.
+//
+// Cache layout (under `cacheDir`, e.g. <cache>/downloads):
+//   partial/<sha256>.part     bytes received so far (kept across runs, resumed with a Range request)
+//   partial/<sha256>.lock     lock target: one process downloads a given file at a time
+//   <sha256>/<basename>       the verified file, renamed into place only after its sha256 matched
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import * as tar from 'tar';
+import { Agent, EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
+import { sha256File, withLock } from '../util/cache.ts';
+import { HarnessError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+
+export interface DownloadOptions {
+  url: string;
+  /** mandatory for remote sources: expected sha256 (hex) of the file */
+  sha256: string;
+  /** directory of the download cache, e.g. <cache>/downloads */
+  cacheDir: string;
+  log: Logger;
+  retries?: number; // default 4
+  backoffMs?: number; // initial backoff, doubled each retry, default 1000
+  timeoutMs?: number; // per attempt, inactivity (no bytes) timeout, default 60_000
+  /** for error messages: the definition file and field holding the URL */
+  file?: string;
+  field?: string;
+}
+
+const PROGRESS_EVERY_MS = 2000;
+const MAX_REDIRECTIONS = 5;
+
+/** A failed attempt; `retryable` says whether another attempt may help. */
+class AttemptError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+interface Ctx {
+  o: DownloadOptions;
+  url: URL;
+  sha: string;
+  name: string;
+  part: string;
+  dispatcher: Dispatcher;
+  timeoutMs: number;
+  /** the part file holds bytes kept from an earlier response (206 append or 416) */
+  resumed: boolean;
+}
+
+function where(o: DownloadOptions): { file?: string; field?: string } {
+  return { ...(o.file !== undefined ? { file: o.file } : {}), ...(o.field !== undefined ? { field: o.field } : {}) };
+}
+
+/** The field holding the sha256, next to the URL field: "source.url" -> "source.sha256". */
+function shaField(o: DownloadOptions): string {
+  return o.field && o.field.includes('.') ? o.field.replace(/[^.]*$/, 'sha256') : 'sha256';
+}
+
+function parseUrl(o: DownloadOptions): URL {
+  let url: URL;
+  try {
+    url = new URL(o.url);
+  } catch {
+    throw new HarnessError('bad-input', `not a valid URL: ${JSON.stringify(o.url)}`, where(o));
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new HarnessError('bad-input', `unsupported URL scheme "${url.protocol}" in ${o.url}: only http: and https: are supported`, where(o));
+  return url;
+}
+
+function fileNameOf(url: URL, o: DownloadOptions): string {
+  let name = '';
+  try {
+    name = path.posix.basename(decodeURIComponent(url.pathname));
+  } catch {
+    /* malformed escape: rejected below */
+  }
+  if (!name || name === '.' || name === '..' || /[/\\\0]/.test(name))
+    throw new HarnessError('bad-input', `URL does not end in a file name: ${o.url}`, where(o));
+  return name;
+}
+
+const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
+
+function fileSize(f: string): number {
+  try {
+    return fs.statSync(f).size;
+  } catch {
+    return 0;
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
+}
+
+function makeDispatcher(url: URL, timeoutMs: number): { dispatcher: Dispatcher; close: () => Promise<void> } {
+  const env = process.env;
+  const proxied = !isLoopback(url.hostname) && [env.HTTPS_PROXY, env.https_proxy, env.HTTP_PROXY, env.http_proxy].some((v) => !!v);
+  const base: Dispatcher = proxied ? new EnvHttpProxyAgent({ connectTimeout: timeoutMs }) : new Agent({ connectTimeout: timeoutMs });
+  return {
+    dispatcher: base.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS })),
+    close: () => base.destroy().catch(() => undefined),
+  };
+}
+
+/** Download `o.url` into the cache, verify its sha256, return the verified file's path. */
+export async function downloadVerified(o: DownloadOptions): Promise<string> {
+  const url = parseUrl(o);
+  if (!/^[0-9a-fA-F]{64}$/.test(o.sha256))
+    throw new HarnessError('bad-input', `sha256 must be 64 hexadecimal digits, got ${JSON.stringify(o.sha256)}`, {
+      ...(o.file !== undefined ? { file: o.file } : {}),
+      field: shaField(o),
+      hint: 'remote sources must be pinned: put the sha256 of the file (sha256sum <file>) next to the URL',
+    });
+  const sha = o.sha256.toLowerCase();
+  const name = fileNameOf(url, o);
+  const finalDir = path.join(o.cacheDir, sha);
+  const final = path.join(finalDir, name);
+  if (fs.existsSync(final)) return final;
+
+  const partialDir = path.join(o.cacheDir, 'partial');
+  fs.mkdirSync(partialDir, { recursive: true });
+  return withLock(
+    path.join(partialDir, `${sha}.lock`),
+    async () => {
+      if (fs.existsSync(final)) return final; // another process finished it while we waited
+      const timeoutMs = o.timeoutMs ?? 60_000;
+      const { dispatcher, close } = makeDispatcher(url, timeoutMs);
+      const ctx: Ctx = { o, url, sha, name, part: path.join(partialDir, `${sha}.part`), dispatcher, timeoutMs, resumed: false };
+      try {
+        return await downloadLoop(ctx, finalDir, final);
+      } finally {
+        await close();
+      }
+    },
+    () => o.log.info(`waiting for another process downloading ${name}`),
+  );
+}
+
+async function downloadLoop(ctx: Ctx, finalDir: string, final: string): Promise<string> {
+  const { o, part } = ctx;
+  const retries = o.retries ?? 4;
+  const backoffMs = o.backoffMs ?? 1000;
+  let failures = 0;
+  let refetched = false;
+  for (;;) {
+    try {
+      await transferOnce(ctx);
+    } catch (err) {
+      if (err instanceof HarnessError) throw err;
+      const retryable = err instanceof AttemptError ? err.retryable : isRetryableNetworkError(err);
+      const reason = describe(err);
+      if (!retryable)
+        throw new HarnessError('internal', `cannot download ${o.url}: ${reason}`, { ...where(o), cause: err });
+      if (failures >= retries)
+        throw new HarnessError('missing-prereq', `cannot download ${o.url}: ${reason} (gave up after ${failures + 1} attempts)`, {
+          ...where(o),
+          hint: `check the network connection; the ${mb(fileSize(part))} received so far are kept in ${part} and the next run resumes`,
+          cause: err,
+        });
+      const wait = backoffMs * 2 ** failures;
+      failures++;
+      o.log.warn(`download of ${ctx.name} failed: ${reason}; retry ${failures}/${retries} in ${(wait / 1000).toFixed(1)} s`);
+      await new Promise((r) => setTimeout(r, wait));
+      continue;
+    }
+
+    const got = sha256File(part);
+    if (got === ctx.sha) {
+      fs.mkdirSync(finalDir, { recursive: true });
+      fs.renameSync(part, final);
+      return final;
+    }
+    fs.rmSync(part, { force: true });
+    if (ctx.resumed && !refetched) {
+      // the bytes kept from an earlier transfer may be what is wrong: fetch the whole file once more
+      refetched = true;
+      ctx.resumed = false;
+      o.log.warn(`${ctx.name}: resumed download does not match its sha256; downloading it again from the start`);
+      continue;
+    }
+    throw new HarnessError('bad-input', `sha256 mismatch for ${o.url}: expected ${ctx.sha}, got ${got}`, {
+      ...where(o),
+      hint: 'the file at this URL is not the one pinned; check the URL and the sha256 (a changed upstream file needs a new sha256)',
+    });
+  }
+}
+
+/** One HTTP request; returns when the part file is believed complete (to be verified). */
+async function transferOnce(ctx: Ctx): Promise<void> {
+  const { o, part } = ctx;
+  const have = fileSize(part);
+  const headers: Record<string, string> = { 'accept-encoding': 'identity', 'user-agent': 'kernel-repro-harness' };
+  if (have > 0) headers.range = `bytes=${have}-`;
+  const res = await request(ctx.url, {
+    method: 'GET',
+    headers,
+    dispatcher: ctx.dispatcher,
+    headersTimeout: ctx.timeoutMs,
+    bodyTimeout: ctx.timeoutMs,
+  });
+  const status = res.statusCode;
+  const drain = (): Promise<void> => res.body.dump().catch(() => undefined);
+
+  let append: boolean;
+  let total: number | undefined;
+  if (status === 206) {
+    const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(String(res.headers['content-range'] ?? '').trim());
+    if (!m || Number(m[1]) !== have) {
+      await drain();
+      fs.rmSync(part, { force: true }); // restart from byte 0 on the next attempt
+      throw new AttemptError(`server answered the range request with content-range "${String(res.headers['content-range'] ?? '')}"`, true);
+    }
+    append = true;
+    total = m[3] === '*' ? undefined : Number(m[3]);
+    if (have > 0) {
+      ctx.resumed = true;
+      o.log.info(`resuming ${ctx.name} at ${mb(have)}`);
+    }
+  } else if (status === 200) {
+    append = false;
+    ctx.resumed = false;
+    const len = Number(res.headers['content-length']);
+    total = Number.isFinite(len) && len >= 0 ? len : undefined;
+    o.log.info(`downloading ${o.url}${total !== undefined ? ` (${mb(total)})` : ''}`);
+  } else if (status === 416 && have > 0) {
+    await drain();
+    ctx.resumed = true; // nothing left to fetch: the part is complete (verified by the caller)
+    return;
+  } else {
+    await drain();
+    const what = `HTTP ${status} for ${o.url}`;
+    if (status >= 500 || status === 408 || status === 429) throw new AttemptError(what, true);
+    const hint =
+      status === 404 || status === 410
+        ? 'the URL does not exist (any more): check it, kernel.org moves old releases'
+        : status === 401 || status === 403
+          ? 'the server refuses access to this URL'
+          : undefined;
+    throw new HarnessError('bad-input', `cannot download ${o.url}: HTTP ${status}`, { ...where(o), ...(hint ? { hint } : {}) });
+  }
+
+  let fd: number;
+  try {
+    fd = fs.openSync(part, append ? 'a' : 'w');
+  } catch (err) {
+    await drain();
+    throw new HarnessError('internal', `cannot write ${part}: ${describe(err)}`, { cause: err });
+  }
+  const start = append ? have : 0;
+  let written = start;
+  const t0 = Date.now();
+  let lastReport = t0;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      try {
+        fs.writeSync(fd, chunk);
+      } catch (err) {
+        res.body.destroy();
+        throw new HarnessError('internal', `cannot write ${part}: ${describe(err)}`, { cause: err });
+      }
+      written += chunk.length;
+      const now = Date.now();
+      if (now - lastReport >= PROGRESS_EVERY_MS) {
+        lastReport = now;
+        const rate = (written - start) / 1e6 / Math.max((now - t0) / 1000, 0.001);
+        const of = total !== undefined ? ` of ${mb(total)} (${Math.floor((written / total) * 100)}%)` : '';
+        o.log.progress(`${ctx.name}: ${mb(written)}${of}, ${rate.toFixed(1)} MB/s`);
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (total !== undefined && written < total)
+    throw new AttemptError(`connection closed after ${written} of ${total} bytes`, true);
+  const secs = (Date.now() - t0) / 1000;
+  o.log.info(`${ctx.name}: received ${mb(written - start)} in ${secs.toFixed(1)} s`);
+}
+
+const RETRYABLE_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EHOSTDOWN',
+]);
+
+function isRetryableNetworkError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_ABORTED') return false;
+    if (code.startsWith('UND_ERR_') || RETRYABLE_CODES.has(code)) return true;
+  }
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  if (cause && cause !== err) return isRetryableNetworkError(cause);
+  // undici reports early socket closes and timeouts with a code; an error without one is unexpected
+  return err instanceof Error && /other side closed|socket|terminated|timeout/i.test(err.message);
+}
+
+function describe(err: unknown): string {
+  if (err instanceof AttemptError || err instanceof HarnessError) return err.message;
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extraction
+
+/** Why an archive entry is unsafe, or null. `p` is the entry path as stored (before strip). */
+function entryProblem(p: string, type: string, linkpath: string | undefined): string | null {
+  const isAbs = (s: string): boolean => s.startsWith('/') || s.startsWith('\\') || /^[a-zA-Z]:/.test(s);
+  if (isAbs(p)) return 'absolute path';
+  const parts = p.split('/');
+  if (parts.includes('..')) return "path climbs out with '..'";
+  const rel = parts.slice(1).filter((s) => s !== '' && s !== '.').join('/'); // after strip: 1
+  if (type === 'SymbolicLink') {
+    if (!linkpath) return 'symlink without a target';
+    if (isAbs(linkpath)) return `symlink to the absolute path ${linkpath}`;
+    const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel || '.'), linkpath));
+    if (resolved === '..' || resolved.startsWith('../')) return `symlink target ${linkpath} resolves outside the tree`;
+  } else if (type === 'Link') {
+    if (!linkpath) return 'hardlink without a target';
+    if (isAbs(linkpath)) return `hardlink to the absolute path ${linkpath}`;
+    if (linkpath.split('/').includes('..')) return `hardlink target ${linkpath} climbs out with '..'`;
+  }
+  return null;
+}
+
+/** Follow the symlink at `rel` (relative to `root`) component by component, through any further
+ * symlinks in the tree; return a description if the resolution leaves `root`, else null. */
+function symlinkEscape(root: string, rel: string): string | null {
+  const stack = path.posix.dirname(rel).split('/').filter((s) => s !== '' && s !== '.');
+  let target = fs.readlinkSync(path.join(root, rel));
+  if (path.isAbsolute(target)) return `symlink to the absolute path ${target}`;
+  let queue = target.split('/');
+  let hops = 0;
+  while (queue.length > 0) {
+    const c = queue.shift() as string;
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      if (stack.length === 0) return `symlink target resolves outside the tree (via ${target})`;
+      stack.pop();
+      continue;
+    }
+    stack.push(c);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(path.join(root, ...stack));
+    } catch {
+      continue; // does not exist: the rest resolves lexically
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > 40) return null; // a loop: resolves nowhere (ELOOP), harmless
+      target = fs.readlinkSync(path.join(root, ...stack));
+      if (path.isAbsolute(target)) return `symlink chain leads to the absolute path ${target}`;
+      stack.pop();
+      queue = [...target.split('/'), ...queue];
+    }
+  }
+  return null;
+}
+
+function findEscapingSymlinks(root: string): string[] {
+  const bad: string[] = [];
+  const walk = (relDir: string): void => {
+    for (const ent of fs.readdirSync(path.join(root, relDir), { withFileTypes: true })) {
+      const rel = relDir ? `${relDir}/${ent.name}` : ent.name;
+      if (ent.isDirectory()) walk(rel);
+      else if (ent.isSymbolicLink()) {
+        const why = symlinkEscape(root, rel);
+        if (why) bad.push(`${rel}: ${why}`);
+      }
+    }
+  };
+  walk('');
+  return bad;
+}
+
+type Compression = 'xz' | 'bzip2' | 'native';
+
+function sniff(file: string): Compression {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(6);
+    const n = fs.readSync(fd, b, 0, 6, 0);
+    if (n >= 6 && b.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+    if (n >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+    return 'native'; // plain tar, gzip or zstd: handled by the tar package itself
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Extract `tarball` (plain, gzip, zstd; xz and bzip2 through the host's xz/bzip2) with its top
+ * directory stripped, into a staging directory next to `dest`, then rename it into place. An
+ * absolute or `..` entry, or a link whose target would resolve outside the tree, fails the whole
+ * extraction (bad-input naming the entry) and leaves nothing at `dest`.
+ */
+export async function extractTarballSafe(tarball: string, dest: string): Promise<void> {
+  if (!fs.existsSync(tarball)) throw new HarnessError('bad-input', `tarball not found: ${tarball}`);
+  const destAbs = path.resolve(dest);
+  fs.mkdirSync(path.dirname(destAbs), { recursive: true });
+  const tag = `${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  const staging = `${destAbs}.staging-${tag}`;
+  fs.mkdirSync(staging);
+  try {
+    const unsafe: string[] = [];
+    const failures: string[] = [];
+    const compression = sniff(tarball);
+    const unpack = tar.x({
+      cwd: staging,
+      strip: 1,
+      preserveOwner: false,
+      filter: (p, entry) => {
+        const type = 'type' in entry && typeof entry.type === 'string' ? entry.type : 'File';
+        const linkpath = 'linkpath' in entry && typeof entry.linkpath === 'string' ? entry.linkpath : undefined;
+        const why = entryProblem(p, type, linkpath);
+        if (why) unsafe.push(`${p}: ${why}`);
+        return why === null;
+      },
+      onwarn: (code, message, data) => {
+        // entry errors mean a file is missing from the tree: fatal. Info/unsupported types are not.
+        if (code === 'TAR_ENTRY_ERROR' || code === 'TAR_ENTRY_INVALID') {
+          const entry = data.entry as { path?: unknown } | undefined;
+          failures.push(`${typeof entry?.path === 'string' ? entry.path + ': ' : ''}${message}`);
+        }
+      },
+    });
+
+    const child = compression === 'native' ? undefined : spawn(compression, ['-dc', tarball], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const source: Readable = child ? (child.stdout as Readable) : fs.createReadStream(tarball);
+    let childErr = '';
+    child?.stderr?.on('data', (d: Buffer) => (childErr += d.toString()));
+    const childDone: Promise<number | null> = child
+      ? new Promise((resolve, reject) => {
+          child.on('error', reject);
+          child.on('close', (exit) => resolve(exit));
+        })
+      : Promise.resolve(0);
+    const unpackDone = new Promise<void>((resolve, reject) => {
+      unpack.on('error', reject);
+      unpack.on('close', () => resolve());
+      source.on('error', reject);
+      source.pipe(unpack);
+    });
+    let exit: number | null;
+    try {
+      [, exit] = await Promise.all([unpackDone, childDone]);
+    } catch (err) {
+      source.destroy();
+      child?.kill();
+      if (child && (err as { code?: unknown }).code === 'ENOENT' && String((err as { syscall?: unknown }).syscall).startsWith('spawn'))
+        throw new HarnessError('missing-prereq', `cannot extract ${tarball}: ${compression} is not installed`, {
+          hint: `install ${compression === 'xz' ? 'xz-utils' : 'bzip2'}`,
+        });
+      throw new HarnessError('bad-input', `cannot extract ${tarball}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (exit !== 0)
+      throw new HarnessError('bad-input', `cannot extract ${tarball}: ${compression} -d failed (exit ${String(exit)})`, {
+        excerpt: childErr.trim().split('\n').slice(-10).join('\n'),
+      });
+    if (unsafe.length > 0)
+      throw new HarnessError('bad-input', `unsafe entry in ${tarball}: ${unsafe[0]}`, {
+        excerpt: unsafe.slice(0, 20).join('\n'),
+        hint: 'the tarball tries to write outside its own tree; it is not a kernel source release',
+      });
+    const escaping = findEscapingSymlinks(staging);
+    if (escaping.length > 0)
+      throw new HarnessError('bad-input', `unsafe entry in ${tarball}: ${escaping[0]}`, { excerpt: escaping.slice(0, 20).join('\n') });
+    if (failures.length > 0)
+      throw new HarnessError('bad-input', `cannot extract ${tarball}: ${failures[0]}`, { excerpt: failures.slice(0, 20).join('\n') });
+    if (fs.readdirSync(staging).length === 0)
+      throw new HarnessError('bad-input', `cannot extract ${tarball}: no files below a top-level directory`);
+
+    // into place: move an old tree aside first so `dest` is never half-written
+    let aside: string | undefined;
+    if (fs.existsSync(destAbs)) {
+      aside = `${destAbs}.old-${tag}`;
+      fs.renameSync(destAbs, aside);
+    }
+    fs.renameSync(staging, destAbs);
+    if (aside) fs.rmSync(aside, { recursive: true, force: true });
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,118 @@
+// Reliability end to end: a build failure, QEMU missing, a corrupted cache entry, SIGINT during a
+// build and during a boot, and two runs at once sharing one cache.
+import { describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
+import { cli } from './helpers.ts';
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-rel-'));
+const base = path.join(repoRoot, 'kernels/config/base.config');
+const commentPatch = fs.readFileSync(path.join(repoRoot, 'test/fixtures/comment-only.patch'), 'utf8');
+
+/** A kernel definition on 6.1 (as shipped) with one extra patch; a fresh token forces a build. */
+function kernelWith(name: string, patchText: string): string {
+  const p = path.join(work, `${name}.patch`);
+  fs.writeFileSync(p, patchText);
+  const k = path.join(work, `${name}.yaml`);
+  fs.writeFileSync(k, `name: ${name}\nsource: { type: debian-source, package: linux-source-6.1 }\npatches: [{ file: ${p} }]\nconfig: { fragments: [${base}] }\n`);
+  return k;
+}
+const uniqueComment = (): string => commentPatch.replace('(comment-only test change)', `(test ${crypto.randomBytes(4).toString('hex')})`);
+
+function alive(pattern: string): string {
+  try {
+    return execFileSync('pgrep', ['-af', pattern]).toString().trim();
+  } catch {
+    return '';
+  }
+}
+
+const tsx = path.join(repoRoot, 'node_modules/.bin/tsx');
+const main = path.join(repoRoot, 'harness/cli/main.ts');
+
+describe('reliability', () => {
+  it('a build failure: exit 4, the compiler error in the message, no cache entry', async () => {
+    const broken = commentPatch.replace(/^\+ \*\t\tIPv4 Forwarding.*$/m, '+#error kernel-repro: this patch breaks the build');
+    const k = kernelWith('broken-build', broken);
+    const r = await cli(['repro', '--kernel', k, '--case', 'rp-filter-selftest', '--no-install']);
+    expect(r.exitCode).toBe(4);
+    expect(r.stderr).toMatch(/error \(build-failed\): .*build of broken-build failed/);
+    expect(r.stderr).toMatch(/#error kernel-repro: this patch breaks the build/);
+    expect(r.stderr).toMatch(/full log: .*broken-build-.*\.log/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const index = path.join(cacheRoot(), 'kernels');
+    const metas = fs.readdirSync(index).filter((d) => /^[0-9a-f]{64}$/.test(d)).map((d) => fs.readFileSync(path.join(index, d, 'manifest.json'), 'utf8'));
+    expect(metas.some((m) => m.includes('"broken-build"'))).toBe(false);
+  });
+
+  it('QEMU missing: exit 3 with the package to install', async () => {
+    const r = await cli(['repro', '--kernel', '6.1-fixed', '--case', 'rp-filter-selftest', '--no-install'], { env: { KERNEL_REPRO_QEMU: '/nonexistent/qemu-system-x86_64', KERNEL_REPRO_ACCEL: 'tcg' } });
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toMatch(/cannot start \/nonexistent\/qemu-system-x86_64/);
+    expect(r.stderr).toMatch(/qemu-system-x86/);
+  });
+
+  it('a corrupted cache entry is detected and rebuilt', async () => {
+    const ok = await cli(['repro', '--kernel', '6.1-fixed', '--case', 'rp-filter-selftest', '--json', '--no-install']);
+    expect(ok.exitCode).toBe(0);
+    const key = (JSON.parse(ok.stdout) as { runs: Array<{ kernelInfo: { key: string } }> }).runs[0]!.kernelInfo.key;
+    fs.appendFileSync(path.join(cacheRoot(), 'kernels', key, 'vmlinux'), 'garbage');
+    const r = await cli(['repro', '--kernel', '6.1-fixed', '--case', 'rp-filter-selftest', '--json', '--no-install']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/discarded: file vmlinux does not match its manifest \(rebuilding\)/);
+    expect((JSON.parse(r.stdout) as { runs: Array<{ verdict: string }> }).runs[0]!.verdict).toBe('not-reproduced');
+  });
+
+  it('SIGINT during a build: exit 130, no make left, no cache entry, the next run works', async () => {
+    const k = kernelWith('sigint-build', uniqueComment());
+    const child = execa(tsx, [main, 'repro', '--kernel', k, '--case', 'rp-filter-selftest', '--no-install'], { reject: false });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const t0 = Date.now();
+    while (!/building sigint-build/.test(err) && Date.now() - t0 < 300_000) await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    const res = await child;
+    expect(res.exitCode).toBe(130);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(alive('make -C .*kernel-repro|make -C .*trees/debian')).toBe('');
+    const again = await cli(['repro', '--kernel', k, '--case', 'rp-filter-selftest', '--json', '--no-install']);
+    expect(again.exitCode).toBe(0);
+    expect((JSON.parse(again.stdout) as { runs: Array<{ verdict: string }> }).runs[0]!.verdict).toBe('not-reproduced');
+  });
+
+  it('SIGINT during a boot: exit 130 at once, no QEMU left', async () => {
+    const results = path.join(work, 'sigint-boot');
+    const child = execa(tsx, [main, 'repro', '--kernel', '6.1-fixed', '--kernel', '6.1-vanilla', '--no-install', '--results', results], { reject: false });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const t0 = Date.now();
+    while (!/accelerator:/.test(err) && Date.now() - t0 < 300_000) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 700));
+    child.kill('SIGINT');
+    const res = await child;
+    expect(res.exitCode).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(300_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(alive(`qemu-system.*${results}`)).toBe('');
+  });
+
+  it('two runs at once sharing one cache: one builds, the other waits, both correct', async () => {
+    const k = kernelWith('shared-build', uniqueComment());
+    const [r1, r2] = await Promise.all([
+      cli(['repro', '--kernel', k, '--case', 'rp-filter-selftest', '--json', '--no-install']),
+      cli(['repro', '--kernel', k, '--case', 'rp-filter-mesos', '--json', '--no-install']),
+    ]);
+    expect(r1.exitCode).toBe(0);
+    expect(r2.exitCode).toBe(0);
+    const both = r1.stderr + r2.stderr;
+    expect(both.match(/built shared-build/g) ?? []).toHaveLength(1);
+    expect(both).toMatch(/waiting for another run building/);
+    for (const r of [r1, r2]) expect((JSON.parse(r.stdout) as { runs: Array<{ verdict: string }> }).runs[0]!.verdict).toBe('not-reproduced');
+  });
+});
