@@ -144,6 +144,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
       files[`/case/tc-${ns}.tc`] = tc.join('\n') + '\n';
       setup.push(cmd('kr_run', `tc:${ns}`, TC, '-batch', `/case/tc-${ns}.tc`));
     }
+    setup.push(cmd('kr_counters_here', 'before', ns));
     files[`/case/setup-${ns}.sh`] = setup.join('\n') + '\n';
     steps.push(cmd('kr_in', ns, '/bin/sh', `/case/setup-${ns}.sh`));
   }
@@ -151,7 +152,6 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   for (const s of c.servers) steps.push(cmd('kr_server', s.name, s.ns, String(s.tcpListen), s.reply));
   for (const s of c.servers) steps.push(cmd('kr_wait_listen', s.ns, String(s.tcpListen)));
 
-  for (const ns of allNs) steps.push(cmd('kr_in', ns, '/bin/sh', '-c', `. /kr/agent.sh; kr_counters_here before ${ns}`));
   steps.push(cmd('kr_trace_on', ...c.tracepoints));
   for (const p of c.probes) {
     const expect = 'tcp' in p ? p.tcp.expect : '';
@@ -163,10 +163,8 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   // after the probes, per namespace in one shell: counters, and which tc filters matched
   for (const ns of allNs) {
     const ev = ['. /kr/agent.sh', cmd('kr_counters_here', 'after', ns)];
-    for (const q of qd.get(ns) ?? []) {
-      const parent = q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root');
-      ev.push(cmd('kr_tcstats_here', ns, q.dev, parent));
-    }
+    const stats = (qd.get(ns) ?? []).flatMap((q) => [q.dev, q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root')]);
+    if (stats.length) ev.push(cmd('kr_tcstats_here', ns, ...stats));
     files[`/case/evidence-${ns}.sh`] = ev.join('\n') + '\n';
     steps.push(cmd('kr_in', ns, '/bin/sh', `/case/evidence-${ns}.sh`));
   }

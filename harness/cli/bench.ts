@@ -1,6 +1,8 @@
 // `npm run bench`: side-by-side timings in one run (medians), since these machines are noisy.
-//  (a) naive bare boot: -M pc, compressed bzImage, gzip initramfs whose init reboots at once
-//  (f) the floor: -M microvm, direct PVH entry of the uncompressed vmlinux, same halting init
+//  (a) naive bare boot: -M pc, compressed bzImage, the same files as the harness's image (busybox,
+//      iproute2 and libraries) packed with gzip as one would by hand, /init reboots at once
+//  (f) the floor: -M microvm, direct PVH entry of the uncompressed vmlinux, same files uncompressed,
+//      same halting init
 //  (b) the harness's full run of one case on that kernel (compose image, boot, run, parse, verdict)
 //  (c) warm `repro` end to end (the CLI, nothing to build)
 //  (d) cold vs warm kernel build   (e) runs with concurrency 1 vs 2
@@ -10,7 +12,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { execa } from 'execa';
 import { loadCase } from '../cases/load.ts';
-import { ensureBaseImage, findHostTools } from '../images/initramfs.ts';
+import { composeInitramfs } from '../images/initramfs.ts';
 import { ensureKernel } from '../kernels/build.ts';
 import { loadKernel } from '../kernels/load.ts';
 import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
@@ -31,15 +33,13 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : Math.round((s[m - 1]! + s[m]!) / 2);
 }
 
-async function haltImage(dir: string, busybox: string, gzip: boolean): Promise<string> {
-  const root = path.join(dir, gzip ? 'halt-gz' : 'halt');
-  fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  fs.symlinkSync('busybox', path.join(root, 'bin/sh'));
-  fs.writeFileSync(path.join(root, 'init'), '#!/bin/sh\n/bin/busybox reboot -f\n', { mode: 0o755 });
-  const out = `${root}.cpio${gzip ? '.gz' : ''}`;
-  await run('sh', ['-c', `cd "$1" && find . | cpio --quiet -o -H newc -R 0:0 ${gzip ? '| gzip' : ''} > "$2"`, 'x', root, out], { timeoutMs: 60_000 });
+/** The harness's own image content with an init that reboots at once; gzip'd as a user would pack it by hand. */
+async function haltImage(dir: string, base: string, gzip: boolean): Promise<string> {
+  const raw = path.join(dir, 'halt.cpio');
+  if (!fs.existsSync(raw)) await composeInitramfs(base, { '/init': '#!/bin/sh\n/bin/busybox reboot -f\n' }, raw);
+  if (!gzip) return raw;
+  const out = `${raw}.gz`;
+  await run('sh', ['-c', 'gzip -c "$1" > "$2"', 'x', raw, out], { timeoutMs: 60_000 });
   return out;
 }
 
@@ -77,9 +77,8 @@ export async function bench(opts: BenchOpts): Promise<number> {
   const prepared = await prepare({ kernels: [kdef, loadKernel('6.1-vanilla')], cases: [kcase], cacheDir, log, install: true, workDir: runDir });
   const k = prepared.kernels[0]!;
   const accel = prepared.accel.accel;
-  const tools = findHostTools();
-  const haltGz = await haltImage(runDir, tools.busybox, true);
-  const halt = await haltImage(runDir, tools.busybox, false);
+  const halt = await haltImage(runDir, prepared.image.path, false);
+  const haltGz = await haltImage(runDir, prepared.image.path, true);
   const naiveArgs = ['-M', 'pc', '-accel', accel, '-m', '256M', '-display', 'none', '-serial', 'stdio', '-no-reboot', '-kernel', k.bzImage, '-initrd', haltGz, '-append', 'console=ttyS0 panic=-1'];
   const floorArgs = qemuArgs({ accel, machine: 'microvm', kernel: k.vmlinux, initrd: halt, resultsFile: path.join(runDir, 'floor.results') });
 

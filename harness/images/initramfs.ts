@@ -141,7 +141,7 @@ export async function composeInitramfs(base: string, files: Record<string, strin
   for (const [p, content] of Object.entries(files)) {
     const dest = path.join(dir, p);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.writeFileSync(dest, content, { mode: 0o644 });
+    fs.writeFileSync(dest, content, { mode: content.startsWith('#!') ? 0o755 : 0o644 });
   }
   const overlay = `${out}.overlay.cpio`;
   await cpioDir(dir, overlay, false);
