@@ -42,6 +42,8 @@ const COMMANDS: Array<[string, string]> = [
   ['ccache', 'ccache'],
   ['perl', 'perl'],
   ['ldd', 'libc-bin'],
+  ['depmod', 'kmod'],
+  ['dpkg-deb', 'dpkg'],
 ];
 const FILES: Array<[string, string, string]> = [
   ['/usr/include/libelf.h', 'libelf headers', 'libelf-dev'],

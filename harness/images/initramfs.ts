@@ -135,13 +135,13 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
 }
 
 /** Write base + an overlay holding `files` (path -> content) into `out` (one -initrd file). */
-export async function composeInitramfs(base: string, files: Record<string, string>, out: string): Promise<void> {
+export async function composeInitramfs(base: string, files: Record<string, string | Buffer>, out: string): Promise<void> {
   const dir = `${out}.d`;
   fs.rmSync(dir, { recursive: true, force: true });
   for (const [p, content] of Object.entries(files)) {
     const dest = path.join(dir, p);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.writeFileSync(dest, content, { mode: content.startsWith('#!') ? 0o755 : 0o644 });
+    fs.writeFileSync(dest, content, { mode: typeof content === 'string' && content.startsWith('#!') ? 0o755 : 0o644 });
   }
   const overlay = `${out}.overlay.cpio`;
   await cpioDir(dir, overlay, false);

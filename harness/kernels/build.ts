@@ -16,6 +16,7 @@ import type { Logger } from '../util/log.ts';
 import { run, tail } from '../util/proc.ts';
 import { fragmentMismatches, parseKconfig } from './kconfig.ts';
 import { resolveIn, type LoadedKernel } from './load.ts';
+import { ensureDebianImage } from './debimage.ts';
 import { checkoutWorktree, extractTarball, identifySource, type SourceIdentity } from './source.ts';
 
 const RECIPE = 2; // bump when the way kernels are configured or built changes
@@ -37,7 +38,10 @@ export interface KernelArtifact {
   key: string;
   dir: string;
   bzImage: string;
+  /** uncompressed ELF kernel for direct PVH entry; absent for distribution images */
   vmlinux: string;
+  /** loadable modules (distribution kernels): /lib/modules/<release> tree with modules.dep */
+  modules?: { dir: string; release: string; sourcePackage: string | null };
   config: string;
   meta: KernelMeta;
   cached: boolean;
@@ -130,7 +134,7 @@ async function switchPatches(
   if (extract) {
     if (!src.tarball) throw new HarnessError('build-failed', `the tree at ${tree} is in an unknown state`);
     log.info(`extracting ${src.label} (${path.basename(src.tarball)}) into the shared tree`);
-    await extractTarball(src.tarball, tree, logFile);
+    await extractTarball(src.tarball, tree, logFile, src.untrusted ?? false);
   }
   save({ patches: [], dirty: true });
   const appliedDir = path.join(treeRoot, 'applied');
@@ -165,7 +169,8 @@ export function buildErrorExcerpt(logText: string): string {
 export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise<KernelArtifact> {
   const { cacheDir, log } = opts;
   const def = k.def;
-  const src = await identifySource(def.source, cacheDir, k.file);
+  if (def.source.type === 'debian-image') return ensureDebianImage(k, def.source.package, opts);
+  const src = await identifySource(def.source, cacheDir, k.file, log);
   if (src.dir && def.patches.length > 0)
     throw new HarnessError('bad-input', 'patches need a source the harness owns (a tarball or Debian source), not a directory used in place', {
       file: k.file,

@@ -14,6 +14,18 @@ export const sourceSchema = z.discriminatedUnion('type', [
     package: z.string().regex(/^linux-source-[0-9.]+$/, 'must be a Debian package name like linux-source-6.1'),
   }),
   z.strictObject({
+    type: z.literal('url'),
+    /** a kernel.org-style tarball (linux-X.Y.Z.tar.xz), downloaded with resume and retries */
+    url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http(s) URL'),
+    /** mandatory pin of the tarball's sha256 (from kernel.org's signed sha256sums.asc) */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the 64 hex digits of the sha256').nullable().default(null),
+  }),
+  z.strictObject({
+    type: z.literal('debian-image'),
+    /** a Debian kernel image package (or a metapackage such as linux-image-cloud-amd64), booted without building */
+    package: z.string().regex(/^linux-image-[a-z0-9.+-]+$/, 'must be a Debian kernel package like linux-image-cloud-amd64'),
+  }),
+  z.strictObject({
     type: z.literal('tarball'),
     /** local path to a kernel source tarball (.tar.xz / .tar.gz) */
     path: z.string().min(1),

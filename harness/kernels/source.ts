@@ -6,6 +6,8 @@ import { HarnessError } from '../util/errors.ts';
 import { hashOf, sha256File } from '../util/cache.ts';
 import { run, tail } from '../util/proc.ts';
 import type { SourceDef } from './schema.ts';
+import { downloadVerified, extractTarballSafe } from './download.ts';
+import { silentLogger, type Logger } from '../util/log.ts';
 
 export interface SourceIdentity {
   /** stable id used in cache keys */
@@ -13,6 +15,8 @@ export interface SourceIdentity {
   /** which shared working tree (and build dirs) this source uses: variants and commits of one
    * source share it, so switching between them rebuilds only what changed */
   treeId: string;
+  /** downloaded: extract with the checks against path traversal and escaping links */
+  untrusted?: boolean;
   /** git sources: the repository and the resolved commit */
   git?: { repo: string; commit: string };
   /** human label, e.g. "linux-source-6.1 6.1.192-2" */
@@ -34,7 +38,7 @@ function cachedFileHash(file: string, cacheDir: string): string {
   return h;
 }
 
-export async function identifySource(src: SourceDef, cacheDir: string, defFile: string): Promise<SourceIdentity> {
+export async function identifySource(src: SourceDef, cacheDir: string, defFile: string, log?: Logger): Promise<SourceIdentity> {
   switch (src.type) {
     case 'debian-source': {
       const tarball = `/usr/src/${src.package}.tar.xz`;
@@ -63,6 +67,19 @@ export async function identifySource(src: SourceDef, cacheDir: string, defFile: 
       const id = `dir-${hashOf(dir).slice(0, 16)}`;
       return { id, treeId: id, label: dir, dir };
     }
+    case 'url': {
+      if (!src.sha256)
+        throw new HarnessError('bad-input', `no sha256 pin for ${src.url}: remote sources must be pinned`, {
+          file: defFile,
+          field: 'source.sha256',
+          hint: "take the tarball's sha256 from kernel.org's signed sha256sums.asc (verify it with gpg) and add it as source.sha256",
+        });
+      const tarball = await downloadVerified({ url: src.url, sha256: src.sha256, cacheDir: path.join(cacheDir, 'downloads'), log: log ?? silentLogger, file: defFile, field: 'source.url' });
+      const id = `url-${src.sha256.slice(0, 16)}`;
+      return { id, treeId: id, label: path.basename(new URL(src.url).pathname), tarball, untrusted: true };
+    }
+    case 'debian-image':
+      throw new HarnessError('internal', 'debian-image sources are not built');
     case 'git': {
       const repo = path.resolve(path.dirname(defFile), src.repo);
       const commit = await resolveCommit(repo, src.rev, defFile);
@@ -77,7 +94,8 @@ export async function identifySource(src: SourceDef, cacheDir: string, defFile: 
 }
 
 /** Extract a tarball into `dest` atomically (staging dir + rename); the tree's top directory is stripped. */
-export async function extractTarball(tarball: string, dest: string, logFile: string): Promise<void> {
+export async function extractTarball(tarball: string, dest: string, logFile: string, untrusted = false): Promise<void> {
+  if (untrusted) return extractTarballSafe(tarball, dest);
   const staging = `${dest}.staging-${process.pid}`;
   fs.rmSync(staging, { recursive: true, force: true });
   fs.mkdirSync(staging, { recursive: true });

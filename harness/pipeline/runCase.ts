@@ -16,6 +16,8 @@ import type { Counters, RunRecord } from '../observe/types.ts';
 import { decideVerdict } from '../observe/verdict.ts';
 import type { Accel, Machine } from '../vm/qemu.ts';
 import { bootVm } from '../vm/run.ts';
+import { modulesForCase } from '../kernels/modsource.ts';
+import { cacheRoot } from '../util/paths.ts';
 
 export interface RunCaseOptions {
   kernel: KernelArtifact;
@@ -31,9 +33,11 @@ export interface RunCaseOptions {
   label?: string;
   /** extra kernel command-line words (e.g. kr.fault=hang in the harness's own fault tests) */
   append?: string[];
+  cacheDir?: string;
 }
 
 export function preferredMachine(k: KernelArtifact): Machine {
+  if (!fs.existsSync(k.vmlinux)) return 'pc'; // distribution kernels ship only a bzImage
   const cfg = parseKconfig(fs.readFileSync(k.config, 'utf8'));
   return cfg.get('CONFIG_PVH') === 'y' ? 'microvm' : 'pc';
 }
@@ -64,7 +68,9 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     fs.writeFileSync(dest, content);
   }
   const initrd = path.join(dir, 'initramfs.img');
-  await composeInitramfs(o.baseImage, rendered.files, initrd);
+  // a modular (distribution) kernel gets exactly the modules the case's kconfig needs
+  const mods = await modulesForCase(o.kernel, c.kconfig, o.cacheDir ?? cacheRoot());
+  await composeInitramfs(o.baseImage, { ...rendered.files, ...mods.files }, initrd);
   const machine = o.machine ?? preferredMachine(o.kernel);
   const deadlineMs = o.deadlineMs ?? (o.accel === 'kvm' ? Math.ceil(c.deadlineMs / 3) : c.deadlineMs);
   const consoleFile = path.join(dir, 'console.log');

@@ -1,0 +1,65 @@
+// The kconfig -> module map of a kernel version, read from the Makefiles in Debian's matching
+// linux-source tarball (cached as JSON), and the module files a case needs on a modular kernel.
+import fs from 'node:fs';
+import path from 'node:path';
+import { hashOf } from '../util/cache.ts';
+import { HarnessError } from '../util/errors.ts';
+import { run } from '../util/proc.ts';
+import type { KernelArtifact } from './build.ts';
+import { parseKconfig } from './kconfig.ts';
+import { loadOrder, parseModulesDep, parseObjLines } from './modmap.ts';
+
+export async function moduleMap(sourcePackage: string, cacheDir: string): Promise<Map<string, string[]>> {
+  const tarball = `/usr/src/${sourcePackage}.tar.xz`;
+  if (!fs.existsSync(tarball))
+    throw new HarnessError('missing-prereq', `${tarball} is needed to map kconfig options to module names`, { hint: `apt-get install ${sourcePackage}` });
+  const st = fs.statSync(tarball);
+  const memo = path.join(cacheDir, 'modmap', `${hashOf({ tarball, size: st.size, mtime: st.mtimeMs }).slice(0, 24)}.json`);
+  if (fs.existsSync(memo)) return new Map(Object.entries(JSON.parse(fs.readFileSync(memo, 'utf8')) as Record<string, string[]>));
+  const r = await run('tar', ['-xJOf', tarball, '--wildcards', '*/Makefile', '*/Kbuild'], { timeoutMs: 10 * 60_000, maxBuffer: 512 * 1024 * 1024 });
+  if (r.exitCode !== 0) throw new HarnessError('internal', `cannot read the Makefiles of ${tarball}: ${r.stderr.slice(0, 300)}`);
+  const map = parseObjLines(r.stdout);
+  const obj: Record<string, string[]> = {};
+  for (const [k, v] of map) obj[k] = [...v];
+  fs.mkdirSync(path.dirname(memo), { recursive: true });
+  fs.writeFileSync(memo + '.tmp', JSON.stringify(obj));
+  fs.renameSync(memo + '.tmp', memo);
+  return new Map(Object.entries(obj));
+}
+
+/** Module parameters the harness sets (a freshly loaded dummy would create dummy0 itself). */
+const PARAMS: Record<string, string> = { dummy: 'numdummies=0' };
+
+export interface ModuleFiles {
+  /** initramfs path -> content */
+  files: Record<string, Buffer | string>;
+  loaded: string[];
+}
+
+/** The modules (with dependencies, in load order) providing the case's kconfig needs that are =m. */
+export async function modulesForCase(k: KernelArtifact, kconfig: string[], cacheDir: string): Promise<ModuleFiles> {
+  if (!k.modules) return { files: {}, loaded: [] };
+  const cfg = parseKconfig(fs.readFileSync(k.config, 'utf8'));
+  const asModule = kconfig.filter((o) => cfg.get(o) === 'm');
+  if (asModule.length === 0) return { files: {}, loaded: [] };
+  if (!k.modules.sourcePackage) throw new HarnessError('internal', `no source package known for ${k.name}`);
+  const map = await moduleMap(k.modules.sourcePackage, cacheDir);
+  const wanted: string[] = [];
+  for (const o of asModule) {
+    const mods = map.get(o);
+    if (!mods?.length) throw new HarnessError('bad-input', `${o} is a module in ${k.name}, but no module for it was found in ${k.modules.sourcePackage}'s Makefiles`, { field: 'kconfig' });
+    wanted.push(...mods);
+  }
+  const dep = parseModulesDep(fs.readFileSync(path.join(k.modules.dir, 'modules.dep'), 'utf8'));
+  const { order, missing } = loadOrder(dep, wanted);
+  if (missing.length) throw new HarnessError('bad-input', `modules not shipped with ${k.name}: ${missing.join(', ')}`, { field: 'kconfig' });
+  const files: Record<string, Buffer | string> = {};
+  const list: string[] = [];
+  for (const name of order) {
+    const rel = dep.get(name)!.path;
+    files[`/lib/modules/${k.modules.release}/${rel}`] = fs.readFileSync(path.join(k.modules.dir, rel));
+    list.push(`/lib/modules/${k.modules.release}/${rel}${PARAMS[name] ? ' ' + PARAMS[name] : ''}`);
+  }
+  files['/case/modules.list'] = list.join('\n') + '\n';
+  return { files, loaded: order };
+}
