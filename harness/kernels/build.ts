@@ -158,6 +158,17 @@ async function switchPatches(
   save({ patches: applied, dirty: false });
 }
 
+/** Known reasons an old kernel does not build with today's toolchain, as hints. */
+export function buildProblemHint(logText: string): string | undefined {
+  if (/multiple definition of [`']yylloc'/.test(logText))
+    return "kernels before v5.7 do not link scripts/dtc with GCC >= 10 (-fno-common); build with an older GCC or backport upstream commit e33a814e772c";
+  if (/objtool: .*(unreachable instruction|call without frame pointer)/.test(logText) || /error: .* \[-Werror=/.test(logText))
+    return 'this kernel version predates the host compiler; warnings that newer GCC raises are errors here. Try an older GCC (e.g. gcc-9/gcc-10 from an older Debian release) via CC';
+  if (/No rule to make target 'debian\/canonical-certs.pem'|certs\/.*\.pem/.test(logText))
+    return 'the kernel config names certificate files that are not in this tree (distribution config); unset CONFIG_SYSTEM_TRUSTED_KEYS';
+  return undefined;
+}
+
 /** Lines of a build log worth showing when a build fails. */
 export function buildErrorExcerpt(logText: string): string {
   const lines = logText.replace(/\r/g, '').split('\n');
@@ -247,7 +258,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
           throw new HarnessError(
             'build-failed',
             `${label} of ${def.name} failed${r.timedOut ? ` (timed out after ${Math.round(timeoutMs / 60000)} min)` : ''}`,
-            { file: k.file, excerpt: buildErrorExcerpt(logText), logPath: logFile },
+            { file: k.file, excerpt: buildErrorExcerpt(logText), logPath: logFile, ...(buildProblemHint(logText) ? { hint: buildProblemHint(logText)! } : {}) },
           );
         }
       };

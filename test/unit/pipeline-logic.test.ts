@@ -232,3 +232,11 @@ describe('build failures', () => {
     expect(ex).not.toContain('noise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise\nnoise');
   });
 });
+
+describe('old kernels and today\'s compiler', () => {
+  it('recognises the yylloc link failure of pre-5.7 kernels with GCC >= 10', async () => {
+    const { buildProblemHint } = await import('../../harness/kernels/build.ts');
+    expect(buildProblemHint("/usr/bin/ld: scripts/dtc/dtc-parser.tab.o:(.bss+0x10): multiple definition of `yylloc'; scripts/dtc/dtc-lexer.lex.o:(.bss+0x0): first defined here")).toMatch(/before v5\.7/);
+    expect(buildProblemHint('  CC      net/core/dev.o')).toBeUndefined();
+  });
+});
