@@ -10,7 +10,7 @@ import { ensureBaseImage } from '../images/initramfs.ts';
 import { ensureKernel, type KernelArtifact } from '../kernels/build.ts';
 import { kernelsDir } from '../kernels/load.ts';
 import { checkCaseKconfig } from '../pipeline/prepare.ts';
-import { runCase } from '../pipeline/runCase.ts';
+import { bootTarget, runCase } from '../pipeline/runCase.ts';
 import { ExitCode, HarnessError } from '../util/errors.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
@@ -96,7 +96,7 @@ export function registerBisect(program: Command): void {
         // the accelerator probe needs a kernel: decided once, with the first one built
         let accel: Promise<Accel> | undefined;
         const accelFor = (k: KernelArtifact): Promise<Accel> =>
-          (accel ??= chooseAccel({ cacheDir, kernel: k.vmlinux, initrd: image.path, workDir: runDir }).then((a) => {
+          (accel ??= chooseAccel({ cacheDir, ...bootTarget(k), initrd: image.path, workDir: runDir }).then((a) => {
             log.info(`accelerator: ${a.accel} (${a.reason})`);
             return a.accel;
           }));
@@ -145,7 +145,7 @@ export function registerBisect(program: Command): void {
           checkCaseKconfig(k, [kcase]);
           const image = await ensureBaseImage(cacheDir, (m) => log.info(m));
           const { runDir } = newRunDir('bisect-run');
-          const accel = await chooseAccel({ cacheDir, kernel: k.vmlinux, initrd: image.path, workDir: runDir });
+          const accel = await chooseAccel({ cacheDir, ...bootTarget(k), initrd: image.path, workDir: runDir });
           const r = await runCase({ kernel: k, kcase, baseImage: image.path, accel: accel.accel, runDir });
           process.stdout.write(`${r.verdict}: ${r.reason}\n`);
           return r.verdict === 'reproduced' ? 1 : r.verdict === 'not-reproduced' ? 0 : 125;

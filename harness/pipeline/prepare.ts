@@ -14,7 +14,7 @@ import type { RunRecord } from '../observe/types.ts';
 import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { chooseAccel, type AccelChoice } from '../vm/accel.ts';
-import { runCase } from './runCase.ts';
+import { bootTarget, runCase } from './runCase.ts';
 import type { SysctlOverride } from '../cases/render.ts';
 
 export interface Prepared {
@@ -62,7 +62,7 @@ export async function prepare(o: {
   const image = await ensureBaseImage(o.cacheDir, (m) => o.log.info(m));
   const first = artifacts[0];
   const accel = first
-    ? await chooseAccel({ cacheDir: o.cacheDir, kernel: first.vmlinux, initrd: image.path, workDir: path.join(o.workDir, 'accel-probe') })
+    ? await chooseAccel({ cacheDir: o.cacheDir, ...bootTarget(first), initrd: image.path, workDir: path.join(o.workDir, 'accel-probe') })
     : { accel: 'tcg' as const, reason: 'no kernel' };
   o.log.info(`accelerator: ${accel.accel} (${accel.reason})`);
   return { kernels: artifacts, image, accel };

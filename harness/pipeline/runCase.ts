@@ -36,6 +36,12 @@ export interface RunCaseOptions {
   cacheDir?: string;
 }
 
+/** The machine and kernel file to boot: microvm + PVH vmlinux when the kernel supports it, else pc + bzImage. */
+export function bootTarget(k: KernelArtifact): { machine: Machine; kernel: string } {
+  const machine = preferredMachine(k);
+  return { machine, kernel: machine === 'microvm' ? k.vmlinux : k.bzImage };
+}
+
 export function preferredMachine(k: KernelArtifact): Machine {
   if (!fs.existsSync(k.vmlinux)) return 'pc'; // distribution kernels ship only a bzImage
   const cfg = parseKconfig(fs.readFileSync(k.config, 'utf8'));

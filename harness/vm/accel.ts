@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { hashOf } from '../util/cache.ts';
 import { run } from '../util/proc.ts';
-import type { Accel } from './qemu.ts';
+import type { Accel, Machine } from './qemu.ts';
 import { bootVm, QEMU } from './run.ts';
 
 export interface AccelChoice {
@@ -34,10 +34,11 @@ export function kvmDeviceProblem(): string | null {
 }
 
 /**
- * Decide KVM vs TCG. KERNEL_REPRO_ACCEL=kvm|tcg forces it. Otherwise a boot of `kernel` (PVH vmlinux,
- * microvm) with `initrd` (an image whose agent ends at once) under KVM decides; the answer is cached.
+ * Decide KVM vs TCG. KERNEL_REPRO_ACCEL=kvm|tcg forces it. Otherwise a boot of `kernel` (PVH vmlinux
+ * on microvm, or bzImage on pc) with `initrd` (an image whose agent ends at once) under KVM decides;
+ * the answer is cached.
  */
-export async function chooseAccel(opts: { cacheDir: string; kernel: string; initrd: string; workDir: string }): Promise<AccelChoice> {
+export async function chooseAccel(opts: { cacheDir: string; kernel: string; machine?: Machine; initrd: string; workDir: string }): Promise<AccelChoice> {
   const forced = process.env.KERNEL_REPRO_ACCEL;
   if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `KERNEL_REPRO_ACCEL=${forced}` };
   const dev = kvmDeviceProblem();
@@ -49,7 +50,7 @@ export async function chooseAccel(opts: { cacheDir: string; kernel: string; init
   }
   fs.mkdirSync(opts.workDir, { recursive: true });
   const res = await bootVm(
-    { accel: 'kvm', machine: 'microvm', kernel: opts.kernel, initrd: opts.initrd, resultsFile: path.join(opts.workDir, 'kvm-probe.results') },
+    { accel: 'kvm', machine: opts.machine ?? 'microvm', kernel: opts.kernel, initrd: opts.initrd, resultsFile: path.join(opts.workDir, 'kvm-probe.results') },
     { deadlineMs: PROBE_DEADLINE_MS, consoleFile: path.join(opts.workDir, 'kvm-probe.console') },
   );
   let choice: AccelChoice;
