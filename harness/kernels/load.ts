@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
-import { loadDataFile } from '../util/load.ts';
+import { builtinNames, loadDataFile, resolveDataRef } from '../util/load.ts';
 import { repoRoot } from '../util/paths.ts';
 import { kernelSchema, type KernelDef } from './schema.ts';
 
@@ -15,27 +15,13 @@ export interface LoadedKernel {
 }
 
 export function builtinKernels(): string[] {
-  return fs
-    .readdirSync(kernelsDir)
-    .filter((f) => /\.ya?ml$/.test(f))
-    .map((f) => f.replace(/\.ya?ml$/, ''))
-    .sort();
+  return builtinNames(kernelsDir);
 }
 
 export function loadKernel(ref: string): LoadedKernel {
-  const looksLikePath = ref.includes('/') || /\.(ya?ml|json)$/.test(ref);
-  let file: string;
-  if (looksLikePath) file = path.resolve(ref);
-  else {
-    const found = ['.yaml', '.yml', '.json'].map((e) => path.join(kernelsDir, ref + e)).find((f) => fs.existsSync(f));
-    if (!found)
-      throw new HarnessError('bad-input', `no built-in kernel named "${ref}" (built in: ${builtinKernels().join(', ')})`, {
-        field: '--kernel',
-      });
-    file = found;
-  }
+  const { file, isPath } = resolveDataRef(ref, kernelsDir, 'kernel', '--kernel');
   const def = loadDataFile(file, kernelSchema);
-  const baseDir = looksLikePath ? path.dirname(file) : kernelsDir;
+  const baseDir = isPath ? path.dirname(file) : kernelsDir;
   const resolve = (p: string): string => (path.isAbsolute(p) ? p : path.join(baseDir, p));
   def.patches.forEach((p, i) => {
     if (!fs.existsSync(resolve(p.file)))

@@ -1,6 +1,7 @@
 // Load a YAML or JSON data file and validate it against a zod schema. Every failure is a
 // HarnessError naming the file and the field at fault.
 import fs from 'node:fs';
+import path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { HarnessError } from './errors.ts';
@@ -52,4 +53,28 @@ export function loadDataFile<S extends z.ZodType>(file: string, schema: S): z.ou
     });
   }
   return parseData(text, file, schema);
+}
+
+/** Names of the data files (<name>.yaml/.yml/.json) in a folder of built-ins. */
+export function builtinNames(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => /\.(ya?ml|json)$/.test(f))
+    .map((f) => f.replace(/\.(ya?ml|json)$/, ''))
+    .sort();
+}
+
+/**
+ * A reference given on the command line: a path (contains "/" or ends in .yaml/.yml/.json) or the
+ * name of a built-in in `dir`. Returns the file and whether it was a path.
+ */
+export function resolveDataRef(ref: string, dir: string, what: string, option: string): { file: string; isPath: boolean } {
+  if (ref.includes('/') || /\.(ya?ml|json)$/.test(ref)) return { file: path.resolve(ref), isPath: true };
+  const found = ['.yaml', '.yml', '.json'].map((ext) => path.join(dir, ref + ext)).find((f) => fs.existsSync(f));
+  if (!found)
+    throw new HarnessError('bad-input', `no built-in ${what} named "${ref}" (built in: ${builtinNames(dir).join(', ')})`, {
+      field: option,
+      hint: `pass a built-in name or a path to a ${what} file`,
+    });
+  return { file: found, isPath: false };
 }
