@@ -96,10 +96,8 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   fs.rmSync(initrd, { force: true });
 
   const report = parseAgentOutput(vm.results);
-  const kernelLog = report.sections['dmesg'] ?? vm.console;
-  // the console is what the kernel printed live; dmesg (if the agent got that far) is complete
-  const martianSource = report.sections['dmesg'] !== undefined ? kernelLog : vm.console;
-  const martians = parseMartians(martianSource);
+  // the console (ttyS0, console_loglevel 7) holds every kernel message the case can produce
+  const martians = parseMartians(vm.console);
   const panic = detectPanic(vm.console);
   const before = countersFrom(report.sections, 'before');
   const after = countersFrom(report.sections, 'after');

@@ -74,6 +74,17 @@ describe('guest faults', () => {
   });
 });
 
+describe('isolation', () => {
+  it('the guest has no network device of its own: only lo before the case runs', async () => {
+    const r = await runCase({ kernel, kcase: loadCase('rp-filter-selftest'), baseImage: image.path, accel: 'tcg', runDir, label: 'links', append: ['kr.report=links'] });
+    expect(r.verdict).toBe('not-reproduced');
+    const results = fs.readFileSync(r.files.results, 'utf8');
+    const links = results.slice(results.indexOf('@@KR begin links-at-start'), results.indexOf('@@KR end links-at-start')).split('\n').slice(1).filter(Boolean);
+    expect(links).toHaveLength(1);
+    expect(links[0]).toMatch(/^1: lo: /);
+  });
+});
+
 describe('bad input through the CLI', () => {
   it('a malformed case file: exit 2, file and field named, no stack trace, nothing built', async () => {
     const bad = path.join(runDir, 'bad-case.yaml');
