@@ -157,7 +157,7 @@ export async function bench(opts: BenchOpts): Promise<number> {
     `(b) harness: full ${kcase.def.name} run                ${s(result.caseRunMs)}`,
     `    ratio b/a = ${result.ratio}   floorRatio b/f = ${result.floorRatio}`,
     `(c) warm repro end to end (4 runs)                     ${s(result.warmReproMs)}`,
-    `(d) kernel build: cold ${s(coldBuildMs)}, one-file variant ${s(incrementalBuildMs)}, warm cache lookup ${result.warmKernelLookupMs} ms`,
+    `(d) kernel build: first build of this config ${s(coldBuildMs)} (as recorded in the cache; ccache may have helped), one-file variant ${s(incrementalBuildMs)}, warm cache lookup ${result.warmKernelLookupMs} ms`,
     `(e) ${specs.length} runs: concurrency 1 ${s(e[1]!)}, concurrency 2 ${s(e[2]!)}, speed-up ${result.matrix.speedup}x`,
     `written to ${path.join(runDir, 'bench.json')}`,
   ].join('\n');
