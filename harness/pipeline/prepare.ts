@@ -24,9 +24,8 @@ export interface Prepared {
 }
 
 export function prereqFilesFor(kernels: LoadedKernel[]): Array<{ file: string; pkg: string }> {
-  return kernels.flatMap((k) =>
-    k.def.source.type === 'debian-source' ? [{ file: `/usr/src/${k.def.source.package}.tar.xz`, pkg: k.def.source.package }] : [],
-  );
+  const pkgs = new Set(kernels.flatMap((k) => (k.def.source.type === 'debian-source' ? [k.def.source.package] : [])));
+  return [...pkgs].map((pkg) => ({ file: `/usr/src/${pkg}.tar.xz`, pkg }));
 }
 
 /** Throw a bad-input error naming the option, the case and the kernel when a case's kconfig need is unmet. */
