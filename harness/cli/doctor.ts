@@ -20,7 +20,13 @@ export function registerDoctor(program: Command): void {
       guarded(async () => {
         const log = makeLogger({ quiet: opts.quiet ?? false });
         const kernels = builtinKernels().map(loadKernel);
-        const extra = [...prereqFilesFor(kernels), ...(opts.testDeps ? [{ file: '/usr/bin/chromium', pkg: 'chromium' }] : [])];
+        // the tests also drive Chromium (HTML report) and look for stray processes with pgrep
+        const testDeps = [
+          { file: '/usr/bin/chromium', pkg: 'chromium' },
+          { file: '/usr/bin/pgrep', pkg: 'procps' },
+          { file: '/usr/bin/git', pkg: 'git' },
+        ];
+        const extra = [...prereqFilesFor(kernels), ...(opts.testDeps ? testDeps : [])];
         if (opts.install) await ensurePrereqs(extra, log, { install: true });
         const prereqs = checkPrereqs(extra);
         const say = (s: string): void => {
