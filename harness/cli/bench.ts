@@ -85,6 +85,7 @@ export async function bench(opts: BenchOpts): Promise<number> {
   const a: number[] = [];
   const f: number[] = [];
   const b: number[] = [];
+  const parts = { guestBootMs: [] as number[], guestCaseMs: [] as number[], qemuWallMs: [] as number[] };
   log.info(`measuring (a) naive bare boot, (f) floor boot, (b) full case run, interleaved, ${n} times each`);
   for (let i = 0; i < n; i++) {
     a.push(await timeQemu(naiveArgs));
@@ -92,6 +93,11 @@ export async function bench(opts: BenchOpts): Promise<number> {
     const t0 = Date.now();
     const r = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: `bench-${i}` });
     b.push(Date.now() - t0);
+    if (r.vm.bootMs && r.vm.guestMs && r.vm.wallMs) {
+      parts.guestBootMs.push(r.vm.bootMs);
+      parts.guestCaseMs.push(r.vm.guestMs - r.vm.bootMs);
+      parts.qemuWallMs.push(r.vm.wallMs);
+    }
     if (r.verdict !== 'not-reproduced' && r.verdict !== 'reproduced') log.warn(`case run ${i} ended in ${r.verdict}: ${r.reason}`);
   }
 
@@ -140,6 +146,15 @@ export async function bench(opts: BenchOpts): Promise<number> {
     floorBootMs: median(f),
     caseRunMs: median(b),
     ratio: Number((median(b) / median(a)).toFixed(3)),
+    /** where (b) goes: guest uptime when the agent starts, the agent's case work, QEMU wall time; the rest is the harness on the host */
+    caseRunBreakdown: parts.qemuWallMs.length
+      ? {
+          guestBootMs: median(parts.guestBootMs),
+          guestCaseMs: median(parts.guestCaseMs),
+          qemuWallMs: median(parts.qemuWallMs),
+          hostOverheadMs: median(b) - median(parts.qemuWallMs),
+        }
+      : null,
     floorRatio: Number((median(b) / median(f)).toFixed(3)),
     warmReproMs: median(c),
     warmKernelLookupMs: median(w),
@@ -156,6 +171,9 @@ export async function bench(opts: BenchOpts): Promise<number> {
     `(f) floor boot (-M microvm, PVH vmlinux)               ${s(result.floorBootMs)}`,
     `(b) harness: full ${kcase.def.name} run                ${s(result.caseRunMs)}`,
     `    ratio b/a = ${result.ratio}   floorRatio b/f = ${result.floorRatio}`,
+    ...(result.caseRunBreakdown
+      ? [`    (b) = guest boot to agent ${result.caseRunBreakdown.guestBootMs} ms + case in the guest ${result.caseRunBreakdown.guestCaseMs} ms; QEMU wall ${result.caseRunBreakdown.qemuWallMs} ms; host side ${result.caseRunBreakdown.hostOverheadMs} ms`]
+      : []),
     `(c) warm repro end to end (4 runs)                     ${s(result.warmReproMs)}`,
     `(d) kernel build: first build of this config ${s(coldBuildMs)} (as recorded in the cache; ccache may have helped), one-file variant ${s(incrementalBuildMs)}, warm cache lookup ${result.warmKernelLookupMs} ms`,
     `(e) ${specs.length} runs: concurrency 1 ${s(e[1]!)}, concurrency 2 ${s(e[2]!)}, speed-up ${result.matrix.speedup}x`,

@@ -15,6 +15,8 @@ export interface AgentReport {
   warnings: string[];
   abort?: string;
   done: boolean;
+  /** guest uptime when the agent finished */
+  doneUptimeMs?: number;
 }
 
 function kv(rest: string): Record<string, string> {
@@ -84,9 +86,12 @@ export function parseAgentOutput(text: string): AgentReport {
       case 'abort':
         report.abort = rest;
         break;
-      case 'done':
+      case 'done': {
         report.done = true;
+        const up = Number(kv(rest).uptime_ms);
+        if (Number.isFinite(up) && up > 0) report.doneUptimeMs = up;
         break;
+      }
       default:
         break;
     }

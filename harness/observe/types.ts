@@ -84,7 +84,8 @@ export interface RunRecord {
   fibEventCount: number;
   panic?: PanicInfo;
   kernelInfo: { release: string; configHash: string; key: string; source: string; patches: string[] };
-  vm: { accel: string; machine: string; bootMs?: number; exitCode: number | null; timedOut: boolean };
+  /** bootMs: guest uptime when the agent started; guestMs: when it finished; wallMs: QEMU start to exit */
+  vm: { accel: string; machine: string; bootMs?: number; guestMs?: number; wallMs?: number; exitCode: number | null; timedOut: boolean };
   durationMs: number;
   /** where the raw evidence is kept */
   files: { console: string; results: string; record?: string };

@@ -160,6 +160,8 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
       accel: o.accel,
       machine,
       ...(report.hello ? { bootMs: report.hello.uptimeMs } : {}),
+      ...(report.doneUptimeMs ? { guestMs: report.doneUptimeMs } : {}),
+      wallMs: vm.durationMs,
       exitCode: vm.exitCode,
       timedOut: vm.timedOut,
     },

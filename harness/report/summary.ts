@@ -28,7 +28,7 @@ export interface SummaryRun {
   fibEventCount: number;
   panic: Pick<PanicInfo, 'kind' | 'title' | 'text'> | null;
   kernelInfo: { release: string; configHash: string; key: string; source: string; patches: string[] };
-  vm: { accel: string; machine: string; bootMs: number | null; exitCode: number | null; timedOut: boolean };
+  vm: { accel: string; machine: string; bootMs: number | null; guestMs: number | null; wallMs: number | null; exitCode: number | null; timedOut: boolean };
   files: { console: string; results: string; record?: string };
 }
 
@@ -87,6 +87,8 @@ function summarizeRun(r: RunRecord): SummaryRun {
       accel: r.vm.accel,
       machine: r.vm.machine,
       bootMs: r.vm.bootMs ?? null,
+      guestMs: r.vm.guestMs ?? null,
+      wallMs: r.vm.wallMs ?? null,
       exitCode: r.vm.exitCode,
       timedOut: r.vm.timedOut,
     },

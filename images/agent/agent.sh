@@ -27,7 +27,7 @@ kr_run() { # kr_run LABEL CMD...: a setup step; on failure report it and stop th
 	_label=$1; shift
 	_t0=$(kr_now)
 	if "$@" > /tmp/kr.step 2>&1; then
-		kr_rec "step $_label rc=0 ms=$(( $(kr_now) - _t0 ))"
+		_t1=$(kr_now); kr_rec "step $_label rc=0 ms=$(( _t1 - _t0 )) at=$_t1"
 	else
 		_rc=$?
 		kr_rec "step $_label rc=$_rc ms=$(( $(kr_now) - _t0 ))"
@@ -59,7 +59,7 @@ kr_probe() { # kr_probe NAME NS TIMEOUT_MS STOP_ON_MARTIAN EXPECT CMD...
 	if [ "$_rc" = 0 ]; then
 		if [ -z "$_expect" ] || grep -qF -- "$_expect" "/tmp/kr.probe.$_name"; then _pass=1; fi
 	fi
-	kr_rec "probe $_name ns=$_ns rc=$_rc pass=$_pass ms=$_ms early=$_early timedout=$_timedout"
+	kr_rec "probe $_name ns=$_ns rc=$_rc pass=$_pass ms=$_ms early=$_early timedout=$_timedout at=$(kr_now)"
 	kr_section "probe-output:$_name" < "/tmp/kr.probe.$_name"
 }
 kr_server() { # kr_server NAME NS PORT REPLY: a TCP server answering every connection with REPLY
@@ -112,7 +112,7 @@ kr_trace_dump() {
 kr_finish() { # kr_finish [REASON]: final evidence, then end the VM
 	[ -n "$1" ] && kr_rec "abort $1"
 	# no dmesg copy: every kernel message already went to the console (ttyS0), which the harness keeps
-	kr_rec "done"
+	kr_rec "done uptime_ms=$(kr_now)"
 	exec 3>&- # closing the tty waits until its output has drained
 	reboot -f
 	sleep 5
