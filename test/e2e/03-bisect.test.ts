@@ -3,6 +3,7 @@
 // commit that re-applies it, within ceil(log2(N)) + 2 kernel builds.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,6 +66,20 @@ describe('npm run bisect', () => {
     // the user's checkout was not touched
     expect(git('rev-parse', 'HEAD')).toBe(commits[N]);
     expect(git('status', '--porcelain')).toBe('');
+  });
+
+  it('bisect-run (for `git bisect run`): exit 1 where it reproduces, 0 where it does not', async () => {
+    const run = async (): Promise<number> => {
+      const r = await execa(path.join(repoRoot, 'node_modules/.bin/tsx'), [path.join(repoRoot, 'harness/cli/main.ts'), 'bisect-run', '--case', 'rp-filter-selftest'], { cwd: repo, reject: false });
+      return r.exitCode ?? -1;
+    };
+    expect(await run()).toBe(0); // HEAD = the last commit, which has the fix
+    git('checkout', '-q', commits[0]!);
+    try {
+      expect(await run()).toBe(1);
+    } finally {
+      git('checkout', '-q', '-');
+    }
   });
 
   it('refuses two revisions that behave the same', async () => {
