@@ -77,7 +77,8 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   // a modular (distribution) kernel gets exactly the modules the case's kconfig needs
   const mods = await modulesForCase(o.kernel, c.kconfig, o.cacheDir ?? cacheRoot());
   await composeInitramfs(o.baseImage, { ...rendered.files, ...mods.files }, initrd);
-  const machine = o.machine ?? preferredMachine(o.kernel);
+  const target = o.machine ? { machine: o.machine, kernel: o.machine === 'microvm' ? o.kernel.vmlinux : o.kernel.bzImage } : bootTarget(o.kernel);
+  const machine = target.machine;
   const deadlineMs = o.deadlineMs ?? (o.accel === 'kvm' ? Math.ceil(c.deadlineMs / 3) : c.deadlineMs);
   const consoleFile = path.join(dir, 'console.log');
   const resultsFile = path.join(dir, 'results.txt');
@@ -86,7 +87,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     {
       accel: o.accel,
       machine,
-      kernel: machine === 'microvm' ? o.kernel.vmlinux : o.kernel.bzImage,
+      kernel: target.kernel,
       initrd,
       resultsFile,
       ...(o.append ? { append: o.append } : {}),

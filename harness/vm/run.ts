@@ -35,19 +35,18 @@ export async function bootVm(
   if (r.interrupted) throw new HarnessError('interrupted', 'interrupted while a guest was running');
   if (r.exitCode === null && !r.timedOut && r.signal === null)
     throw new HarnessError('missing-prereq', `cannot start ${QEMU}`, { hint: 'apt-get install qemu-system-x86' });
-  if (/^(qemu-system-\S+|qemu): /m.test(r.stderr) && r.exitCode !== 0 && !r.timedOut && !accelError) {
+  accelError = accelError ?? accelFailure(r.stderr);
+  // QEMU itself refused (bad argument, unreadable kernel...): not a guest verdict, an error
+  if (!accelError && !r.timedOut && r.exitCode !== 0 && /^(qemu-system-\S+|qemu): /m.test(r.stderr)) {
     const msg = r.stderr.split('\n').find((l) => /qemu/.test(l)) ?? r.stderr;
-    if (/No such file|ENOENT|not found/i.test(r.stderr) && r.exitCode === 127)
-      throw new HarnessError('missing-prereq', `cannot start ${QEMU}`, { hint: 'apt-get install qemu-system-x86' });
-    accelError = accelError ?? accelFailure(r.stderr);
-    if (!accelError) throw new HarnessError('boot-failed', `QEMU refused to start: ${msg.trim()}`, { hint: `command: ${QEMU} ${args.join(' ')}` });
+    throw new HarnessError('boot-failed', `QEMU refused to start: ${msg.trim()}`, { hint: `command: ${QEMU} ${args.join(' ')}` });
   }
   return {
     console: r.stdout + (r.stderr ? `\n${r.stderr}` : ''),
     results: fs.existsSync(spec.resultsFile) ? fs.readFileSync(spec.resultsFile, 'utf8') : '',
     exitCode: r.exitCode,
     timedOut: r.timedOut,
-    accelError: accelError ?? accelFailure(r.stderr),
+    accelError,
     durationMs: r.durationMs,
     args,
   };
