@@ -63,6 +63,11 @@ export function sysctlPath(key: string): string {
   return '/proc/sys/' + key.split('.').join('/');
 }
 
+/** Run a script of agent calls in a namespace: sourced in the initial one (no process), else a shell inside NS. */
+function inNs(ns: string, script: string): string {
+  return ns === HOST_NS ? cmd('.', script) : cmd('kr_in', ns, '/bin/sh', script);
+}
+
 export interface RenderedCase {
   /** path inside the initramfs -> content */
   files: Record<string, string>;
@@ -78,18 +83,15 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   ];
   const allNs = [HOST_NS, ...c.namespaces];
 
-  // 1. namespaces and links, in one iproute2 batch run in the initial namespace (a veth peer is
-  //    created straight into its own namespace)
+  // 1. namespaces and links: the first lines of the initial namespace's iproute2 batch (below; a
+  //    veth peer is created straight into its own namespace). One ip process instead of two: under
+  //    TCG every start of the dynamically linked ip costs ~30 ms.
   const first: string[] = c.namespaces.map((ns) => `netns add ${ns}`);
   for (const l of c.links) {
     if (l.type === 'veth') {
       const inNs = l.ns === HOST_NS ? '' : ` netns ${l.ns}`;
       first.push(`link add ${l.name}${inNs} type veth peer name ${l.peer.name}${l.peer.ns !== HOST_NS ? ` netns ${l.peer.ns}` : ''}`);
     } else first.push(`link add ${l.name}${l.ns === HOST_NS ? '' : ` netns ${l.ns}`} type dummy`);
-  }
-  if (first.length) {
-    files['/case/links.ip'] = first.join('\n') + '\n';
-    steps.push(cmd('kr_run', 'links', IP, '-batch', '/case/links.ip'));
   }
 
   // 2. per namespace, one shell inside it: interfaces and routes (ip batch), sysctls, tc (tc batch)
@@ -108,8 +110,10 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   const qd = byNs(c.qdiscs);
   const fl = byNs(c.filters);
   for (const ns of allNs) {
-    const setup: string[] = ['. /kr/agent.sh'];
-    const lines: string[] = [];
+    // the initial namespace's script is sourced by the agent's own shell; another namespace's runs in
+    // a shell started inside it (and loads the agent's functions itself)
+    const setup: string[] = ns === HOST_NS ? [] : ['. /kr/agent.sh'];
+    const lines: string[] = ns === HOST_NS ? [...first] : [];
     const list = ifaces.get(ns) ?? [];
     if (!list.some((i) => i.dev === 'lo')) lines.push('link set dev lo up');
     for (const i of list) {
@@ -126,7 +130,8 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
       lines.push(l);
     }
     files[`/case/addr-${ns}.ip`] = lines.join('\n') + '\n';
-    setup.push(cmd('kr_run', `interfaces:${ns}`, IP, '-batch', `/case/addr-${ns}.ip`));
+    const label = ns === HOST_NS && first.length ? `links+interfaces:${ns}` : `interfaces:${ns}`;
+    setup.push(cmd('kr_run', label, IP, '-batch', `/case/addr-${ns}.ip`));
 
     // the harness always turns on log_martians (evidence only; it changes no verdict)
     const sys = ['set -e', `echo 1 > ${sysctlPath('net.ipv4.conf.all.log_martians')}`];
@@ -144,9 +149,9 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
       files[`/case/tc-${ns}.tc`] = tc.join('\n') + '\n';
       setup.push(cmd('kr_run', `tc:${ns}`, TC, '-batch', `/case/tc-${ns}.tc`));
     }
-    setup.push(cmd('kr_counters_here', 'before', ns));
+    setup.push(cmd('kr_counters_here', 'before', ns, ...c.counters));
     files[`/case/setup-${ns}.sh`] = setup.join('\n') + '\n';
-    steps.push(cmd('kr_in', ns, '/bin/sh', `/case/setup-${ns}.sh`));
+    steps.push(inNs(ns, `/case/setup-${ns}.sh`));
   }
 
   for (const s of c.servers) steps.push(cmd('kr_server', s.name, s.ns, String(s.tcpListen), s.reply));
@@ -162,12 +167,46 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   steps.push('kr_trace_dump');
   // after the probes, per namespace in one shell: counters, and which tc filters matched
   for (const ns of allNs) {
-    const ev = ['. /kr/agent.sh', cmd('kr_counters_here', 'after', ns)];
-    const stats = (qd.get(ns) ?? []).flatMap((q) => [q.dev, q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root')]);
-    if (stats.length) ev.push(cmd('kr_tcstats_here', ns, ...stats));
+    const ev = [...(ns === HOST_NS ? [] : ['. /kr/agent.sh']), cmd('kr_counters_here', 'after', ns, ...c.counters)];
+    // one tc process per namespace for the filters' match counters
+    const stats = (qd.get(ns) ?? []).map((q) => ({ dev: q.dev, parent: q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root') }));
+    if (stats.length) {
+      files[`/case/tcstats-${ns}.tc`] = stats.map((x) => `filter show dev ${x.dev} parent ${x.parent}`).join('\n') + '\n';
+      ev.push(cmd('kr_tcstats_here', ns, `/case/tcstats-${ns}.tc`));
+    }
     files[`/case/evidence-${ns}.sh`] = ev.join('\n') + '\n';
-    steps.push(cmd('kr_in', ns, '/bin/sh', `/case/evidence-${ns}.sh`));
+    steps.push(inNs(ns, `/case/evidence-${ns}.sh`));
   }
   files['/case/steps.sh'] = steps.join('\n') + '\n';
   return { files, sysctls };
+}
+
+/**
+ * The case as the guest agent receives it on the console's input: a shell script that writes each
+ * file under "$KR_ROOT" (empty in the guest). Text goes through the shell's printf builtin (no
+ * process per file; the guest runs under TCG, where every process start costs); binary files
+ * (kernel modules) are base64 in a here-document. Sourced (`.`): a failed write returns early, so
+ * KR_CASE_OK=1 (the last line) is set only when every file was written.
+ */
+export function bundleScript(files: Record<string, string | Buffer>): string {
+  const out: string[] = ['# kernel-repro case bundle'];
+  const dirs = new Set<string>();
+  for (const p of Object.keys(files).sort()) {
+    if (!p.startsWith('/') || p.split('/').includes('..')) throw new HarnessError('internal', `bundle path ${p} is not absolute and clean`);
+    const d = p.slice(0, p.lastIndexOf('/'));
+    if (d && !dirs.has(d)) {
+      dirs.add(d);
+      out.push(`mkdir -p "$KR_ROOT"${shq(d)} || return 1`);
+    }
+    const content = files[p]!;
+    const text = typeof content === 'string' ? content : null;
+    if (text !== null && !text.includes('\0')) out.push(`printf '%s' ${shq(text) || "''"} > "$KR_ROOT"${shq(p)} || return 1`);
+    else {
+      const b64 = Buffer.from(content).toString('base64').replace(/.{1,76}/g, '$&\n');
+      out.push(`base64 -d > "$KR_ROOT"${shq(p)} <<'KR_B64_END' || return 1`, b64 + 'KR_B64_END');
+    }
+    if (text?.startsWith('#!')) out.push(`chmod 755 "$KR_ROOT"${shq(p)} || return 1`);
+  }
+  out.push('KR_CASE_OK=1');
+  return out.join('\n') + '\n';
 }

@@ -3,7 +3,8 @@
 //      iproute2 and libraries) packed with gzip as one would by hand, /init reboots at once
 //  (f) the floor: -M microvm, direct PVH entry of the uncompressed vmlinux, same files uncompressed,
 //      same halting init
-//  (b) the harness's full run of one case on that kernel (compose image, boot, run, parse, verdict)
+//  (b) the harness's full run of one case on that kernel (render, restore the booted guest from its
+//      snapshot, send the case, run, parse, verdict), and the same run booting cold (no snapshot)
 //  (c) warm `repro` end to end (the CLI, nothing to build)
 //  (d) cold vs warm kernel build   (e) runs with concurrency 1 vs 2
 import fs from 'node:fs';
@@ -85,20 +86,35 @@ export async function bench(opts: BenchOpts): Promise<number> {
   const a: number[] = [];
   const f: number[] = [];
   const b: number[] = [];
-  const parts = { guestBootMs: [] as number[], guestCaseMs: [] as number[], qemuWallMs: [] as number[] };
-  log.info(`measuring (a) naive bare boot, (f) floor boot, (b) full case run, interleaved, ${n} times each`);
+  const bCold: number[] = [];
+  const parts = { guestCaseMs: [] as number[], qemuWallMs: [] as number[], restoreMs: [] as number[] };
+  const coldParts = { guestBootMs: [] as number[], guestCaseMs: [] as number[], qemuWallMs: [] as number[] };
+  // one run first so that the booted-guest snapshot exists (a later run restores it)
+  const first = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: 'bench-snapshot' });
+  log.info(`snapshot of ${k.name}: ${first.vm.snapshot?.use ?? 'none'}`);
+  log.info(`measuring (a) naive bare boot, (f) floor boot, (b) full case run (snapshot, and booting cold), interleaved, ${n} times each`);
   for (let i = 0; i < n; i++) {
     a.push(await timeQemu(naiveArgs));
     f.push(await timeQemu(floorArgs));
-    const t0 = Date.now();
+    let t0 = Date.now();
     const r = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: `bench-${i}` });
     b.push(Date.now() - t0);
-    if (r.vm.bootMs && r.vm.guestMs && r.vm.wallMs) {
-      parts.guestBootMs.push(r.vm.bootMs);
-      parts.guestCaseMs.push(r.vm.guestMs - r.vm.bootMs);
+    if (r.vm.snapshot?.use !== 'restored') log.warn(`case run ${i} did not restore the snapshot (${r.vm.snapshot?.use}: ${r.vm.snapshot?.note ?? ''})`);
+    if (r.vm.caseMs !== undefined && r.vm.wallMs) {
+      parts.guestCaseMs.push(r.vm.caseMs);
       parts.qemuWallMs.push(r.vm.wallMs);
+      if (r.vm.snapshot?.restoreMs !== undefined) parts.restoreMs.push(r.vm.snapshot.restoreMs);
     }
-    if (r.verdict !== 'not-reproduced' && r.verdict !== 'reproduced') log.warn(`case run ${i} ended in ${r.verdict}: ${r.reason}`);
+    t0 = Date.now();
+    const rc = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: `bench-cold-${i}`, snapshot: false });
+    bCold.push(Date.now() - t0);
+    if (rc.vm.bootMs && rc.vm.caseMs !== undefined && rc.vm.wallMs) {
+      coldParts.guestBootMs.push(rc.vm.bootMs);
+      coldParts.guestCaseMs.push(rc.vm.caseMs);
+      coldParts.qemuWallMs.push(rc.vm.wallMs);
+    }
+    for (const x of [r, rc])
+      if (x.verdict !== 'not-reproduced' && x.verdict !== 'reproduced') log.warn(`case run ${i} ended in ${x.verdict}: ${x.reason}`);
   }
 
   log.info('measuring (c) warm repro end to end, 3 times');
@@ -146,22 +162,33 @@ export async function bench(opts: BenchOpts): Promise<number> {
     floorBootMs: median(f),
     caseRunMs: median(b),
     ratio: Number((median(b) / median(a)).toFixed(3)),
-    /** where (b) goes: guest uptime when the agent starts, the agent's case work, QEMU wall time; the rest is the harness on the host */
+    floorRatio: Number((median(b) / median(f)).toFixed(3)),
+    /** where (b) goes: QEMU start to the restored guest running, the agent's case work (guest time,
+     *  case received to done), QEMU wall time; the rest is the harness on the host */
     caseRunBreakdown: parts.qemuWallMs.length
       ? {
-          guestBootMs: median(parts.guestBootMs),
+          restoreMs: parts.restoreMs.length ? median(parts.restoreMs) : null,
           guestCaseMs: median(parts.guestCaseMs),
           qemuWallMs: median(parts.qemuWallMs),
           hostOverheadMs: median(b) - median(parts.qemuWallMs),
         }
       : null,
-    floorRatio: Number((median(b) / median(f)).toFixed(3)),
+    /** the same run with snapshots off: the guest boots the kernel every time */
+    caseRunColdBootMs: median(bCold),
+    caseRunColdBootBreakdown: coldParts.qemuWallMs.length
+      ? {
+          guestBootMs: median(coldParts.guestBootMs),
+          guestCaseMs: median(coldParts.guestCaseMs),
+          qemuWallMs: median(coldParts.qemuWallMs),
+        }
+      : null,
+    snapshot: first.vm.snapshot ?? null,
     warmReproMs: median(c),
     warmKernelLookupMs: median(w),
     coldBuildMs,
     incrementalBuildMs,
     matrix: { runs: specs.length, concurrency1Ms: e[1]!, concurrency2Ms: e[2]!, speedup: Number((e[1]! / e[2]!).toFixed(2)) },
-    samples: { bareBootMs: a, floorBootMs: f, caseRunMs: b, warmReproMs: c },
+    samples: { bareBootMs: a, floorBootMs: f, caseRunMs: b, caseRunColdBootMs: bCold, warmReproMs: c },
   };
   fs.writeFileSync(path.join(runDir, 'bench.json'), JSON.stringify(result, null, 2));
   const s = (ms: number | null): string => (ms === null ? 'n/a' : `${(ms / 1000).toFixed(2)} s`);
@@ -169,11 +196,13 @@ export async function bench(opts: BenchOpts): Promise<number> {
     `kernel ${k.name} (${k.meta.release}), accelerator ${accel}, ${n} runs each, medians`,
     `(a) naive bare boot (-M pc, bzImage, gzip initramfs)   ${s(result.bareBootMs)}`,
     `(f) floor boot (-M microvm, PVH vmlinux)               ${s(result.floorBootMs)}`,
-    `(b) harness: full ${kcase.def.name} run                ${s(result.caseRunMs)}`,
+    `(b) harness: full ${kcase.def.name} run (snapshot)     ${s(result.caseRunMs)}`,
     `    ratio b/a = ${result.ratio}   floorRatio b/f = ${result.floorRatio}`,
     ...(result.caseRunBreakdown
-      ? [`    (b) = guest boot to agent ${result.caseRunBreakdown.guestBootMs} ms + case in the guest ${result.caseRunBreakdown.guestCaseMs} ms; QEMU wall ${result.caseRunBreakdown.qemuWallMs} ms; host side ${result.caseRunBreakdown.hostOverheadMs} ms`]
+      ? [`    (b) = restore ${result.caseRunBreakdown.restoreMs ?? '?'} ms (QEMU start to guest running) + case in the guest ${result.caseRunBreakdown.guestCaseMs} ms; QEMU wall ${result.caseRunBreakdown.qemuWallMs} ms; host side ${result.caseRunBreakdown.hostOverheadMs} ms`]
       : []),
+    `    same run booting cold (snapshots off)              ${s(result.caseRunColdBootMs)}` +
+      (result.caseRunColdBootBreakdown ? ` = guest boot ${result.caseRunColdBootBreakdown.guestBootMs} ms + case ${result.caseRunColdBootBreakdown.guestCaseMs} ms, QEMU wall ${result.caseRunColdBootBreakdown.qemuWallMs} ms` : ''),
     `(c) warm repro end to end (4 runs)                     ${s(result.warmReproMs)}`,
     `(d) kernel build: first build of this config ${s(coldBuildMs)} (as recorded in the cache; ccache may have helped), one-file variant ${s(incrementalBuildMs)}, warm cache lookup ${result.warmKernelLookupMs} ms`,
     `(e) ${specs.length} runs: concurrency 1 ${s(e[1]!)}, concurrency 2 ${s(e[2]!)}, speed-up ${result.matrix.speedup}x`,

@@ -17,6 +17,9 @@ export interface AgentReport {
   done: boolean;
   /** guest uptime when the agent finished */
   doneUptimeMs?: number;
+  /** guest uptime when the agent waited for its case, and when it had received it */
+  readyUptimeMs?: number;
+  caseUptimeMs?: number;
 }
 
 function kv(rest: string): Record<string, string> {
@@ -86,6 +89,12 @@ export function parseAgentOutput(text: string): AgentReport {
       case 'abort':
         report.abort = rest;
         break;
+      case 'ready':
+      case 'case': {
+        const up = Number(kv(rest).uptime_ms);
+        if (Number.isFinite(up)) report[type === 'ready' ? 'readyUptimeMs' : 'caseUptimeMs'] = up;
+        break;
+      }
       case 'done': {
         report.done = true;
         const up = Number(kv(rest).uptime_ms);

@@ -85,8 +85,25 @@ export interface RunRecord {
   panic?: PanicInfo;
   kernelInfo: { release: string; configHash: string; key: string; source: string; patches: string[] };
   /** bootMs: guest uptime when the agent started; guestMs: when it finished; wallMs: QEMU start to exit */
-  vm: { accel: string; machine: string; bootMs?: number; guestMs?: number; wallMs?: number; exitCode: number | null; timedOut: boolean };
+  vm: {
+    accel: string;
+    machine: string;
+    /** guest uptime when the agent started (the kernel's boot) */
+    bootMs?: number;
+    /** guest uptime at the end of the run */
+    guestMs?: number;
+    /** guest time spent on the case itself (received to done) */
+    caseMs?: number;
+    wallMs?: number;
+    exitCode: number | null;
+    timedOut: boolean;
+    /** the harness ended QEMU once the agent had reported done (exitCode is then null) */
+    stoppedAfterDone?: boolean;
+    /** restored: the booted guest came from a snapshot (its boot console is files.bootConsole);
+     *  created: this run booted cold and saved the snapshot; cold: no snapshot involved */
+    snapshot?: { use: 'restored' | 'created' | 'cold'; key?: string; restoreMs?: number; note?: string };
+  };
   durationMs: number;
   /** where the raw evidence is kept */
-  files: { console: string; results: string; record?: string };
+  files: { console: string; results: string; record?: string; bootConsole?: string };
 }

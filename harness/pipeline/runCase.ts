@@ -2,9 +2,8 @@
 // the agent reported, decide the verdict, keep the evidence on disk.
 import fs from 'node:fs';
 import path from 'node:path';
-import { renderCase, type SysctlOverride } from '../cases/render.ts';
+import { bundleScript, renderCase, type SysctlOverride } from '../cases/render.ts';
 import type { LoadedCase } from '../cases/load.ts';
-import { composeInitramfs } from '../images/initramfs.ts';
 import type { KernelArtifact } from '../kernels/build.ts';
 import { parseKconfig } from '../kernels/kconfig.ts';
 import { diffCounters, parseNetstat, pickCounters } from '../observe/counters.ts';
@@ -15,7 +14,8 @@ import { parseAgentOutput } from '../observe/results.ts';
 import type { Counters, RunRecord } from '../observe/types.ts';
 import { decideVerdict } from '../observe/verdict.ts';
 import type { Accel, Machine } from '../vm/qemu.ts';
-import { bootVm } from '../vm/run.ts';
+import { runSession } from '../vm/session.ts';
+import { SnapshotStore } from '../vm/snapshot.ts';
 import { modulesForCase } from '../kernels/modsource.ts';
 import { cacheRoot } from '../util/paths.ts';
 
@@ -34,6 +34,13 @@ export interface RunCaseOptions {
   /** extra kernel command-line words (e.g. kr.fault=hang in the harness's own fault tests) */
   append?: string[];
   cacheDir?: string;
+  /** restore a booted-guest snapshot of this kernel when there is one, save one when not (default true) */
+  snapshot?: boolean;
+}
+
+/** Snapshots on unless KERNEL_REPRO_SNAPSHOT=0 or the caller says no. */
+export function snapshotsWanted(o: { snapshot?: boolean }): boolean {
+  return o.snapshot ?? process.env.KERNEL_REPRO_SNAPSHOT !== '0';
 }
 
 /** The machine and kernel file to boot: microvm + PVH vmlinux when the kernel supports it, else pc + bzImage. */
@@ -73,28 +80,30 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     fs.writeFileSync(dest, content);
   }
-  const initrd = path.join(dir, 'initramfs.img');
   // a modular (distribution) kernel gets exactly the modules the case's kconfig needs
-  const mods = await modulesForCase(o.kernel, c.kconfig, o.cacheDir ?? cacheRoot());
-  await composeInitramfs(o.baseImage, { ...rendered.files, ...mods.files }, initrd);
+  const cacheDir = o.cacheDir ?? cacheRoot();
+  const mods = await modulesForCase(o.kernel, c.kconfig, cacheDir);
+  const caseBundle = Buffer.from(bundleScript({ ...rendered.files, ...mods.files }));
   const target = o.machine ? { machine: o.machine, kernel: o.machine === 'microvm' ? o.kernel.vmlinux : o.kernel.bzImage } : bootTarget(o.kernel);
   const machine = target.machine;
   const deadlineMs = o.deadlineMs ?? (o.accel === 'kvm' ? Math.ceil(c.deadlineMs / 3) : c.deadlineMs);
   const consoleFile = path.join(dir, 'console.log');
   const resultsFile = path.join(dir, 'results.txt');
   fs.rmSync(consoleFile, { force: true });
-  const vm = await bootVm(
-    {
-      accel: o.accel,
-      machine,
-      kernel: target.kernel,
-      initrd,
-      resultsFile,
-      ...(o.append ? { append: o.append } : {}),
-    },
-    { deadlineMs, consoleFile },
-  );
-  fs.rmSync(initrd, { force: true });
+  const vm = await runSession({
+    spec: { accel: o.accel, machine, kernel: target.kernel, initrd: o.baseImage, ...(o.append ? { append: o.append } : {}) },
+    bundle: caseBundle,
+    deadlineMs,
+    consoleFile,
+    resultsFile,
+    snapshots: snapshotsWanted(o) ? new SnapshotStore(cacheDir) : null,
+  });
+  let bootConsole: string | undefined;
+  if (vm.snapshot.bootConsole && fs.existsSync(vm.snapshot.bootConsole)) {
+    // the kernel's boot messages of a restored guest are the snapshot's: kept with the run's evidence
+    bootConsole = path.join(dir, 'boot-console.log');
+    fs.copyFileSync(vm.snapshot.bootConsole, bootConsole);
+  }
 
   const report = parseAgentOutput(vm.results);
   // the console (ttyS0, console_loglevel 7) holds every kernel message the case can produce
@@ -162,12 +171,20 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
       machine,
       ...(report.hello ? { bootMs: report.hello.uptimeMs } : {}),
       ...(report.doneUptimeMs ? { guestMs: report.doneUptimeMs } : {}),
+      ...(report.doneUptimeMs && report.caseUptimeMs !== undefined ? { caseMs: report.doneUptimeMs - report.caseUptimeMs } : {}),
       wallMs: vm.durationMs,
       exitCode: vm.exitCode,
       timedOut: vm.timedOut,
+      ...(vm.stoppedAfterDone ? { stoppedAfterDone: true } : {}),
+      snapshot: {
+        use: vm.snapshot.use,
+        ...(vm.snapshot.key ? { key: vm.snapshot.key } : {}),
+        ...(vm.snapshot.restoreMs !== undefined ? { restoreMs: vm.snapshot.restoreMs } : {}),
+        ...(vm.snapshot.note ? { note: vm.snapshot.note } : {}),
+      },
     },
     durationMs: Date.now() - started,
-    files: { console: consoleFile, results: resultsFile, record: path.join(dir, 'record.json') },
+    files: { console: consoleFile, results: resultsFile, record: path.join(dir, 'record.json'), ...(bootConsole ? { bootConsole } : {}) },
   };
   if (report.steps.some((s) => s.rc !== 0)) {
     const failed = report.steps.find((s) => s.rc !== 0)!;

@@ -238,7 +238,8 @@ function renderEvidence(x: Indexed): string {
       ` (${escapeHtml(ki.source)})${ki.patches.length ? `; patches: ${escapeHtml(ki.patches.join(', '))}` : ''}` +
       `<br><strong>vm:</strong> ${escapeHtml(vm.accel)} ${escapeHtml(vm.machine)}` +
       `${vm.bootMs !== undefined ? `, boot ${escapeHtml(seconds(vm.bootMs))}` : ''}` +
-      `, exit ${escapeHtml(vm.exitCode === null ? '-' : String(vm.exitCode))}${vm.timedOut ? ', timed out' : ''}</p>`,
+      `${vm.snapshot?.use === 'restored' ? ' (restored from the booted-kernel snapshot)' : ''}` +
+      `${vm.stoppedAfterDone ? ', stopped by the harness after the agent was done' : `, exit ${escapeHtml(vm.exitCode === null ? '-' : String(vm.exitCode))}`}${vm.timedOut ? ', timed out' : ''}</p>`,
   );
   out.push('<h4>Probes</h4>', renderProbes(r));
   out.push(`<h4>Martians (${r.martians.length})</h4>`, list(martianLines(r.martians), 'no martian logged'));

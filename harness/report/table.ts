@@ -202,9 +202,10 @@ export function renderRunDetails(r: RunRecord): string {
   out.push(`  kernel: ${ki.release} config ${ki.configHash.slice(0, 12)} (${ki.source})`);
   if (ki.patches.length) out.push(`  patches: ${ki.patches.join(', ')}`);
   const vm = r.vm;
-  const boot = vm.bootMs !== undefined ? `, boot ${seconds(vm.bootMs)}` : '';
+  const snap = vm.snapshot?.use === 'restored' ? ' (restored from the booted-kernel snapshot)' : vm.snapshot?.use === 'created' ? ' (snapshot saved)' : '';
+  const boot = vm.bootMs !== undefined ? `, boot ${seconds(vm.bootMs)}${snap}` : snap;
   out.push(
-    `  vm: ${vm.accel} ${vm.machine}${boot}, exit ${vm.exitCode ?? '-'}${vm.timedOut ? ', timed out' : ''}`,
+    `  vm: ${vm.accel} ${vm.machine}${boot}, ${vm.stoppedAfterDone ? 'stopped by the harness after the agent was done' : `exit ${vm.exitCode ?? '-'}`}${vm.timedOut ? ', timed out' : ''}`,
   );
 
   out.push(`  probes (${r.probes.length}):`);

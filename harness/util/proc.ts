@@ -17,6 +17,10 @@ export interface RunOptions {
   /** kill the process group as soon as a line satisfies this (e.g. a fatal QEMU error) */
   killWhen?: (line: string) => boolean;
   input?: string;
+  /** keep the child's stdin open as a pipe and hand its writable end to the caller */
+  onStdin?: (stdin: NodeJS.WritableStream) => void;
+  /** kill the process group when this is aborted (the caller gave up on it) */
+  abort?: AbortSignal;
   /** keep at most this many bytes of stdout/stderr in memory (default 8 MiB) */
   maxBuffer?: number;
 }
@@ -84,8 +88,12 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     stripFinalNewline: false,
     buffer: true,
     maxBuffer: opts.maxBuffer ?? 8 * 1024 * 1024,
-    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: opts.onStdin ? ('pipe' as const) : ('ignore' as const) }),
   });
+  if (opts.onStdin && child.stdin) {
+    child.stdin.on('error', () => undefined); // the child may exit before reading all of it
+    opts.onStdin(child.stdin);
+  }
   const pid = child.pid;
   if (pid !== undefined) live.add(pid);
   let timedOut = false;
@@ -94,6 +102,10 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     timedOut = true;
     if (pid !== undefined) killGroup(pid);
   }, opts.timeoutMs);
+  const onAbort = (): void => {
+    if (pid !== undefined) killGroup(pid);
+  };
+  opts.abort?.addEventListener('abort', onAbort);
 
   const attach = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr'): void => {
     if (!stream) return;
@@ -122,6 +134,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
 
   const res = await child;
   clearTimeout(timer);
+  opts.abort?.removeEventListener('abort', onAbort);
   if (pid !== undefined) {
     // the leader is gone; make sure nothing of its group survives (e.g. QEMU helpers)
     killGroup(pid);

@@ -50,7 +50,7 @@ export async function chooseAccel(opts: { cacheDir: string; kernel: string; mach
   }
   fs.mkdirSync(opts.workDir, { recursive: true });
   const res = await bootVm(
-    { accel: 'kvm', machine: opts.machine ?? 'microvm', kernel: opts.kernel, initrd: opts.initrd, resultsFile: path.join(opts.workDir, 'kvm-probe.results') },
+    { accel: 'kvm', machine: opts.machine ?? 'microvm', kernel: opts.kernel, initrd: opts.initrd, append: ['kr.probe'], resultsFile: path.join(opts.workDir, 'kvm-probe.results') },
     { deadlineMs: PROBE_DEADLINE_MS, consoleFile: path.join(opts.workDir, 'kvm-probe.console') },
   );
   let choice: AccelChoice;

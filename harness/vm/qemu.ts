@@ -13,7 +13,15 @@ export interface VmSpec {
   append?: string[];
   memoryMb?: number;
   /** where the guest agent's result channel (second serial port, ttyS1) is written */
-  resultsFile: string;
+  resultsFile?: string;
+  /** a controlled session: QEMU is driven over QMP, the guest starts paused (-S) or from a
+   *  snapshot, and the harness sends the case on the console's input (QEMU's stdin) */
+  session?: { qmpSocket: string; incoming?: string };
+}
+
+/** QEMU's exec: migration URIs go through /bin/sh -c: quote the file name. */
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 export const BASE_CMDLINE = [
@@ -60,12 +68,20 @@ export function qemuArgs(spec: VmSpec): string[] {
     '-serial',
     'chardev:con',
     '-chardev',
-    `file,id=res,path=${spec.resultsFile}`,
+    // a file: QEMU's 16550 drops bytes a non-blocking backend (socket, pipe) cannot take at once
+    spec.resultsFile ? `file,id=res,path=${spec.resultsFile}` : 'null,id=res',
     '-device',
     'isa-serial,chardev=res,iobase=0x2f8,irq=3',
     '-nic',
     'none', // the guest has no network to the outside
   );
+  if (spec.session) {
+    args.push('-qmp', `unix:${spec.session.qmpSocket},server=on,wait=off`);
+    // restored from a snapshot: the saved state arrives paused; otherwise start paused so that the
+    // harness is connected to the result channel before the guest writes anything
+    if (spec.session.incoming) args.push('-incoming', `exec:cat ${shellQuote(spec.session.incoming)}`);
+    else args.push('-S');
+  }
   return args;
 }
 

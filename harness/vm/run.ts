@@ -1,4 +1,5 @@
-// Boot one guest with a hard deadline; capture the console and the result channel.
+// Boot one guest with a hard deadline, no session (the accelerator probe); capture the console and
+// the result channel. Case runs go through session.ts.
 import fs from 'node:fs';
 import { HarnessError } from '../util/errors.ts';
 import { run } from '../util/proc.ts';
@@ -17,7 +18,7 @@ export interface VmResult {
 }
 
 export async function bootVm(
-  spec: VmSpec,
+  spec: VmSpec & { resultsFile: string },
   opts: { deadlineMs: number; consoleFile: string; onConsoleLine?: (line: string) => void },
 ): Promise<VmResult> {
   fs.writeFileSync(spec.resultsFile, '');

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { builtinCases, loadCase } from '../../harness/cases/load.ts';
-import { renderCase, shq } from '../../harness/cases/render.ts';
+import { bundleScript, renderCase, shq } from '../../harness/cases/render.ts';
 import { caseSchema } from '../../harness/cases/schema.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
 import { parseData } from '../../harness/util/load.ts';
@@ -88,7 +88,10 @@ describe('malformed case files are rejected naming the field', () => {
 describe('renderCase', () => {
   it('renders the selftest topology into batches, sysctls, probes', () => {
     const r = renderCase(loadCase('rp-filter-selftest').def);
-    expect(r.files['/case/links.ip']).toBe('netns add ns2\nlink add dummy0 type dummy\nlink add veth1 type veth peer name veth2 netns ns2\n');
+    // links first, in the initial namespace's batch (one ip process)
+    expect(r.files['/case/addr-host.ip']).toMatch(/^netns add ns2\nlink add dummy0 type dummy\nlink add veth1 type veth peer name veth2 netns ns2\nlink set dev lo address /);
+    expect(r.files['/case/setup-host.sh']).toContain('kr_run links+interfaces:host /usr/lib/kr/ip -batch /case/addr-host.ip');
+    expect(r.files['/case/tcstats-ns2.tc']).toBe('filter show dev lo parent 1:\nfilter show dev veth2 parent ffff:\n');
     expect(r.files['/case/tc-host.tc']).toContain('filter add dev veth1 parent ffff: protocol ip basic action mirred ingress redirect dev lo');
     expect(r.files['/case/tc-ns2.tc']).toContain('qdisc add dev lo root handle 1: fq_codel');
     expect(r.files['/case/sysctl-host.sh']).toContain('echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter');
@@ -134,5 +137,34 @@ describe('renderCase', () => {
     expect(fs.existsSync(marker)).toBe(false);
     const printed = execFileSync('sh', ['-c', `kr_probe() { printf '%s' "$1"; }\n${line}`]).toString();
     expect(printed).toBe(`p;touch ${marker}`);
+  });
+});
+
+describe('bundleScript (the case as the guest receives it)', () => {
+  it('recreates every file byte for byte when a real sh runs it, text and binary, hostile content inert', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-bundle-'));
+    const marker = path.join(root, 'pwned');
+    const binary = Buffer.from([0, 1, 2, 255, 10, 39, 36, 0x60, 0]);
+    const files: Record<string, string | Buffer> = {
+      ...renderCase(loadCase('rp-filter-mesos').def).files,
+      '/case/evil.txt': `it's $(touch ${marker}) \`touch ${marker}\`\nKR_B64_END\n'\n`,
+      '/case/empty': '',
+      '/lib/modules/6.1.0-x/kernel/net/veth.ko': binary,
+    };
+    const script = bundleScript(files);
+    const file = path.join(root, 'bundle.sh');
+    fs.writeFileSync(file, script);
+    // the guest's shell when the host has it (busybox ash), else sh
+    const [shell, ...pre] = fs.existsSync('/bin/busybox') ? ['/bin/busybox', 'sh'] : ['sh'];
+    execFileSync(shell!, [...pre, '-c', `KR_ROOT=${shq(root)}; KR_CASE_OK=; . ${shq(file)}; [ "$KR_CASE_OK" = 1 ]`]);
+    for (const [p, content] of Object.entries(files)) expect(fs.readFileSync(path.join(root, p))).toEqual(Buffer.from(content));
+    expect(fs.existsSync(marker)).toBe(false);
+    expect(fs.statSync(path.join(root, '/case/steps.sh')).mode & 0o111).toBe(0); // not a #! script
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('refuses paths that could leave the root', () => {
+    expect(() => bundleScript({ '/case/../etc/passwd': 'x' })).toThrow(/clean/);
+    expect(() => bundleScript({ 'case/x': 'x' })).toThrow(/absolute/);
   });
 });

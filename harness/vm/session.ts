@@ -1,0 +1,249 @@
+// One guest run in a controlled session: QEMU starts paused (or from a booted-guest snapshot), the
+// harness connects to QMP, sends the case on the console's input (QEMU's stdin; the agent's records
+// come back on the second serial port, a file), and the guest runs it under the same hard deadline
+// as any boot. The first run of a kernel boots cold, saves the
+// booted state once the agent is ready, and carries on; later runs restore it and skip the boot.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { HarnessError } from '../util/errors.ts';
+import { run, type RunResult } from '../util/proc.ts';
+import { qemuVersion } from './accel.ts';
+import { Qmp, waitForLine } from './qmp.ts';
+import { accelFailure, qemuArgs, type VmSpec } from './qemu.ts';
+import { QEMU, type VmResult } from './run.ts';
+import { snapshotKey, type Snapshot, type SnapshotStore } from './snapshot.ts';
+
+export type SnapshotUse = 'restored' | 'created' | 'cold';
+
+export interface SessionResult extends VmResult {
+  snapshot: {
+    use: SnapshotUse;
+    key?: string;
+    /** the boot console of a restored guest (the run's own console starts after the restore) */
+    bootConsole?: string;
+    /** guest uptime when the agent was ready (from the snapshot when restored) */
+    bootMs?: number | null;
+    /** QEMU start to guest running again (restored) */
+    restoreMs?: number;
+    /** why a snapshot was not used or not made */
+    note?: string;
+  };
+  /** the harness ended QEMU itself once the agent reported done (the guest's own reboot adds nothing) */
+  stoppedAfterDone: boolean;
+}
+
+export interface SessionOptions {
+  spec: Omit<VmSpec, 'session' | 'resultsFile'>;
+  /** what the agent receives on its channel once ready: a tar of the /case files */
+  bundle: Buffer;
+  deadlineMs: number;
+  consoleFile: string;
+  resultsFile: string;
+  /** null: boot cold every time, make no snapshot */
+  snapshots: SnapshotStore | null;
+  log?: (msg: string) => void;
+}
+
+const READY = /^@@KR ready\b/;
+const DONE = /^@@KR done\b/;
+let qemuId: Promise<string> | null = null;
+
+async function poll<T>(fn: () => Promise<T | undefined>, stop: () => boolean): Promise<T | undefined> {
+  for (;;) {
+    if (stop()) return undefined;
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function frame(bundle: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`@@CASE ${bundle.length}\n`), bundle]);
+}
+
+export async function runSession(o: SessionOptions): Promise<SessionResult> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-vm-'));
+  try {
+    let key: string | undefined;
+    let note: string | undefined;
+    if (o.snapshots) {
+      qemuId ??= qemuVersion().then((v) => v ?? 'unknown');
+      key = snapshotKey(o.spec, await qemuId);
+      const snap = o.snapshots.lookup(key);
+      if (snap) {
+        const r = await attempt(o, tmp, 'r', { restore: snap });
+        if (r) return r;
+        note = 'the snapshot did not load; it was discarded and the guest booted cold';
+        o.log?.(`snapshot ${key.slice(0, 12)} did not load: booting cold and saving a new one`);
+        o.snapshots.discard(key);
+      }
+    }
+    const r = await attempt(o, tmp, 'c', key ? { save: key } : {});
+    if (note) r!.snapshot.note = note;
+    return r!;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function attempt(
+  o: SessionOptions,
+  tmp: string,
+  tag: string,
+  mode: { restore?: Snapshot; save?: string },
+): Promise<SessionResult | null> {
+  const session = { qmpSocket: path.join(tmp, `${tag}.qmp`), ...(mode.restore ? { incoming: mode.restore.file } : {}) };
+  const args = qemuArgs({ ...o.spec, resultsFile: o.resultsFile, session });
+  fs.writeFileSync(o.consoleFile, '');
+  fs.writeFileSync(o.resultsFile, '');
+  const abort = new AbortController();
+  let exited = false;
+  let accelError: string | null = null;
+  let stdin: NodeJS.WritableStream | null = null;
+  const started = Date.now();
+  const proc: Promise<RunResult> = run(QEMU, args, {
+    timeoutMs: o.deadlineMs,
+    logFile: o.consoleFile,
+    abort: abort.signal,
+    onStdin: (w) => (stdin = w),
+    killWhen: (line) => {
+      if (!accelError) accelError = accelFailure(line);
+      return accelError !== null;
+    },
+  }).finally(() => {
+    exited = true;
+  });
+  const isGone = (): boolean => exited;
+  const send = (): void => {
+    stdin?.write(frame(o.bundle));
+  };
+
+  let qmp: Qmp | null = null;
+  let restoreMs: number | undefined;
+  let restoreFailed = false;
+  let use: SnapshotUse = mode.restore ? 'restored' : 'cold';
+  let note: string | undefined;
+  let stoppedAfterDone = false;
+  const guestRunning = (): void => {
+    // every record is in the file once "done" is: end QEMU now rather than wait for the guest's reboot
+    void waitForLine(o.resultsFile, DONE, isGone).then((line) => {
+      if (line && !exited) {
+        stoppedAfterDone = true;
+        abort.abort();
+      }
+    });
+  };
+  try {
+    const q = await Qmp.open(session.qmpSocket, isGone);
+    qmp = q;
+    if (mode.restore) {
+      // the saved state arrives paused; anything else means it did not load
+      const status = await poll(async () => {
+        const st = await q.status();
+        return st === 'inmigrate' ? undefined : st;
+      }, isGone);
+      if (status !== 'paused' && status !== 'running') restoreFailed = true;
+      else {
+        send();
+        if (status === 'paused') await q.execute('cont');
+        restoreMs = Date.now() - started;
+        guestRunning();
+      }
+    } else {
+      await q.execute('cont');
+      if (await waitForLine(o.resultsFile, READY, isGone)) {
+        if (mode.save && o.snapshots) {
+          const saved = await save(q, o, mode.save, started).catch((e: Error) => {
+            note = `no snapshot saved: ${e.message}`;
+            return false;
+          });
+          if (saved) use = 'created';
+        }
+        send();
+        if ((await q.status()) !== 'running') await q.execute('cont');
+        guestRunning();
+      }
+    }
+  } catch (e) {
+    // QEMU ended (deadline, panic, refusal) or the control socket failed: the outcome is judged below
+    if (!exited && !stoppedAfterDone) {
+      note = `session control failed: ${(e as Error).message}`;
+      if (mode.restore && restoreMs === undefined) restoreFailed = true;
+      abort.abort();
+    } else if (mode.restore && restoreMs === undefined) restoreFailed = true;
+  }
+  const r = await proc;
+  qmp?.close();
+
+  if (r.interrupted) throw new HarnessError('interrupted', 'interrupted while a guest was running');
+  if (r.exitCode === null && !r.timedOut && r.signal === null)
+    throw new HarnessError('missing-prereq', `cannot start ${QEMU}`, { hint: 'apt-get install qemu-system-x86' });
+  accelError = accelError ?? accelFailure(r.stderr);
+  if (restoreFailed && !r.timedOut && !accelError) return null;
+  // QEMU itself refused (bad argument, unreadable kernel...): not a guest verdict, an error
+  if (!accelError && !r.timedOut && r.exitCode !== 0 && /^(qemu-system-\S+|qemu): /m.test(r.stderr)) {
+    const msg = r.stderr.split('\n').find((l) => /qemu/.test(l)) ?? r.stderr;
+    throw new HarnessError('boot-failed', `QEMU refused to start: ${msg.trim()}`, { hint: `command: ${QEMU} ${args.join(' ')}` });
+  }
+  let results = fs.readFileSync(o.resultsFile, 'utf8');
+  if (mode.restore) {
+    // the records of the boot phase (hello, links-at-start) were written before the snapshot
+    results = mode.restore.meta.bootResults + results;
+    fs.writeFileSync(o.resultsFile, results);
+  }
+  return {
+    console: r.stdout + (r.stderr ? `\n${r.stderr}` : ''),
+    results,
+    exitCode: r.exitCode,
+    timedOut: r.timedOut,
+    accelError,
+    durationMs: r.durationMs,
+    args,
+    stoppedAfterDone,
+    snapshot: {
+      use,
+      ...(mode.restore || mode.save ? { key: mode.restore?.key ?? mode.save } : {}),
+      ...(mode.restore ? { bootConsole: mode.restore.bootConsole, bootMs: mode.restore.meta.bootMs } : {}),
+      ...(restoreMs !== undefined ? { restoreMs } : {}),
+      ...(note ? { note } : {}),
+    },
+  };
+}
+
+/** Pause the ready guest, write its state into a new cache entry, leave it paused. */
+async function save(q: Qmp, o: SessionOptions, key: string, started: number): Promise<boolean> {
+  const store = o.snapshots!.store;
+  const bootWallMs = Date.now() - started;
+  await q.execute('stop');
+  const t0 = Date.now();
+  const staging = store.staging(key);
+  try {
+    const file = path.join(staging, 'snapshot.bin');
+    await q.execute('migrate-set-parameters', { 'max-bandwidth': 64 * 1024 * 1024 * 1024 });
+    await q.execute('migrate', { uri: `exec:cat > '${file.replace(/'/g, `'\\''`)}'` });
+    const status = await poll(async () => {
+      const m = await q.execute('query-migrate');
+      const s = String(m.status ?? '');
+      if (s === 'completed') return s;
+      if (s === 'failed' || s === 'cancelled') throw new Error(`migration ${s}: ${String(m['error-desc'] ?? '')}`);
+      return undefined;
+    }, () => false);
+    if (status !== 'completed') throw new Error('migration did not complete');
+    fs.copyFileSync(o.consoleFile, path.join(staging, 'boot-console.log'));
+    const bootResults = fs.readFileSync(o.resultsFile, 'utf8');
+    const hello = /^@@KR hello .*uptime_ms=(\d+)/m.exec(bootResults);
+    store.publish(key, staging, {
+      bootResults,
+      bootMs: hello?.[1] ? Number(hello[1]) : null,
+      bootWallMs,
+      saveMs: Date.now() - t0,
+      sizeBytes: fs.statSync(file).size,
+      qemu: (await qemuId) ?? 'unknown',
+    });
+    return true;
+  } catch (e) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw e;
+  }
+}
