@@ -12,6 +12,10 @@ const program = new Command();
 program
   .name('kernel-repro')
   .description('Reproduce Linux kernel networking bugs on demand, with evidence from the kernels themselves')
+  .option('--no-snapshot', 'boot every guest cold: neither restore nor save booted-kernel snapshots (also KERNEL_REPRO_SNAPSHOT=0)')
+  .hook('preAction', (cmd) => {
+    if (cmd.opts<{ snapshot?: boolean }>().snapshot === false) process.env.KERNEL_REPRO_SNAPSHOT = '0';
+  })
   .showHelpAfterError()
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 registerRepro(program);

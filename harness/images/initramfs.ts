@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
-import { EntryStore, hashOf, sha256File, withLock } from '../util/cache.ts';
+import { EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.ts';
 import { repoRoot } from '../util/paths.ts';
 import { run, runOk } from '../util/proc.ts';
 
@@ -152,4 +152,32 @@ export async function composeInitramfs(base: string, files: Record<string, strin
   fs.appendFileSync(out, fs.readFileSync(overlay));
   fs.rmSync(dir, { recursive: true, force: true });
   fs.rmSync(overlay, { force: true });
+}
+
+/**
+ * The base image plus files that must be there at boot (a modular kernel's modules: sending a few
+ * hundred KB over the guest's serial input would cost seconds), cached by content next to the base
+ * image, so that a booted-kernel snapshot of it is reused by every run needing the same files.
+ */
+export async function imageWithFiles(base: string, files: Record<string, string | Buffer>, cacheDir: string): Promise<string> {
+  if (Object.keys(files).length === 0) return base;
+  const st = fs.statSync(base);
+  const key = hashOf({
+    base: [path.resolve(base), st.size, Math.round(st.mtimeMs)],
+    files: Object.keys(files)
+      .sort()
+      .map((p) => [p, sha256(files[p]!)]),
+  });
+  const dir = path.join(cacheDir, 'images', 'with-files');
+  fs.mkdirSync(dir, { recursive: true });
+  const out = path.join(dir, `${key}.cpio`);
+  if (fs.existsSync(out)) return out;
+  const tmp = `${out}.${process.pid}.tmp`;
+  try {
+    await composeInitramfs(base, files, tmp);
+    fs.renameSync(tmp, out); // whole or not at all
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  return out;
 }

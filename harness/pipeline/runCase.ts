@@ -14,6 +14,7 @@ import { parseAgentOutput } from '../observe/results.ts';
 import type { Counters, RunRecord } from '../observe/types.ts';
 import { decideVerdict } from '../observe/verdict.ts';
 import type { Accel, Machine } from '../vm/qemu.ts';
+import { imageWithFiles } from '../images/initramfs.ts';
 import { runSession } from '../vm/session.ts';
 import { SnapshotStore } from '../vm/snapshot.ts';
 import { modulesForCase } from '../kernels/modsource.ts';
@@ -83,7 +84,12 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   // a modular (distribution) kernel gets exactly the modules the case's kconfig needs
   const cacheDir = o.cacheDir ?? cacheRoot();
   const mods = await modulesForCase(o.kernel, c.kconfig, cacheDir);
-  const caseBundle = Buffer.from(bundleScript({ ...rendered.files, ...mods.files }));
+  // the modules go into the boot image (cached; its snapshot is shared by every run needing them),
+  // the list of what to load travels with the case
+  const bootFiles = Object.fromEntries(Object.entries(mods.files).filter(([p]) => p.startsWith('/lib/modules/')));
+  const caseFiles = Object.fromEntries(Object.entries(mods.files).filter(([p]) => !p.startsWith('/lib/modules/')));
+  const initrd = await imageWithFiles(o.baseImage, bootFiles, cacheDir);
+  const caseBundle = Buffer.from(bundleScript({ ...rendered.files, ...caseFiles }));
   const target = o.machine ? { machine: o.machine, kernel: o.machine === 'microvm' ? o.kernel.vmlinux : o.kernel.bzImage } : bootTarget(o.kernel);
   const machine = target.machine;
   const deadlineMs = o.deadlineMs ?? (o.accel === 'kvm' ? Math.ceil(c.deadlineMs / 3) : c.deadlineMs);
@@ -91,7 +97,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   const resultsFile = path.join(dir, 'results.txt');
   fs.rmSync(consoleFile, { force: true });
   const vm = await runSession({
-    spec: { accel: o.accel, machine, kernel: target.kernel, initrd: o.baseImage, ...(o.append ? { append: o.append } : {}) },
+    spec: { accel: o.accel, machine, kernel: target.kernel, initrd, ...(o.append ? { append: o.append } : {}) },
     bundle: caseBundle,
     deadlineMs,
     consoleFile,

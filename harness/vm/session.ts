@@ -241,6 +241,7 @@ async function save(q: Qmp, o: SessionOptions, key: string, started: number): Pr
       sizeBytes: fs.statSync(file).size,
       qemu: (await qemuId) ?? 'unknown',
     });
+    o.snapshots!.prune(key);
     return true;
   } catch (e) {
     fs.rmSync(staging, { recursive: true, force: true });

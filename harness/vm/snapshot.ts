@@ -51,6 +51,25 @@ export function snapshotKey(spec: Omit<VmSpec, 'session' | 'resultsFile'>, qemu:
   });
 }
 
+/** Which entries to drop so that the rest fit in `maxBytes`: least recently used first. Pure. */
+export function pruneVictims(entries: Array<{ key: string; bytes: number; usedAt: number }>, maxBytes: number, keep?: string): string[] {
+  let total = entries.reduce((s, e) => s + e.bytes, 0);
+  const victims: string[] = [];
+  for (const e of [...entries].sort((a, b) => a.usedAt - b.usedAt)) {
+    if (total <= maxBytes) break;
+    if (e.key === keep) continue;
+    victims.push(e.key);
+    total -= e.bytes;
+  }
+  return victims;
+}
+
+/** Snapshot space in the cache: KERNEL_REPRO_SNAPSHOT_CACHE_MB, default 2048 (a snapshot is ~35 MB). */
+export function snapshotBudgetBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const mb = Number(env.KERNEL_REPRO_SNAPSHOT_CACHE_MB ?? 2048);
+  return (Number.isFinite(mb) && mb >= 0 ? mb : 2048) * 1024 * 1024;
+}
+
 export class SnapshotStore {
   readonly store: EntryStore<SnapshotMeta>;
   constructor(cacheDir: string) {
@@ -69,7 +88,30 @@ export class SnapshotStore {
       this.discard(key);
       return null;
     }
+    try {
+      const now = new Date();
+      fs.utimesSync(path.join(dir, 'manifest.json'), now, now); // last use, for pruning
+    } catch {
+      /* read-only cache: fine */
+    }
     return { key, file, bootConsole: path.join(dir, 'boot-console.log'), meta: m.meta };
+  }
+
+  /** Drop least recently used snapshots beyond the budget (never `keep`, the one just made). */
+  prune(keep: string, maxBytes = snapshotBudgetBytes()): string[] {
+    const entries: Array<{ key: string; bytes: number; usedAt: number }> = [];
+    for (const name of fs.readdirSync(this.store.dir)) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      try {
+        const dir = this.store.entryDir(name);
+        entries.push({ key: name, bytes: fs.statSync(path.join(dir, 'snapshot.bin')).size, usedAt: fs.statSync(path.join(dir, 'manifest.json')).mtimeMs });
+      } catch {
+        /* incomplete or being removed */
+      }
+    }
+    const victims = pruneVictims(entries, maxBytes, keep);
+    for (const v of victims) this.discard(v);
+    return victims;
   }
 
   discard(key: string): void {

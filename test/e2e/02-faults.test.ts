@@ -1,7 +1,6 @@
 // Faults end to end on a real kernel (6.1-fixed from the shared cache): a hung guest, a kernel
 // panic, a malformed case file and an unmet kconfig need, each ending in a clear typed result.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,19 +11,11 @@ import { loadKernel } from '../../harness/kernels/load.ts';
 import { runCase } from '../../harness/pipeline/runCase.ts';
 import { makeLogger } from '../../harness/util/log.ts';
 import { cacheRoot } from '../../harness/util/paths.ts';
-import { cli } from './helpers.ts';
+import { cli, processAlive } from './helpers.ts';
 
 let kernel: KernelArtifact;
 let image: BaseImage;
 const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-faults-'));
-
-function qemuAlive(marker: string): boolean {
-  try {
-    return execFileSync('pgrep', ['-f', marker]).toString().trim().length > 0;
-  } catch {
-    return false;
-  }
-}
 
 beforeAll(async () => {
   const log = makeLogger();
@@ -51,7 +42,7 @@ describe('guest faults', () => {
     expect(r.vm.timedOut).toBe(true);
     expect(r.reason).toMatch(/10000 ms deadline/);
     expect(elapsed).toBeLessThan(deadlineMs + 5_000);
-    expect(qemuAlive(path.join(runDir, '6.1-fixed__rp-filter-selftest__hang'))).toBe(false);
+    expect(processAlive(path.join(runDir, '6.1-fixed__rp-filter-selftest__hang'))).toBe(false);
     expect(fs.readFileSync(r.files.results, 'utf8')).toContain('@@KR fault hang');
   });
 

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from '../../harness/util/paths.ts';
 
@@ -20,4 +21,13 @@ export async function cli(args: string[], opts: { timeoutMs?: number; env?: Reco
     stdin: 'ignore',
   });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), durationMs: Date.now() - t0 };
+}
+
+/** Is a process whose command line contains `marker` still running (e.g. a QEMU of one run)? */
+export function processAlive(marker: string): boolean {
+  try {
+    return execFileSync('pgrep', ['-f', marker]).toString().trim().length > 0;
+  } catch {
+    return false;
+  }
 }

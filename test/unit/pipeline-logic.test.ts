@@ -9,6 +9,7 @@ import { parseAgentOutput } from '../../harness/observe/results.ts';
 import { decideVerdict, type VerdictInput } from '../../harness/observe/verdict.ts';
 import { parseMartians } from '../../harness/observe/martian.ts';
 import { accelFailure, qemuArgs } from '../../harness/vm/qemu.ts';
+import { pruneVictims, snapshotKey } from '../../harness/vm/snapshot.ts';
 import { EntryStore } from '../../harness/util/cache.ts';
 import { run } from '../../harness/util/proc.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
@@ -163,6 +164,16 @@ describe('qemu arguments', () => {
     expect(append).toContain('reboot=t');
     expect(a).not.toContain('-cpu');
   });
+  it('a session starts paused with QMP, or restores a snapshot (file name quoted for the shell)', () => {
+    const a = qemuArgs({ accel: 'tcg', machine: 'microvm', kernel: '/k/vmlinux', initrd: '/i', resultsFile: '/r', session: { qmpSocket: '/t/q' } });
+    expect(a).toContain('-S');
+    expect(a.join(' ')).toContain('-qmp unix:/t/q,server=on,wait=off');
+    expect(a).not.toContain('-incoming');
+    const b = qemuArgs({ accel: 'tcg', machine: 'microvm', kernel: '/k/vmlinux', initrd: '/i', resultsFile: '/r', session: { qmpSocket: '/t/q', incoming: "/c/it's snap" } });
+    expect(b).not.toContain('-S');
+    expect(b[b.indexOf('-incoming') + 1]).toBe(`exec:cat '/c/it'\\''s snap'`);
+    expect(b).toContain('file,id=res,path=/r'); // records always go to a file (lossless)
+  });
   it('kvm adds -cpu host', () => {
     const a = qemuArgs({ accel: 'kvm', machine: 'pc', kernel: '/k/bzImage', initrd: '/i', resultsFile: '/r' });
     expect(a.join(' ')).toContain('-M pc -accel kvm -cpu host');
@@ -171,6 +182,38 @@ describe('qemu arguments', () => {
     expect(accelFailure('KVM internal error. Suberror: 1\nextra')).toBe('KVM internal error. Suberror: 1');
     expect(accelFailure('qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0')).toMatch(/failed to set MSR/);
     expect(accelFailure('all fine')).toBeNull();
+  });
+});
+
+describe('snapshots', () => {
+  const spec = { accel: 'tcg' as const, machine: 'microvm' as const, kernel: '', initrd: '' };
+  it('the key changes with the kernel file, the image, the command line, the accelerator and QEMU; nothing else', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-snapkey-'));
+    const k = path.join(dir, 'vmlinux');
+    const i = path.join(dir, 'base.cpio');
+    fs.writeFileSync(k, 'kernel');
+    fs.writeFileSync(i, 'image');
+    const s = { ...spec, kernel: k, initrd: i };
+    const key = snapshotKey(s, 'QEMU 7.2');
+    expect(snapshotKey({ ...s }, 'QEMU 7.2')).toBe(key);
+    expect(snapshotKey(s, 'QEMU 8.0')).not.toBe(key);
+    expect(snapshotKey({ ...s, append: ['kr.fault=hang'] }, 'QEMU 7.2')).not.toBe(key);
+    expect(snapshotKey({ ...s, accel: 'kvm' }, 'QEMU 7.2')).not.toBe(key);
+    expect(snapshotKey({ ...s, memoryMb: 512 }, 'QEMU 7.2')).not.toBe(key);
+    fs.writeFileSync(k, 'kernel, rebuilt');
+    expect(snapshotKey(s, 'QEMU 7.2')).not.toBe(key);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  it('prunes the least recently used beyond the budget, never the one just made', () => {
+    const e = [
+      { key: 'a', bytes: 30, usedAt: 3 },
+      { key: 'b', bytes: 30, usedAt: 1 },
+      { key: 'c', bytes: 30, usedAt: 2 },
+      { key: 'new', bytes: 30, usedAt: 0 },
+    ];
+    expect(pruneVictims(e, 120)).toEqual([]);
+    expect(pruneVictims(e, 60, 'new')).toEqual(['b', 'c']);
+    expect(pruneVictims(e, 0, 'new')).toEqual(['b', 'c', 'a']);
   });
 });
 
