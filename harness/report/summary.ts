@@ -28,8 +28,20 @@ export interface SummaryRun {
   fibEventCount: number;
   panic: Pick<PanicInfo, 'kind' | 'title' | 'text'> | null;
   kernelInfo: { release: string; configHash: string; key: string; source: string; patches: string[] };
-  vm: { accel: string; machine: string; bootMs: number | null; guestMs: number | null; wallMs: number | null; exitCode: number | null; timedOut: boolean };
-  files: { console: string; results: string; record?: string };
+  vm: {
+    accel: string;
+    machine: string;
+    bootMs: number | null;
+    guestMs: number | null;
+    caseMs: number | null;
+    wallMs: number | null;
+    exitCode: number | null;
+    timedOut: boolean;
+    stoppedAfterDone: boolean;
+    /** restored | created | cold (see README, "How it works") */
+    snapshot: string;
+  };
+  files: { console: string; results: string; record?: string; bootConsole?: string };
 }
 
 export interface Summary {
@@ -55,6 +67,7 @@ function summarizeRun(r: RunRecord): SummaryRun {
   for (const [k, v] of Object.entries(r.counterDeltas)) counters[`${DELTA_KEY_PREFIX}${k}`] = v;
   const files: SummaryRun['files'] = { console: r.files.console, results: r.files.results };
   if (r.files.record !== undefined) files.record = r.files.record;
+  if (r.files.bootConsole !== undefined) files.bootConsole = r.files.bootConsole;
   return {
     kernel: r.kernel,
     case: r.case,
@@ -88,9 +101,12 @@ function summarizeRun(r: RunRecord): SummaryRun {
       machine: r.vm.machine,
       bootMs: r.vm.bootMs ?? null,
       guestMs: r.vm.guestMs ?? null,
+      caseMs: r.vm.caseMs ?? null,
       wallMs: r.vm.wallMs ?? null,
       exitCode: r.vm.exitCode,
       timedOut: r.vm.timedOut,
+      stoppedAfterDone: r.vm.stoppedAfterDone ?? false,
+      snapshot: r.vm.snapshot?.use ?? 'cold',
     },
     files,
   };

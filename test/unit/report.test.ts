@@ -351,7 +351,7 @@ describe('buildSummary', () => {
       fibEventCount: 17,
       panic: null,
       kernelInfo: vanilla().kernelInfo,
-      vm: { accel: 'kvm', machine: 'q35', bootMs: 850, guestMs: null, wallMs: null, exitCode: 0, timedOut: false },
+      vm: { accel: 'kvm', machine: 'q35', bootMs: 850, guestMs: null, caseMs: null, wallMs: null, exitCode: 0, timedOut: false, stoppedAfterDone: false, snapshot: 'cold' },
       files: { console: 'out/r1/6.1-vanilla/console.log', results: 'out/r1/6.1-vanilla/results.txt' },
     });
     expect(b?.verdict).toBe('not-reproduced');
