@@ -19,8 +19,8 @@ export interface VmSpec {
   session?: { qmpSocket: string; incoming?: string };
 }
 
-/** QEMU's exec: migration URIs go through /bin/sh -c: quote the file name. */
-function shellQuote(s: string): string {
+/** QEMU's exec: migration URIs go through /bin/sh -c: quote file names in them. */
+export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 

@@ -2,7 +2,7 @@
 // the result channel. Case runs go through session.ts.
 import fs from 'node:fs';
 import { HarnessError } from '../util/errors.ts';
-import { run } from '../util/proc.ts';
+import { run, type RunResult } from '../util/proc.ts';
 import { accelFailure, qemuArgs, type VmSpec } from './qemu.ts';
 
 export const QEMU = process.env.KERNEL_REPRO_QEMU ?? 'qemu-system-x86_64';
@@ -15,6 +15,25 @@ export interface VmResult {
   accelError: string | null;
   durationMs: number;
   args: string[];
+}
+
+/**
+ * What a finished QEMU process says about the harness rather than the guest: interrupted or QEMU
+ * missing (thrown), an accelerator failure (from its output), or QEMU refusing to start (a bad
+ * argument, an unreadable kernel: returned, for the caller to throw once it has ruled out its own
+ * explanations, e.g. a snapshot that did not load).
+ */
+export function judgeQemuExit(r: RunResult, args: string[], accelError: string | null): { accelError: string | null; refused: HarnessError | null } {
+  if (r.interrupted) throw new HarnessError('interrupted', 'interrupted while a guest was running');
+  if (r.exitCode === null && !r.timedOut && r.signal === null)
+    throw new HarnessError('missing-prereq', `cannot start ${QEMU}`, { hint: 'apt-get install qemu-system-x86' });
+  const accel = accelError ?? accelFailure(r.stderr);
+  let refused: HarnessError | null = null;
+  if (!accel && !r.timedOut && r.exitCode !== 0 && /^(qemu-system-\S+|qemu): /m.test(r.stderr)) {
+    const msg = r.stderr.split('\n').find((l) => /qemu/.test(l)) ?? r.stderr;
+    refused = new HarnessError('boot-failed', `QEMU refused to start: ${msg.trim()}`, { hint: `command: ${QEMU} ${args.join(' ')}` });
+  }
+  return { accelError: accel, refused };
 }
 
 export async function bootVm(
@@ -33,21 +52,14 @@ export async function bootVm(
       return accelError !== null;
     },
   });
-  if (r.interrupted) throw new HarnessError('interrupted', 'interrupted while a guest was running');
-  if (r.exitCode === null && !r.timedOut && r.signal === null)
-    throw new HarnessError('missing-prereq', `cannot start ${QEMU}`, { hint: 'apt-get install qemu-system-x86' });
-  accelError = accelError ?? accelFailure(r.stderr);
-  // QEMU itself refused (bad argument, unreadable kernel...): not a guest verdict, an error
-  if (!accelError && !r.timedOut && r.exitCode !== 0 && /^(qemu-system-\S+|qemu): /m.test(r.stderr)) {
-    const msg = r.stderr.split('\n').find((l) => /qemu/.test(l)) ?? r.stderr;
-    throw new HarnessError('boot-failed', `QEMU refused to start: ${msg.trim()}`, { hint: `command: ${QEMU} ${args.join(' ')}` });
-  }
+  const judged = judgeQemuExit(r, args, accelError);
+  if (judged.refused) throw judged.refused;
   return {
     console: r.stdout + (r.stderr ? `\n${r.stderr}` : ''),
     results: fs.existsSync(spec.resultsFile) ? fs.readFileSync(spec.resultsFile, 'utf8') : '',
     exitCode: r.exitCode,
     timedOut: r.timedOut,
-    accelError,
+    accelError: judged.accelError,
     durationMs: r.durationMs,
     args,
   };

@@ -1,17 +1,16 @@
 // One guest run in a controlled session: QEMU starts paused (or from a booted-guest snapshot), the
 // harness connects to QMP, sends the case on the console's input (QEMU's stdin; the agent's records
 // come back on the second serial port, a file), and the guest runs it under the same hard deadline
-// as any boot. The first run of a kernel boots cold, saves the
-// booted state once the agent is ready, and carries on; later runs restore it and skip the boot.
+// as any boot. The first run of a kernel boots cold, saves the booted state once the agent is
+// ready, and carries on; later runs restore it and skip the boot.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HarnessError } from '../util/errors.ts';
 import { run, type RunResult } from '../util/proc.ts';
 import { qemuVersion } from './accel.ts';
 import { Qmp, waitForLine } from './qmp.ts';
-import { accelFailure, qemuArgs, type VmSpec } from './qemu.ts';
-import { QEMU, type VmResult } from './run.ts';
+import { accelFailure, qemuArgs, shellQuote, type VmSpec } from './qemu.ts';
+import { QEMU, judgeQemuExit, type VmResult } from './run.ts';
 import { snapshotKey, type Snapshot, type SnapshotStore } from './snapshot.ts';
 
 export type SnapshotUse = 'restored' | 'created' | 'cold';
@@ -35,7 +34,7 @@ export interface SessionResult extends VmResult {
 
 export interface SessionOptions {
   spec: Omit<VmSpec, 'session' | 'resultsFile'>;
-  /** what the agent receives on its channel once ready: a tar of the /case files */
+  /** what the agent receives on the console input once ready: the case bundle (render.ts bundleScript) */
   bundle: Buffer;
   deadlineMs: number;
   consoleFile: string;
@@ -176,16 +175,9 @@ async function attempt(
   const r = await proc;
   qmp?.close();
 
-  if (r.interrupted) throw new HarnessError('interrupted', 'interrupted while a guest was running');
-  if (r.exitCode === null && !r.timedOut && r.signal === null)
-    throw new HarnessError('missing-prereq', `cannot start ${QEMU}`, { hint: 'apt-get install qemu-system-x86' });
-  accelError = accelError ?? accelFailure(r.stderr);
-  if (restoreFailed && !r.timedOut && !accelError) return null;
-  // QEMU itself refused (bad argument, unreadable kernel...): not a guest verdict, an error
-  if (!accelError && !r.timedOut && r.exitCode !== 0 && /^(qemu-system-\S+|qemu): /m.test(r.stderr)) {
-    const msg = r.stderr.split('\n').find((l) => /qemu/.test(l)) ?? r.stderr;
-    throw new HarnessError('boot-failed', `QEMU refused to start: ${msg.trim()}`, { hint: `command: ${QEMU} ${args.join(' ')}` });
-  }
+  const judged = judgeQemuExit(r, args, accelError);
+  if (restoreFailed && !r.timedOut && !judged.accelError) return null; // the caller boots cold instead
+  if (judged.refused) throw judged.refused;
   let results = fs.readFileSync(o.resultsFile, 'utf8');
   if (mode.restore) {
     // the records of the boot phase (hello, links-at-start) were written before the snapshot
@@ -197,7 +189,7 @@ async function attempt(
     results,
     exitCode: r.exitCode,
     timedOut: r.timedOut,
-    accelError,
+    accelError: judged.accelError,
     durationMs: r.durationMs,
     args,
     stoppedAfterDone,
@@ -221,7 +213,7 @@ async function save(q: Qmp, o: SessionOptions, key: string, started: number): Pr
   try {
     const file = path.join(staging, 'snapshot.bin');
     await q.execute('migrate-set-parameters', { 'max-bandwidth': 64 * 1024 * 1024 * 1024 });
-    await q.execute('migrate', { uri: `exec:cat > '${file.replace(/'/g, `'\\''`)}'` });
+    await q.execute('migrate', { uri: `exec:cat > ${shellQuote(file)}` });
     const status = await poll(async () => {
       const m = await q.execute('query-migrate');
       const s = String(m.status ?? '');

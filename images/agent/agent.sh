@@ -47,7 +47,8 @@ kr_recv_case() { # read "@@CASE <bytes>" then the case: a script that writes the
 	KR_ROOT= KR_CASE_OK=
 	. /tmp/kr.case.sh
 	[ "$KR_CASE_OK" = 1 ] || { kr_rec "warn the case script did not complete"; return 1; }
-	kr_rec "case bytes=$_n header_at=$_t0 read_ms=$((_t1 - _t0)) unpack_ms=$(($(kr_now) - _t1)) uptime_ms=$(kr_now)"
+	_t2=$(kr_now)
+	kr_rec "case bytes=$_n header_at=$_t0 read_ms=$((_t1 - _t0)) unpack_ms=$((_t2 - _t1)) uptime_ms=$_t2"
 }
 kr_martians() { dmesg | grep -c 'martian source'; }
 kr_probe() { # kr_probe NAME NS TIMEOUT_MS STOP_ON_MARTIAN EXPECT CMD...
