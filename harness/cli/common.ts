@@ -2,7 +2,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ExitCode, formatError, HarnessError } from '../util/errors.ts';
+import { ExitCode, formatError, HarnessError, normalizeError } from '../util/errors.ts';
 import { installSignalHandlers, killAll } from '../util/proc.ts';
 import { resultsRoot } from '../util/paths.ts';
 
@@ -22,16 +22,24 @@ export async function guarded(body: () => Promise<number>): Promise<never> {
   installSignalHandlers(() => {
     process.stderr.write('\ninterrupted: stopping guests and builds\n');
   });
+  // the last line of defence: an error event nobody listened for (a stream on a full disk, say)
+  // still ends in a readable message and a typed exit code, with guests and builds stopped
+  process.on('uncaughtException', (err) => fail(err));
   let code: number;
   try {
     code = await body();
   } catch (err) {
-    killAll();
-    process.stderr.write(formatError(err) + '\n');
-    if (process.env.KERNEL_REPRO_DEBUG && err instanceof Error) process.stderr.write((err.stack ?? '') + '\n');
-    code = err instanceof HarnessError ? err.exitCode : ExitCode.runFailed;
+    fail(err);
   }
   process.exit(code);
+}
+
+function fail(raw: unknown): never {
+  killAll();
+  const err = normalizeError(raw);
+  process.stderr.write(formatError(err) + '\n');
+  if (process.env.KERNEL_REPRO_DEBUG && raw instanceof Error) process.stderr.write((raw.stack ?? '') + '\n');
+  process.exit(err instanceof HarnessError ? err.exitCode : ExitCode.runFailed);
 }
 
 export function parseSysctlArg(s: string): { ns: string; key: string; value: string } {

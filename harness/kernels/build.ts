@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
+import { ensureFree, extractedEstimate, GB, MB } from '../util/disk.ts';
 import { EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.ts';
 import type { Logger } from '../util/log.ts';
 import { run, tail } from '../util/proc.ts';
@@ -100,6 +101,12 @@ async function applyPatch(tree: string, file: string, reverse: boolean, logFile:
   return { ok: r.exitCode === 0, out };
 }
 
+// Disk space a step needs (measured on linux-source-6.1 with the minimal config: tree 1.4 GB,
+// first build 0.3 GB, kernel files in the cache 40 MB); generous so that a run never fills a disk
+const BUILD_SPACE = 1 * GB;
+const REBUILD_SPACE = 200 * MB;
+const WORKTREE_SPACE = 1.6 * GB;
+
 /** Bring the shared tree to exactly `want` patches: revert what is applied (or re-extract), then apply. */
 async function switchPatches(
   treeRoot: string,
@@ -133,6 +140,8 @@ async function switchPatches(
   }
   if (extract) {
     if (!src.tarball) throw new HarnessError('build-failed', `the tree at ${tree} is in an unknown state`);
+    // the tree, plus a first build of it
+    ensureFree(treeRoot, extractedEstimate(fs.statSync(src.tarball).size, src.tarball) + BUILD_SPACE, `extracting and building ${src.label}`);
     log.info(`extracting ${src.label} (${path.basename(src.tarball)}) into the shared tree`);
     await extractTarball(src.tarball, tree, logFile, src.untrusted ?? false);
   }
@@ -226,6 +235,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       const logFile = path.join(logsDir, `${def.name}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
       const tree = src.dir ?? path.join(treeRoot, 'src');
       if (src.git) {
+        if (!fs.existsSync(path.join(tree, '.git'))) ensureFree(treeRoot, WORKTREE_SPACE + BUILD_SPACE, `a worktree of ${src.git.repo} and its build`);
         await checkoutWorktree(src.git.repo, tree, src.git.commit, logFile);
         for (const p of patches) {
           const r = await applyPatch(tree, p.file, p.reverse, logFile);
@@ -293,6 +303,8 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
         return artifactFrom(store, key, { ...existing.meta, name: def.name }, true);
       }
 
+      // a first build in this output directory writes ~0.3 GB; an incremental one little
+      ensureFree(out, fs.existsSync(path.join(out, 'vmlinux')) ? REBUILD_SPACE : BUILD_SPACE, `building ${def.name}`);
       const lastStepsFile = path.join(treeRoot, 'last-build-steps');
       const expected = fs.existsSync(lastStepsFile) ? Number(fs.readFileSync(lastStepsFile, 'utf8')) : 0;
       let steps = 0;

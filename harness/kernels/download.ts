@@ -14,6 +14,7 @@ import * as tar from 'tar';
 import { Agent, EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
 import { sha256File, withLock } from '../util/cache.ts';
 import { HarnessError } from '../util/errors.ts';
+import { ensureFree, isNoSpace, MB, noSpace } from '../util/disk.ts';
 import type { Logger } from '../util/log.ts';
 
 export interface DownloadOptions {
@@ -250,6 +251,14 @@ async function transferOnce(ctx: Ctx): Promise<void> {
     throw new HarnessError('bad-input', `cannot download ${o.url}: HTTP ${status}`, { ...where(o), ...(hint ? { hint } : {}) });
   }
 
+  if (total !== undefined) {
+    try {
+      ensureFree(path.dirname(part), total - (append ? have : 0) + 64 * MB, `downloading ${ctx.name}`);
+    } catch (err) {
+      await drain();
+      throw err;
+    }
+  }
   let fd: number;
   try {
     fd = fs.openSync(part, append ? 'a' : 'w');
@@ -267,6 +276,8 @@ async function transferOnce(ctx: Ctx): Promise<void> {
         fs.writeSync(fd, chunk);
       } catch (err) {
         res.body.destroy();
+        // the part file stays: the next run resumes it once there is space
+        if (isNoSpace(err)) throw noSpace(path.dirname(part), `downloading ${ctx.name}`);
         throw new HarnessError('internal', `cannot write ${part}: ${describe(err)}`, { cause: err });
       }
       written += chunk.length;
@@ -425,6 +436,8 @@ export async function extractTarballSafe(tarball: string, dest: string): Promise
   fs.mkdirSync(staging);
   try {
     const unsafe: string[] = [];
+    let full = false;
+    let stop = (): void => undefined;
     const failures: string[] = [];
     const compression = sniff(tarball);
     const unpack = tar.x({
@@ -439,6 +452,11 @@ export async function extractTarballSafe(tarball: string, dest: string): Promise
         return why === null;
       },
       onwarn: (code, message, data) => {
+        // a full disk fails every later entry too: stop reading at the first one
+        if (!full && (isNoSpace(data.code === undefined ? message : data) || isNoSpace(message))) {
+          full = true;
+          stop();
+        }
         // entry errors mean a file is missing from the tree: fatal. Info/unsupported types are not.
         if (code === 'TAR_ENTRY_ERROR' || code === 'TAR_ENTRY_INVALID') {
           const entry = data.entry as { path?: unknown } | undefined;
@@ -449,6 +467,12 @@ export async function extractTarballSafe(tarball: string, dest: string): Promise
 
     const child = compression === 'native' ? undefined : spawn(compression, ['-dc', tarball], { stdio: ['ignore', 'pipe', 'pipe'] });
     const source: Readable = child ? (child.stdout as Readable) : fs.createReadStream(tarball);
+    stop = () => {
+      source.unpipe();
+      source.destroy();
+      child?.kill();
+      unpack.abort(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
+    };
     let childErr = '';
     child?.stderr?.on('data', (d: Buffer) => (childErr += d.toString()));
     const childDone: Promise<number | null> = child
@@ -469,12 +493,15 @@ export async function extractTarballSafe(tarball: string, dest: string): Promise
     } catch (err) {
       source.destroy();
       child?.kill();
+      if (full) throw noSpace(path.dirname(destAbs), `extracting ${path.basename(tarball)}`);
       if (child && (err as { code?: unknown }).code === 'ENOENT' && String((err as { syscall?: unknown }).syscall).startsWith('spawn'))
         throw new HarnessError('missing-prereq', `cannot extract ${tarball}: ${compression} is not installed`, {
           hint: `install ${compression === 'xz' ? 'xz-utils' : 'bzip2'}`,
         });
+      if (isNoSpace(err)) throw noSpace(path.dirname(destAbs), `extracting ${path.basename(tarball)}`);
       throw new HarnessError('bad-input', `cannot extract ${tarball}: ${err instanceof Error ? err.message : String(err)}`);
     }
+    if (full || failures.some((f) => isNoSpace(f))) throw noSpace(path.dirname(destAbs), `extracting ${path.basename(tarball)}`);
     if (exit !== 0)
       throw new HarnessError('bad-input', `cannot extract ${tarball}: ${compression} -d failed (exit ${String(exit)})`, {
         excerpt: childErr.trim().split('\n').slice(-10).join('\n'),

@@ -8,6 +8,7 @@ import { run, tail } from '../util/proc.ts';
 import type { SourceDef } from './schema.ts';
 import { downloadVerified, extractTarballSafe } from './download.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
+import { isNoSpace, noSpace } from '../util/disk.ts';
 
 export interface SourceIdentity {
   /** stable id used in cache keys */
@@ -102,9 +103,14 @@ export async function extractTarball(tarball: string, dest: string, logFile: str
   const r = await run('tar', ['-xf', tarball, '-C', staging, '--strip-components=1', '--no-same-owner'], {
     timeoutMs: 15 * 60_000,
     logFile,
+    killWhen: (l) => isNoSpace(l), // GNU tar would go on failing through the whole archive
+  }).catch((e: unknown) => {
+    fs.rmSync(staging, { recursive: true, force: true }); // a full disk, say
+    throw e;
   });
   if (r.exitCode !== 0) {
     fs.rmSync(staging, { recursive: true, force: true });
+    if (r.killedOnLine) throw noSpace(path.dirname(dest), `extracting ${path.basename(tarball)}`);
     throw new HarnessError('build-failed', `cannot extract ${tarball}${r.timedOut ? ' (timed out)' : ''}`, {
       excerpt: tail(r.stderr, 10),
       logPath: logFile,

@@ -7,11 +7,12 @@ export const ExitCode = {
   badInput: 2, // a kernel, case or matrix file (or a command-line value) is invalid
   missingPrereq: 3, // host prerequisites missing and not installable here
   buildFailed: 4, // a kernel or image failed to build
+  noSpace: 5, // the disk holding the cache (or results) is full
   interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
-export type ErrorKind = 'bad-input' | 'missing-prereq' | 'build-failed' | 'boot-failed' | 'interrupted' | 'internal';
+export type ErrorKind = 'bad-input' | 'missing-prereq' | 'build-failed' | 'boot-failed' | 'no-space' | 'interrupted' | 'internal';
 
 export class HarnessError extends Error {
   readonly kind: ErrorKind;
@@ -45,6 +46,8 @@ export class HarnessError extends Error {
         return ExitCode.missingPrereq;
       case 'build-failed':
         return ExitCode.buildFailed;
+      case 'no-space':
+        return ExitCode.noSpace;
       case 'interrupted':
         return ExitCode.interrupted;
       default:
@@ -57,8 +60,24 @@ export function badInput(file: string, field: string, message: string, hint?: st
   return new HarnessError('bad-input', message, { file, field, ...(hint ? { hint } : {}) });
 }
 
+export const NO_SPACE_HINT =
+  'free disk space (`npm run cache -- gc` removes kernel trees, snapshots and images not used recently), or point KERNEL_REPRO_CACHE at a larger disk';
+
+/** A full disk met by a plain file-system call (ENOSPC/EDQUOT) becomes a typed `no-space` error. */
+export function normalizeError(err: unknown): unknown {
+  if (err instanceof HarnessError || !(err instanceof Error)) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT')
+    return new HarnessError('no-space', `no space left on the device${e.path ? ` writing ${e.path}` : ''} (${e.code})`, {
+      hint: NO_SPACE_HINT,
+      cause: err,
+    });
+  return err;
+}
+
 /** Render any error as the few lines a user should see. */
-export function formatError(err: unknown): string {
+export function formatError(raw: unknown): string {
+  const err = normalizeError(raw);
   if (err instanceof HarnessError) {
     const where = [err.file, err.field].filter(Boolean).join(': ');
     const lines = [`error (${err.kind}): ${where ? where + ': ' : ''}${err.message}`];

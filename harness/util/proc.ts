@@ -3,7 +3,8 @@
 // gcc or QEMU is left behind.
 import { execa, type ResultPromise } from 'execa';
 import fs from 'node:fs';
-import { HarnessError } from './errors.ts';
+import path from 'node:path';
+import { HarnessError, NO_SPACE_HINT, normalizeError } from './errors.ts';
 
 export interface RunOptions {
   cwd?: string;
@@ -79,6 +80,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   const started = Date.now();
   const command = [file, ...args].join(' ');
   const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
+  let logError: NodeJS.ErrnoException | undefined;
   const child: ResultPromise = execa(file, args, {
     cwd: opts.cwd,
     env: opts.env,
@@ -96,6 +98,12 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   }
   const pid = child.pid;
   if (pid !== undefined) live.add(pid);
+  // a log we cannot write (full disk) stops the child: its output would be lost, and it is
+  // almost certainly failing for the same reason
+  log?.on('error', (e: NodeJS.ErrnoException) => {
+    logError ??= e;
+    if (pid !== undefined) killGroup(pid);
+  });
   let timedOut = false;
   let killedOnLine = false;
   const timer = setTimeout(() => {
@@ -111,7 +119,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     if (!stream) return;
     let partial = '';
     stream.on('data', (chunk: Buffer) => {
-      log?.write(chunk);
+      if (!logError) log?.write(chunk);
       if (!opts.onLine && !opts.killWhen) return;
       partial += chunk.toString('utf8');
       let nl: number;
@@ -140,8 +148,23 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     killGroup(pid);
     live.delete(pid);
   }
-  await new Promise<void>((resolve) => (log ? log.end(resolve) : resolve()));
+  await new Promise<void>((resolve) => (log && !logError ? log.end(resolve) : resolve()));
   const text = (v: unknown): string => (typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : '');
+  if (logError) {
+    const e = normalizeError(Object.assign(logError, { path: logError.path ?? opts.logFile }));
+    if (e instanceof HarnessError) throw e;
+    throw new HarnessError('internal', `cannot write ${opts.logFile}: ${logError.message} (stopped ${file})`, { cause: logError });
+  }
+  // a tool that failed because the disk is full (tar, make, cc, ld, git, cpio): one typed error
+  if (typeof res.exitCode === 'number' && res.exitCode !== 0 && !timedOut && !killedOnLine && !interruptedFlag && !opts.abort?.aborted) {
+    const out = text(res.stderr).slice(-65536) + text(res.stdout).slice(-65536);
+    if (/No space left on device|Disk quota exceeded/.test(out))
+      throw new HarnessError('no-space', `${path.basename(file)} failed: no space left on the device${opts.cwd ? ` (in ${opts.cwd})` : ''}`, {
+        excerpt: tail(out.split('\n').filter((l) => /No space left|quota/i.test(l)).join('\n'), 5),
+        ...(opts.logFile ? { logPath: opts.logFile } : {}),
+        hint: NO_SPACE_HINT,
+      });
+  }
   return {
     command,
     exitCode: typeof res.exitCode === 'number' ? res.exitCode : null,

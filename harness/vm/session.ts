@@ -12,6 +12,7 @@ import { Qmp, waitForLine } from './qmp.ts';
 import { accelFailure, qemuArgs, shellQuote, type VmSpec } from './qemu.ts';
 import { QEMU, judgeQemuExit, type VmResult } from './run.ts';
 import { snapshotKey, type Snapshot, type SnapshotStore } from './snapshot.ts';
+import { freeBytes, GB, human } from '../util/disk.ts';
 
 export type SnapshotUse = 'restored' | 'created' | 'cold';
 
@@ -203,9 +204,14 @@ async function attempt(
   };
 }
 
+const SNAPSHOT_MIN_FREE = 1 * GB;
+
 /** Pause the ready guest, write its state into a new cache entry, leave it paused. */
 async function save(q: Qmp, o: SessionOptions, key: string, started: number): Promise<boolean> {
   const store = o.snapshots!.store;
+  // a snapshot is an optimisation: never the thing that fills the disk
+  const free = freeBytes(store.dir);
+  if (free < SNAPSHOT_MIN_FREE) throw new Error(`only ${human(free)} free in ${store.dir} (a snapshot is saved with at least ${human(SNAPSHOT_MIN_FREE)} free)`);
   const bootWallMs = Date.now() - started;
   await q.execute('stop');
   const t0 = Date.now();

@@ -2,7 +2,6 @@
 // panic, a malformed case file and an unmet kconfig need, each ending in a clear typed result.
 import { beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadCase } from '../../harness/cases/load.ts';
 import { ensureBaseImage, type BaseImage } from '../../harness/images/initramfs.ts';
@@ -12,10 +11,11 @@ import { runCase } from '../../harness/pipeline/runCase.ts';
 import { makeLogger } from '../../harness/util/log.ts';
 import { cacheRoot } from '../../harness/util/paths.ts';
 import { cli, processAlive } from './helpers.ts';
+import { fileTempDir } from '../tmp.ts';
 
 let kernel: KernelArtifact;
 let image: BaseImage;
-const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-faults-'));
+const runDir = fileTempDir('kr-faults-');
 
 beforeAll(async () => {
   const log = makeLogger();

@@ -5,12 +5,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { cli } from './helpers.ts';
+import { fileTempDir } from '../tmp.ts';
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-bisect-'));
+const work = fileTempDir('kr-bisect-');
 const repo = path.join(work, 'linux');
 const patch = path.join(repoRoot, 'kernels/patches/0001-fib-relax-source-validation-check-for-loopback-packets.patch');
 const N = 16;

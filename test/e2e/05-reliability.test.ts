@@ -1,16 +1,18 @@
 // Reliability end to end: a build failure, QEMU missing, a corrupted cache entry, SIGINT during a
 // build and during a boot, and two runs at once sharing one cache.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
+import { extractTarball } from '../../harness/kernels/source.ts';
+import { formatError, HarnessError } from '../../harness/util/errors.ts';
 import { cli } from './helpers.ts';
+import { fileTempDir } from '../tmp.ts';
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-rel-'));
+const work = fileTempDir('kr-rel-');
 const base = path.join(repoRoot, 'kernels/config/base.config');
 const commentPatch = fs.readFileSync(path.join(repoRoot, 'test/fixtures/comment-only.patch'), 'utf8');
 
@@ -113,5 +115,49 @@ describe('reliability', () => {
     expect(both.match(/built shared-build/g) ?? []).toHaveLength(1);
     expect(both).toMatch(/waiting for another run building/);
     for (const r of [r1, r2]) expect((JSON.parse(r.stdout) as { runs: Array<{ verdict: string }> }).runs[0]!.verdict).toBe('not-reproduced');
+  });
+});
+
+// A full disk, for real: small tmpfs mounts stand in for a cache disk with little room left.
+const isRoot = process.getuid?.() === 0;
+function smallDisk(name: string, size: string): string {
+  const dir = path.join(work, name);
+  fs.mkdirSync(dir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+  onTestFinished(() => {
+    execFileSync('umount', ['-l', dir]);
+  });
+  return dir;
+}
+
+describe.runIf(isRoot)('a full disk (tmpfs mounts; needs root)', () => {
+  it('a cache with too little room: repro stops before extracting, exit 5, naming the directory and the need; nothing half-written', async () => {
+    const cache = smallDisk('small-cache', '120m');
+    const r = await cli(['repro', '--kernel', '6.1-vanilla', '--case', 'rp-filter-selftest', '--no-install'], { env: { KERNEL_REPRO_CACHE: cache } });
+    expect(r.exitCode).toBe(5);
+    expect(r.stderr).toMatch(
+      new RegExp(`error \\(no-space\\): not enough disk space in ${cache}/trees/debian-linux-source-6\\.1-[0-9a-f]+ for extracting and building linux-source-6\\.1 [^:]*: it needs about [\\d.]+ GB, \\d+ MB free`),
+    );
+    expect(r.stderr).toContain('hint: free disk space');
+    expect(r.stderr).not.toMatch(/^\s+at /m); // no stack trace
+    const trees = path.join(cache, 'trees');
+    for (const t of fs.readdirSync(trees)) expect(fs.readdirSync(path.join(trees, t)).filter((f) => f === 'src' || f.includes('staging'))).toEqual([]);
+    expect(fs.existsSync(path.join(cache, 'kernels')) ? fs.readdirSync(path.join(cache, 'kernels')).filter((f) => /^[0-9a-f]{64}$/.test(f)) : []).toEqual([]);
+  });
+
+  it('the disk fills during an extraction (tar and the safe extractor): a no-space error, no staging tree left, no tree in place', async () => {
+    const disk = smallDisk('full-during', '48m');
+    const logFile = path.join(work, 'extract.log');
+    for (const untrusted of [false, true]) {
+      const dest = path.join(disk, `src-${untrusted}`);
+      const err = await extractTarball('/usr/src/linux-source-6.1.tar.xz', dest, logFile, untrusted).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(HarnessError);
+      expect((err as HarnessError).kind).toBe('no-space');
+      expect(formatError(err)).toMatch(/no space left on the device|not enough disk space/);
+      expect(fs.readdirSync(disk)).toEqual([]); // staging removed, nothing at dest
+    }
   });
 });

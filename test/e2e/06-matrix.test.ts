@@ -2,12 +2,12 @@
 // parallel guests; the flips; JUnit; the HTML report in a real headless Chromium; baselines.
 import { beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { cli } from './helpers.ts';
+import { fileTempDir } from '../tmp.ts';
 
-const out = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-matrix-'));
+const out = fileTempDir('kr-matrix-');
 interface Cell { kernel: string; case: string; variant: string; verdict: string; expected?: string; unexpected: boolean; martians: Array<{ src: string; dst: string; dev: string }> }
 let json: { cells: Cell[]; flips: Array<{ case: string; variant: string; verdicts: Record<string, string> }>; unexpected: number };
 

@@ -6,12 +6,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { cli } from './helpers.ts';
+import { fileTempDir } from '../tmp.ts';
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-src-'));
+const work = fileTempDir('kr-src-');
 const base = path.join(repoRoot, 'kernels/config/base.config');
 const tarball = '/usr/src/linux-source-6.1.tar.xz';
 let server: http.Server;

@@ -4,7 +4,6 @@
 // is held to its deadline like any other; snapshots off means cold boots and nothing saved.
 import { beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadCase } from '../../harness/cases/load.ts';
 import { ensureBaseImage, type BaseImage } from '../../harness/images/initramfs.ts';
@@ -14,13 +13,14 @@ import { runCase } from '../../harness/pipeline/runCase.ts';
 import { makeLogger } from '../../harness/util/log.ts';
 import { cacheRoot } from '../../harness/util/paths.ts';
 import { processAlive } from './helpers.ts';
+import { fileTempDir, testTempDir } from '../tmp.ts';
 
 let vanilla: KernelArtifact;
 let fixed: KernelArtifact;
 let image: BaseImage;
-const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-snap-'));
+const runDir = fileTempDir('kr-snap-');
 // snapshots in their own cache directory (kernels and the image come from the shared cache)
-const snapCache = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-snapcache-'));
+const snapCache = fileTempDir('kr-snapcache-');
 const selftest = () => loadCase('rp-filter-selftest');
 
 function snapshots(): string[] {
@@ -102,7 +102,7 @@ describe('booted-kernel snapshots', () => {
   });
 
   it('snapshots off: the guest boots cold and nothing is saved', async () => {
-    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-nosnap-'));
+    const empty = testTempDir('kr-nosnap-');
     const r = await runCase({ kernel: fixed, kcase: selftest(), baseImage: image.path, accel: 'tcg', runDir, cacheDir: empty, snapshot: false, label: 'off' });
     expect(r.vm.snapshot?.use).toBe('cold');
     expect(r.verdict).toBe('not-reproduced');

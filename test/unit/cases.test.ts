@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { builtinCases, loadCase } from '../../harness/cases/load.ts';
 import { bundleScript, renderCase, shq } from '../../harness/cases/render.ts';
 import { caseSchema } from '../../harness/cases/schema.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
 import { parseData } from '../../harness/util/load.ts';
+import { testTempDir } from '../tmp.ts';
 
 const minimal = `
 name: t
@@ -126,7 +126,7 @@ describe('renderCase', () => {
 
   it('a value that reaches the guest shell cannot inject a command (real sh runs the rendered step)', () => {
     // a hostile token that got past the schema would still be one quoted word
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-inject-'));
+    const dir = testTempDir('kr-inject-');
     const marker = path.join(dir, 'pwned');
     const c = caseSchema.parse(parseData(minimal, 'x.yaml', caseSchema));
     // bypass the schema on purpose: the renderer must still quote
@@ -142,7 +142,7 @@ describe('renderCase', () => {
 
 describe('bundleScript (the case as the guest receives it)', () => {
   it('recreates every file byte for byte when a real sh runs it, text and binary, hostile content inert', () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-bundle-'));
+    const root = testTempDir('kr-bundle-');
     const marker = path.join(root, 'pwned');
     const binary = Buffer.from([0, 1, 2, 255, 10, 39, 36, 0x60, 0]);
     const files: Record<string, string | Buffer> = {

@@ -253,6 +253,21 @@ describe('downloadVerified', () => {
     expect(partsLeft(o)).toEqual([]);
   });
 
+  it('a file larger than the free space is refused before a byte is written: no-space, no retry, nothing cached', async () => {
+    handler = (_req, res) => {
+      // announces 1 PB; the client must stop at the header
+      res.writeHead(200, { 'content-length': String(1024 ** 5) });
+      res.write(Buffer.alloc(1024));
+    };
+    const o = opts();
+    const err = await rejection(downloadVerified(o));
+    expect(err.kind).toBe('no-space');
+    expect(err.message).toMatch(/^not enough disk space in .*partial for downloading linux-9\.9\.tar\.gz: it needs about \d+.*GB, .* free$/);
+    expect(err.exitCode).toBe(5);
+    expect(hits.length).toBe(1);
+    expect(fs.existsSync(path.join(o.cacheDir, sha))).toBe(false);
+  });
+
   it('403 is bad-input without retries', async () => {
     handler = (_req, res) => {
       res.writeHead(403);

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fragmentMismatches, missingRequired, parseKconfig } from '../../harness/kernels/kconfig.ts';
 import { kernelSchema } from '../../harness/kernels/schema.ts';
@@ -12,9 +11,11 @@ import { accelFailure, qemuArgs } from '../../harness/vm/qemu.ts';
 import { pruneVictims, snapshotKey } from '../../harness/vm/snapshot.ts';
 import { EntryStore } from '../../harness/util/cache.ts';
 import { run } from '../../harness/util/proc.ts';
-import { HarnessError } from '../../harness/util/errors.ts';
+import { ExitCode, formatError, HarnessError, normalizeError } from '../../harness/util/errors.ts';
+import { ensureFree, extractedEstimate, freeBytes, GB, isNoSpace, MB } from '../../harness/util/disk.ts';
 import { parseData } from '../../harness/util/load.ts';
 import { buildErrorExcerpt } from '../../harness/kernels/build.ts';
+import { testTempDir } from '../tmp.ts';
 
 describe('kconfig', () => {
   const cfg = parseKconfig('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=m\nCONFIG_S="x y"\n');
@@ -63,7 +64,7 @@ describe('kernel definitions', () => {
       }
     });
   it('a missing patch file names the field', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-k-'));
+    const dir = testTempDir('kr-k-');
     const f = path.join(dir, 'k.yaml');
     fs.writeFileSync(f, 'name: k\nsource: { type: debian-source, package: linux-source-6.1 }\npatches: [{ file: nope.patch }]\n');
     expect(() => loadKernel(f)).toThrow(/patch file not found/);
@@ -188,7 +189,7 @@ describe('qemu arguments', () => {
 describe('snapshots', () => {
   const spec = { accel: 'tcg' as const, machine: 'microvm' as const, kernel: '', initrd: '' };
   it('the key changes with the kernel file, the image, the command line, the accelerator and QEMU; nothing else', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-snapkey-'));
+    const dir = testTempDir('kr-snapkey-');
     const k = path.join(dir, 'vmlinux');
     const i = path.join(dir, 'base.cpio');
     fs.writeFileSync(k, 'kernel');
@@ -219,7 +220,7 @@ describe('snapshots', () => {
 
 describe('cache entries', () => {
   it('publish atomically, detect corruption, discard it', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-cache-'));
+    const dir = testTempDir('kr-cache-');
     const store = new EntryStore<{ n: number }>(dir);
     expect(store.get('k1')).toBeNull();
     const st = store.staging('k1');
@@ -232,7 +233,7 @@ describe('cache entries', () => {
     expect(fs.existsSync(store.entryDir('k1'))).toBe(false);
   });
   it('an entry without a manifest (half-written) is never used', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-cache-'));
+    const dir = testTempDir('kr-cache-');
     const store = new EntryStore<{ n: number }>(dir);
     fs.mkdirSync(store.entryDir('k2'));
     fs.writeFileSync(path.join(store.entryDir('k2'), 'bzImage'), 'partial');
@@ -242,7 +243,7 @@ describe('cache entries', () => {
 
 describe('process runner', () => {
   it('kills the whole process group at the deadline', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-proc-'));
+    const dir = testTempDir('kr-proc-');
     const pidFile = path.join(dir, 'child.pid');
     const r = await run('sh', ['-c', `sleep 30 & echo $! > ${pidFile}; wait`], { timeoutMs: 500 });
     expect(r.timedOut).toBe(true);
@@ -264,6 +265,49 @@ describe('process runner', () => {
     });
     expect(r.killedOnLine).toBe(true);
     expect(r.durationMs).toBeLessThan(10_000);
+  });
+});
+
+describe('a full disk', () => {
+  it('a log that cannot be written (/dev/full) stops the child and ends in a no-space error, not a crash', async () => {
+    const t0 = Date.now();
+    const err = await run('sh', ['-c', 'echo building; sleep 30'], { timeoutMs: 20_000, logFile: '/dev/full' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(HarnessError);
+    expect((err as HarnessError).kind).toBe('no-space');
+    expect((err as HarnessError).message).toBe('no space left on the device writing /dev/full (ENOSPC)');
+    expect((err as HarnessError).exitCode).toBe(ExitCode.noSpace);
+    expect(Date.now() - t0).toBeLessThan(10_000); // the child was stopped, not waited for
+  });
+  it('a tool that fails saying the disk is full is a no-space error with its words', async () => {
+    const err = await run('sh', ['-c', 'echo "tar: linux/x.c: Cannot write: No space left on device" >&2; exit 2'], { timeoutMs: 5000, cwd: '/' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((err as HarnessError).kind).toBe('no-space');
+    expect((err as HarnessError).message).toBe('sh failed: no space left on the device (in /)');
+    expect((err as HarnessError).excerpt).toBe('tar: linux/x.c: Cannot write: No space left on device');
+  });
+  it('the same words from a process the harness stopped itself are not a disk problem', async () => {
+    const r = await run('sh', ['-c', 'echo "No space left on device"; sleep 30'], { timeoutMs: 300 });
+    expect(r.timedOut).toBe(true);
+  });
+  it('ensureFree names the directory, the need and what is free; plain ENOSPC errors become typed', () => {
+    expect(() => ensureFree('/var/cache/kr', 3 * GB, 'extracting linux-source-6.1', () => 512 * MB)).toThrow(
+      'not enough disk space in /var/cache/kr for extracting linux-source-6.1: it needs about 3.0 GB, 512 MB free',
+    );
+    expect(() => ensureFree('/x', GB, 'y', () => 2 * GB)).not.toThrow();
+    expect(freeBytes('/no/such/dir/below/root')).toBe(freeBytes('/'));
+    const raw = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: '/c/trees/x' });
+    expect(formatError(raw)).toMatch(/^error \(no-space\): no space left on the device writing \/c\/trees\/x \(ENOSPC\)\nhint: free disk space/);
+    expect(normalizeError(new Error('other'))).not.toBeInstanceOf(HarnessError);
+    expect(isNoSpace('ld: final link failed: No space left on device')).toBe(true);
+    expect(isNoSpace({ code: 'EDQUOT' })).toBe(true);
+    expect(isNoSpace('error: undefined reference')).toBe(false);
+    expect(extractedEstimate(137 * MB, 'linux-source-6.1.tar.xz')).toBeGreaterThan(1.4 * GB);
+    expect(extractedEstimate(200 * MB, 'linux-6.1.tar.gz')).toBeGreaterThan(1.1 * GB);
   });
 });
 
