@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerBench } from './bench.ts';
 import { registerBisect } from './bisect.ts';
+import { registerCache } from './cache.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerMatrix } from './matrix.ts';
 import { registerRepro } from './repro.ts';
@@ -24,4 +25,5 @@ registerBisect(program);
 registerVerify(program);
 registerBench(program);
 registerMatrix(program);
+registerCache(program);
 await program.parseAsync(process.argv);

@@ -229,6 +229,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
     async () => {
       const again = lookup();
       if (again) return again;
+      fs.writeFileSync(path.join(treeRoot, '.last-used'), new Date().toISOString()); // for `cache gc`
       store.sweep();
       const logsDir = path.join(treeRoot, 'logs');
       fs.mkdirSync(logsDir, { recursive: true });

@@ -79,6 +79,12 @@ export class EntryStore<M> {
         return null;
       }
     }
+    try {
+      const now = new Date();
+      fs.utimesSync(mf, now, now); // last use, for `cache gc`
+    } catch {
+      /* read-only cache: fine */
+    }
     return manifest;
   }
 

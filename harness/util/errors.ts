@@ -61,7 +61,7 @@ export function badInput(file: string, field: string, message: string, hint?: st
 }
 
 export const NO_SPACE_HINT =
-  'free disk space (`npm run cache -- gc` removes kernel trees, snapshots and images not used recently), or point KERNEL_REPRO_CACHE at a larger disk';
+  'free disk space (`npm run cache` shows what the cache holds; `npm run cache -- gc --max-size 5G` removes the least recently used kernel trees, kernels, snapshots and images), or point KERNEL_REPRO_CACHE at a larger disk';
 
 /** A full disk met by a plain file-system call (ENOSPC/EDQUOT) becomes a typed `no-space` error. */
 export function normalizeError(err: unknown): unknown {

@@ -79,7 +79,8 @@ export class SnapshotStore {
   /** A complete entry whose state file has the size recorded when it was saved, or null. */
   lookup(key: string): Snapshot | null {
     // not re-hashed on every run (tens of MB): QEMU checks the stream's structure when it loads it,
-    // and a state that fails to load is discarded and made again by a cold boot
+    // and a state that fails to load is discarded and made again by a cold boot. get() marks the
+    // entry used (its manifest's mtime), which pruning and `cache gc` go by
     const m = this.store.get(key, { verify: false });
     if (!m) return null;
     const dir = this.store.entryDir(key);
@@ -87,12 +88,6 @@ export class SnapshotStore {
     if (fileId(file)?.size !== m.meta.sizeBytes) {
       this.discard(key);
       return null;
-    }
-    try {
-      const now = new Date();
-      fs.utimesSync(path.join(dir, 'manifest.json'), now, now); // last use, for pruning
-    } catch {
-      /* read-only cache: fine */
     }
     return { key, file, bootConsole: path.join(dir, 'boot-console.log'), meta: m.meta };
   }

@@ -1,7 +1,7 @@
 // End to end: a git history built from Debian's linux-source-6.1 (first commit: the fix reverted;
 // then 16 unrelated commits, one of which re-applies the fix). `npm run bisect` must name the
 // commit that re-applies it, within ceil(log2(N)) + 2 kernel builds.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
 import fs from 'node:fs';
@@ -24,6 +24,13 @@ function git(...args: string[]): string {
     .toString()
     .trim();
 }
+
+// the bisect worktree (~1.5 GB in the shared cache) goes with its repository
+afterAll(async () => {
+  fs.rmSync(work, { recursive: true, force: true });
+  const g = await cli(['cache', 'gc', '--older-than', '36500d', '--json']);
+  expect(g.exitCode).toBe(0);
+});
 
 beforeAll(() => {
   fs.mkdirSync(repo);

@@ -18,6 +18,7 @@ let server: http.Server;
 let hits = 0;
 let port = 0;
 
+interface CacheLs { units: Array<{ area: string; id: string; orphan?: boolean }> }
 interface Summary { runs: Array<{ kernel: string; case: string; verdict: string; martians: unknown[]; kernelInfo: { release: string; source: string } }> }
 
 beforeAll(async () => {
@@ -90,5 +91,21 @@ describe('kernel sources', () => {
     expect(r.exitCode).toBe(0);
     expect((JSON.parse(r.stdout) as Summary).runs[0]!.verdict).toBe('not-reproduced');
     expect(git('status', '--porcelain')).toBe('');
+
+    // the harness's worktree (~1.5 GB in the cache) is removed by `cache gc` once its repository is
+    // gone, at once, although it was just used; nothing else that was just used goes with it
+    const ls = async (): Promise<CacheLs> => JSON.parse((await cli(['cache', 'ls', '--json'])).stdout) as CacheLs;
+    const ours = (await ls()).units.filter((u) => u.area === 'trees' && u.id.startsWith('trees/git-') && !u.orphan);
+    expect(ours.length).toBeGreaterThanOrEqual(1);
+    fs.rmSync(repo, { recursive: true, force: true });
+    const orphans = (await ls()).units.filter((u) => u.orphan).map((u) => u.id);
+    expect(orphans).toEqual(expect.arrayContaining(ours.map((u) => u.id)));
+    const g = await cli(['cache', 'gc', '--older-than', '36500d', '--json']);
+    expect(g.exitCode).toBe(0);
+    const removed = (JSON.parse(g.stdout) as { removed: Array<{ id: string }> }).removed.map((u) => u.id);
+    expect(removed.sort()).toEqual(orphans.sort());
+    const left = (await ls()).units.map((u) => u.id);
+    for (const id of orphans) expect(left).not.toContain(id);
+    expect(left.some((id) => id.startsWith('trees/debian-linux-source-6.1-'))).toBe(true);
   });
 });
