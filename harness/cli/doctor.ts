@@ -3,11 +3,17 @@ import type { Command } from 'commander';
 import { builtinKernels, loadKernel } from '../kernels/load.ts';
 import { busyboxIsStatic, checkPrereqs, ensurePrereqs, missingPackages } from '../host/prereqs.ts';
 import { prereqFilesFor } from '../pipeline/prepare.ts';
+import os from 'node:os';
+import { ensureFree, freeBytes, GB, human, sameDisk } from '../util/disk.ts';
 import { ExitCode } from '../util/errors.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { kvmDeviceProblem, qemuVersion } from '../vm/accel.ts';
 import { guarded } from './common.ts';
+
+// measured: `npm test` from an empty cache peaks at ~TODO GB in the cache and ~1.8 GB in $TMPDIR
+const TEST_SPACE = 8 * GB;
+const TEST_TMP_SPACE = 2.5 * GB;
 
 export function registerDoctor(program: Command): void {
   program
@@ -38,7 +44,18 @@ export function registerDoctor(program: Command): void {
         say(`qemu: ${(await qemuVersion()) ?? 'not found'}`);
         const kvm = kvmDeviceProblem();
         say(`kvm: ${kvm ?? '/dev/kvm present (a short probe boot at the first run decides whether it really works)'}`);
-        say(`cache: ${cacheRoot()}`);
+        const cache = cacheRoot();
+        const free = freeBytes(cache);
+        say(`cache: ${cache} (${human(free)} free on its disk; a kernel tree and its build take ~1.7 GB)`);
+        if (opts.testDeps) {
+          // the end-to-end tests build kernels from three sources into the cache and make a git
+          // history of a kernel tree in the temporary directory: stop now rather than half-way
+          if (sameDisk(cache, os.tmpdir())) ensureFree(cache, TEST_SPACE + TEST_TMP_SPACE, 'the test suite (kernel trees, builds, snapshots, temporary trees)');
+          else {
+            ensureFree(cache, TEST_SPACE, 'the test suite (kernel trees, builds, snapshots)');
+            ensureFree(os.tmpdir(), TEST_TMP_SPACE, "the test suite's temporary kernel trees");
+          }
+        }
         const missing = missingPackages(prereqs).concat(bbStatic ? [] : ['busybox-static']);
         if (missing.length) {
           process.stderr.write(`missing: ${missing.join(' ')}\nrun as root: apt-get update && apt-get install -y ${missing.join(' ')}\n`);

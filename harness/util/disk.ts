@@ -8,12 +8,21 @@ import { HarnessError, NO_SPACE_HINT } from './errors.ts';
 export const GB = 1024 ** 3;
 export const MB = 1024 ** 2;
 
-/** Bytes available to this user on the file system holding `dir` (or its nearest existing parent). */
-export function freeBytes(dir: string): number {
+function existing(dir: string): string {
   let d = path.resolve(dir);
   while (!fs.existsSync(d) && path.dirname(d) !== d) d = path.dirname(d);
-  const s = fs.statfsSync(d);
+  return d;
+}
+
+/** Bytes available to this user on the file system holding `dir` (or its nearest existing parent). */
+export function freeBytes(dir: string): number {
+  const s = fs.statfsSync(existing(dir));
   return s.bavail * s.bsize;
+}
+
+/** Do these two directories (or their nearest existing parents) live on one file system? */
+export function sameDisk(a: string, b: string): boolean {
+  return fs.statSync(existing(a)).dev === fs.statSync(existing(b)).dev;
 }
 
 export function human(bytes: number): string {
