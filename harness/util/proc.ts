@@ -3,6 +3,7 @@
 // gcc or QEMU is left behind.
 import { execa, type ResultPromise } from 'execa';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { HarnessError, NO_SPACE_HINT, normalizeError } from './errors.ts';
 
@@ -55,6 +56,23 @@ export function killAll(): void {
   for (const pid of live) killGroup(pid);
 }
 
+/** Temporary directories of runs in progress: removed when the harness exits, even on SIGINT. */
+const temps = new Set<string>();
+export function tempDir(prefix: string): { dir: string; remove: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  temps.add(dir);
+  return {
+    dir,
+    remove: () => {
+      temps.delete(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+function removeTemps(): void {
+  for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
+}
+
 export function wasInterrupted(): boolean {
   return interruptedFlag;
 }
@@ -71,7 +89,10 @@ export function installSignalHandlers(onInterrupt: () => void): void {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
-  process.on('exit', killAll);
+  process.on('exit', () => {
+    killAll();
+    removeTemps();
+  });
 }
 
 export async function run(file: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {

@@ -4,9 +4,8 @@
 // as any boot. The first run of a kernel boots cold, saves the booted state once the agent is
 // ready, and carries on; later runs restore it and skip the boot.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { run, type RunResult } from '../util/proc.ts';
+import { run, tempDir, type RunResult } from '../util/proc.ts';
 import { qemuVersion } from './accel.ts';
 import { Qmp, waitForLine } from './qmp.ts';
 import { accelFailure, qemuArgs, shellQuote, type VmSpec } from './qemu.ts';
@@ -63,7 +62,8 @@ function frame(bundle: Buffer): Buffer {
 }
 
 export async function runSession(o: SessionOptions): Promise<SessionResult> {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-vm-'));
+  const temp = tempDir('kr-vm-');
+  const tmp = temp.dir;
   try {
     let key: string | undefined;
     let note: string | undefined;
@@ -83,7 +83,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     if (note) r!.snapshot.note = note;
     return r!;
   } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    temp.remove();
   }
 }
 

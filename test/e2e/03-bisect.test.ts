@@ -18,7 +18,8 @@ const FIX_AT = 11; // commit index (1-based after the base) that re-applies the 
 const commits: string[] = [];
 
 function git(...args: string[]): string {
-  return execFileSync('git', ['-C', repo, '-c', 'user.name=kernel-repro test', '-c', 'user.email=test@kernel-repro.invalid', ...args], {
+  // gc.auto=0: no background `git gc` still writing into .git when the test removes the repository
+  return execFileSync('git', ['-C', repo, '-c', 'gc.auto=0', '-c', 'user.name=kernel-repro test', '-c', 'user.email=test@kernel-repro.invalid', ...args], {
     maxBuffer: 64 * 1024 * 1024,
   })
     .toString()
@@ -27,7 +28,7 @@ function git(...args: string[]): string {
 
 // the bisect worktree (~1.5 GB in the shared cache) goes with its repository
 afterAll(async () => {
-  fs.rmSync(work, { recursive: true, force: true });
+  fs.rmSync(work, { recursive: true, force: true, maxRetries: 5 });
   const g = await cli(['cache', 'gc', '--older-than', '36500d', '--json']);
   expect(g.exitCode).toBe(0);
 });

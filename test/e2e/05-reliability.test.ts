@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
 import { extractTarball } from '../../harness/kernels/source.ts';
@@ -89,6 +90,8 @@ describe('reliability', () => {
 
   it('SIGINT during a boot: exit 130 at once, no QEMU left', async () => {
     const results = path.join(work, 'sigint-boot');
+    const vmTemps = (): string[] => fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('kr-vm-'));
+    const tempsBefore = vmTemps();
     const child = execa(tsx, [main, 'repro', '--kernel', '6.1-fixed', '--kernel', '6.1-vanilla', '--no-install', '--results', results], { reject: false });
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
@@ -101,6 +104,7 @@ describe('reliability', () => {
     expect(Date.now() - t0).toBeLessThan(300_000);
     await new Promise((r) => setTimeout(r, 300));
     expect(alive(`qemu-system.*${results}`)).toBe('');
+    expect(vmTemps().filter((f) => !tempsBefore.includes(f))).toEqual([]); // the guests' control sockets went with them
   });
 
   it('two runs at once sharing one cache: one builds, the other waits, both correct', async () => {
