@@ -453,7 +453,7 @@ export async function extractTarballSafe(tarball: string, dest: string): Promise
       },
       onwarn: (code, message, data) => {
         // a full disk fails every later entry too: stop reading at the first one
-        if (!full && (isNoSpace(data.code === undefined ? message : data) || isNoSpace(message))) {
+        if (!full && (isNoSpace(data) || isNoSpace(message))) {
           full = true;
           stop();
         }

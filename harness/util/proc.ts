@@ -5,6 +5,7 @@ import { execa, type ResultPromise } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isNoSpace } from './disk.ts';
 import { HarnessError, NO_SPACE_HINT, normalizeError } from './errors.ts';
 
 export interface RunOptions {
@@ -179,7 +180,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   // a tool that failed because the disk is full (tar, make, cc, ld, git, cpio): one typed error
   if (typeof res.exitCode === 'number' && res.exitCode !== 0 && !timedOut && !killedOnLine && !interruptedFlag && !opts.abort?.aborted) {
     const out = text(res.stderr).slice(-65536) + text(res.stdout).slice(-65536);
-    if (/No space left on device|Disk quota exceeded/.test(out))
+    if (isNoSpace(out))
       throw new HarnessError('no-space', `${path.basename(file)} failed: no space left on the device${opts.cwd ? ` (in ${opts.cwd})` : ''}`, {
         excerpt: tail(out.split('\n').filter((l) => /No space left|quota/i.test(l)).join('\n'), 5),
         ...(opts.logFile ? { logPath: opts.logFile } : {}),
