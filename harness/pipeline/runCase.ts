@@ -37,6 +37,8 @@ export interface RunCaseOptions {
   cacheDir?: string;
   /** restore a booted-guest snapshot of this kernel when there is one, save one when not (default true) */
   snapshot?: boolean;
+  /** a restore still loading after this long is abandoned: snapshot discarded, cold boot (default 15 s) */
+  restoreLimitMs?: number;
 }
 
 /** Snapshots on unless KERNEL_REPRO_SNAPSHOT=0 or the caller says no. */
@@ -103,6 +105,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     consoleFile,
     resultsFile,
     snapshots: snapshotsWanted(o) ? new SnapshotStore(cacheDir) : null,
+    ...(o.restoreLimitMs !== undefined ? { restoreLimitMs: o.restoreLimitMs } : {}),
   });
   let bootConsole: string | undefined;
   if (vm.snapshot.bootConsole && fs.existsSync(vm.snapshot.bootConsole)) {

@@ -41,8 +41,12 @@ export interface SessionOptions {
   resultsFile: string;
   /** null: boot cold every time, make no snapshot */
   snapshots: SnapshotStore | null;
+  /** a restore that has not finished loading after this long is abandoned (default 15 s; ~0.1 s is usual) */
+  restoreLimitMs?: number;
   log?: (msg: string) => void;
 }
+
+const RESTORE_LIMIT_MS = 15_000;
 
 const READY = /^@@KR ready\b/;
 const DONE = /^@@KR done\b/;
@@ -73,15 +77,16 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
       const snap = o.snapshots.lookup(key);
       if (snap) {
         const r = await attempt(o, tmp, 'r', { restore: snap });
-        if (r) return r;
-        note = 'the snapshot did not load; it was discarded and the guest booted cold';
-        o.log?.(`snapshot ${key.slice(0, 12)} did not load: booting cold and saving a new one`);
+        if (typeof r !== 'string') return r;
+        note = `the snapshot did not load (${r}); it was discarded and the guest booted cold`;
+        o.log?.(`snapshot ${key.slice(0, 12)} did not load (${r}): booting cold and saving a new one`);
         o.snapshots.discard(key);
       }
     }
     const r = await attempt(o, tmp, 'c', key ? { save: key } : {});
-    if (note) r!.snapshot.note = note;
-    return r!;
+    if (typeof r === 'string') throw new Error(`internal: a cold boot reported a failed restore (${r})`);
+    if (note) r.snapshot.note = note;
+    return r;
   } finally {
     temp.remove();
   }
@@ -92,7 +97,7 @@ async function attempt(
   tmp: string,
   tag: string,
   mode: { restore?: Snapshot; save?: string },
-): Promise<SessionResult | null> {
+): Promise<SessionResult | string> {
   const session = { qmpSocket: path.join(tmp, `${tag}.qmp`), ...(mode.restore ? { incoming: mode.restore.file } : {}) };
   const args = qemuArgs({ ...o.spec, resultsFile: o.resultsFile, session });
   fs.writeFileSync(o.consoleFile, '');
@@ -125,6 +130,7 @@ async function attempt(
   let use: SnapshotUse = mode.restore ? 'restored' : 'cold';
   let note: string | undefined;
   let stoppedAfterDone = false;
+  let hung: string | undefined;
   const guestRunning = (): void => {
     // every record is in the file once "done" is: end QEMU now rather than wait for the guest's reboot
     void waitForLine(o.resultsFile, DONE, isGone).then((line) => {
@@ -138,12 +144,21 @@ async function attempt(
     const q = await Qmp.open(session.qmpSocket, isGone);
     qmp = q;
     if (mode.restore) {
-      // the saved state arrives paused; anything else means it did not load
-      const status = await poll(async () => {
-        const st = await q.status();
-        return st === 'inmigrate' ? undefined : st;
-      }, isGone);
-      if (status !== 'paused' && status !== 'running') restoreFailed = true;
+      // the saved state arrives paused; anything else means it did not load. A load that never
+      // ends (QEMU stuck in `inmigrate`) is abandoned like a refused one
+      const limit = o.restoreLimitMs ?? RESTORE_LIMIT_MS;
+      const status = await poll(
+        async () => {
+          const st = await q.status();
+          return st === 'inmigrate' ? undefined : st;
+        },
+        () => isGone() || Date.now() - started > limit,
+      );
+      if (status === undefined && !exited) {
+        hung = `the snapshot was still loading after ${limit} ms`;
+        restoreFailed = true;
+        abort.abort();
+      } else if (status !== 'paused' && status !== 'running') restoreFailed = true;
       else {
         send();
         if (status === 'paused') await q.execute('cont');
@@ -177,7 +192,11 @@ async function attempt(
   qmp?.close();
 
   const judged = judgeQemuExit(r, args, accelError);
-  if (restoreFailed && !r.timedOut && !judged.accelError) return null; // the caller boots cold instead
+  if (restoreFailed && !r.timedOut && !judged.accelError) {
+    // the caller boots cold instead; say why the state was not used
+    const said = r.stderr.trim().split('\n').filter((l) => l.trim()).pop();
+    return hung ?? (r.exitCode ? `QEMU refused the state${said ? `: ${said.trim()}` : ''}` : (note ?? 'QEMU refused the state'));
+  }
   if (judged.refused) throw judged.refused;
   let results = fs.readFileSync(o.resultsFile, 'utf8');
   if (mode.restore) {

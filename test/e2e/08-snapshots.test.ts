@@ -71,7 +71,7 @@ describe('booted-kernel snapshots', () => {
     expect(snapshots()).toHaveLength(2);
   });
 
-  it('a damaged snapshot is detected (size, or QEMU refusing the stream) and made again; the verdict is right', async () => {
+  it('a damaged snapshot is detected (size, QEMU refusing the stream, a load that does not end) and made again; the verdict is right', async () => {
     const base = { kernel: vanilla, kcase: selftest(), baseImage: image.path, accel: 'tcg' as const, runDir, cacheDir: snapCache, snapshot: true };
     const ok = await runCase({ ...base, label: 'd0' });
     const key = ok.vm.snapshot!.key!;
@@ -86,9 +86,16 @@ describe('booted-kernel snapshots', () => {
     fs.writeFileSync(file, Buffer.alloc(size, 0x5a));
     const g = await runCase({ ...base, label: 'd2' });
     expect(g.vm.snapshot?.use).toBe('created');
-    expect(g.vm.snapshot?.note).toMatch(/did not load/);
+    expect(g.vm.snapshot?.note).toMatch(/did not load \(QEMU refused the state: qemu-system-x86_64: load of migration failed/);
     expect(g.verdict).toBe('reproduced');
-    const r = await runCase({ ...base, label: 'd3' });
+    // 3. a load that does not finish within its limit (here 1 ms, as a stuck `inmigrate` would
+    // look): abandoned, QEMU stopped, discarded, booted cold and saved again
+    const h = await runCase({ ...base, label: 'd3', restoreLimitMs: 1 });
+    expect(h.vm.snapshot?.use).toBe('created');
+    expect(h.vm.snapshot?.note).toMatch(/did not load \(the snapshot was still loading after 1 ms\)/);
+    expect(h.verdict).toBe('reproduced');
+    expect(processAlive(path.join(runDir, '6.1-vanilla__rp-filter-selftest__d3'))).toBe(false);
+    const r = await runCase({ ...base, label: 'd4' });
     expect(r.vm.snapshot?.use).toBe('restored');
     expect(r.verdict).toBe('reproduced');
   });
