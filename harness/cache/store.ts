@@ -77,7 +77,9 @@ export async function scanCache(cacheDir: string): Promise<Unit[]> {
     }
   }
   const withFiles = path.join(cacheDir, 'images', 'with-files');
-  for (const f of fs.existsSync(withFiles) ? fs.readdirSync(withFiles) : []) add('images', `images/with-files/${f}`, mtime(path.join(withFiles, f)));
+  // images with a kernel's modules: <key>.cpio, its last use in <key>.cpio.used
+  for (const f of fs.existsSync(withFiles) ? fs.readdirSync(withFiles).filter((x) => x.endsWith('.cpio')) : [])
+    add('images', `images/with-files/${f}`, Math.max(mtime(path.join(withFiles, f)), mtime(path.join(withFiles, `${f}.used`))));
   for (const name of dirs(path.join(cacheDir, 'downloads'))) {
     if (KEY.test(name)) add('downloads', `downloads/${name}`, mtime(path.join(cacheDir, 'downloads', name)));
   }
@@ -132,5 +134,6 @@ export async function removeUnit(u: Unit): Promise<boolean> {
     return true; // already gone
   }
   fs.rmSync(aside, { recursive: true, force: true });
+  fs.rmSync(`${u.path}.used`, { force: true });
   return true;
 }

@@ -171,7 +171,12 @@ export async function imageWithFiles(base: string, files: Record<string, string 
   const dir = path.join(cacheDir, 'images', 'with-files');
   fs.mkdirSync(dir, { recursive: true });
   const out = path.join(dir, `${key}.cpio`);
-  if (fs.existsSync(out)) return out;
+  // last use for `cache gc` in a stamp beside it: the image's own mtime is part of snapshot keys
+  const used = (): void => fs.writeFileSync(`${out}.used`, '');
+  if (fs.existsSync(out)) {
+    used();
+    return out;
+  }
   const tmp = `${out}.${process.pid}.tmp`;
   try {
     await composeInitramfs(base, files, tmp);
@@ -179,5 +184,6 @@ export async function imageWithFiles(base: string, files: Record<string, string 
   } finally {
     fs.rmSync(tmp, { force: true });
   }
+  used();
   return out;
 }
