@@ -9,6 +9,7 @@ import { HarnessError } from '../../harness/util/errors.ts';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { renderCase } from '../../harness/cases/render.ts';
 import { loadCase } from '../../harness/cases/load.ts';
+import { parseDuration, parseSize } from '../../harness/cache/plan.ts';
 
 const defaultMatrix = loadDataFile(path.join(repoRoot, 'matrices/default.yaml'), matrixSchema);
 
@@ -48,6 +49,10 @@ describe('matrix', () => {
     expect(ids.sort()).toEqual(cells.map((c) => c.id).sort());
     const merge = Object.values(wf.jobs).find((j) => j.steps.some((s) => (s.run ?? '').includes('npm run report -- merge')));
     expect(merge?.needs).toBeDefined();
+    // the kept cache is bounded, with options the CLI accepts
+    const gc = shardJob!.steps.map((s) => s.run ?? '').find((r) => r.includes('npm run cache -- gc'))!;
+    expect(parseDuration(/--older-than (\S+)/.exec(gc)![1]!, '--older-than')).toBe(20 * 3_600_000);
+    expect(parseSize(/--max-size (\S+)/.exec(gc)![1]!, '--max-size')).toBe(3 * 1024 ** 3);
   });
   it('baseline comparison lists changed, new and missing cells', () => {
     const a = [
