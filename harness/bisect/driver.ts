@@ -166,8 +166,10 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
     checkCaseKconfig(k, [o.kcase]);
     const records: RunRecord[] = [];
     const accel = await o.accel(k);
+    // most bisect kernels run once: a booted-kernel snapshot (0.2 s, ~32 MB) only pays with repeats
+    const snapshot = o.repeat > 1 ? {} : { snapshot: false };
     for (let i = 0; i < o.repeat; i++)
-      records.push(await runCase({ kernel: k, kcase: o.kcase, baseImage: o.baseImage, accel, runDir: o.runDir, label: `${short}-${i + 1}` }));
+      records.push(await runCase({ kernel: k, kcase: o.kcase, baseImage: o.baseImage, accel, runDir: o.runDir, label: `${short}-${i + 1}`, ...snapshot }));
     const verdicts = records.map((r) => r.verdict);
     const step: StepRecord = {
       commit,

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../../harness/util/paths.ts';
+import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
 import { cli } from './helpers.ts';
 import { fileTempDir } from '../tmp.ts';
 
@@ -59,6 +59,9 @@ beforeAll(() => {
 
 describe('npm run bisect', () => {
   it('names the commit that re-applies the fix, within ceil(log2(N)) + 2 builds', async () => {
+    const snapDir = path.join(cacheRoot(), 'snapshots');
+    const snapshots = (): string[] => (fs.existsSync(snapDir) ? fs.readdirSync(snapDir).filter((f) => /^[0-9a-f]{64}$/.test(f)) : []);
+    const snapshotsBefore = snapshots();
     const r = await cli(['bisect', '--repo', repo, '--old', commits[0]!, '--new', commits[N]!, '--case', 'rp-filter-selftest', '--json', '--fresh']);
     if (r.exitCode !== 0) console.error(r.stderr.slice(-5000));
     expect(r.exitCode).toBe(0);
@@ -71,6 +74,8 @@ describe('npm run bisect', () => {
     expect(out.steps.length).toBeGreaterThanOrEqual(3);
     for (const s of out.steps) expect(s.commit).toMatch(/^[0-9a-f]{40}$/);
     expect(r.stderr).toMatch(/first commit that gives "not-reproduced"/);
+    // each kernel ran once: no booted-kernel snapshot was saved for it
+    expect(snapshots()).toEqual(snapshotsBefore);
     // the user's checkout was not touched
     expect(git('rev-parse', 'HEAD')).toBe(commits[N]);
     expect(git('status', '--porcelain')).toBe('');
