@@ -100,24 +100,23 @@ export async function extractTarball(tarball: string, dest: string, logFile: str
   const staging = `${dest}.staging-${process.pid}`;
   fs.rmSync(staging, { recursive: true, force: true });
   fs.mkdirSync(staging, { recursive: true });
-  const r = await run('tar', ['-xf', tarball, '-C', staging, '--strip-components=1', '--no-same-owner'], {
-    timeoutMs: 15 * 60_000,
-    logFile,
-    killWhen: (l) => isNoSpace(l), // GNU tar would go on failing through the whole archive
-  }).catch((e: unknown) => {
-    fs.rmSync(staging, { recursive: true, force: true }); // a full disk, say
-    throw e;
-  });
-  if (r.exitCode !== 0) {
-    fs.rmSync(staging, { recursive: true, force: true });
-    if (r.killedOnLine) throw noSpace(path.dirname(dest), `extracting ${path.basename(tarball)}`);
-    throw new HarnessError('build-failed', `cannot extract ${tarball}${r.timedOut ? ' (timed out)' : ''}`, {
-      excerpt: tail(r.stderr, 10),
-      logPath: logFile,
+  try {
+    const r = await run('tar', ['-xf', tarball, '-C', staging, '--strip-components=1', '--no-same-owner'], {
+      timeoutMs: 15 * 60_000,
+      logFile,
+      killWhen: (l) => isNoSpace(l), // GNU tar would go on failing through the whole archive
     });
+    if (r.killedOnLine) throw noSpace(path.dirname(dest), `extracting ${path.basename(tarball)}`);
+    if (r.exitCode !== 0)
+      throw new HarnessError('build-failed', `cannot extract ${tarball}${r.timedOut ? ' (timed out)' : ''}`, {
+        excerpt: tail(r.stderr, 10),
+        logPath: logFile,
+      });
+    fs.rmSync(dest, { recursive: true, force: true });
+    fs.renameSync(staging, dest);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true }); // gone after the rename; else a partial tree
   }
-  fs.rmSync(dest, { recursive: true, force: true });
-  fs.renameSync(staging, dest);
 }
 
 export async function resolveCommit(repo: string, rev: string, defFile?: string): Promise<string> {

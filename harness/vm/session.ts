@@ -11,7 +11,7 @@ import { Qmp, waitForLine } from './qmp.ts';
 import { accelFailure, qemuArgs, shellQuote, type VmSpec } from './qemu.ts';
 import { QEMU, judgeQemuExit, type VmResult } from './run.ts';
 import { snapshotKey, type Snapshot, type SnapshotStore } from './snapshot.ts';
-import { freeBytes, GB, human } from '../util/disk.ts';
+import { ensureFree, GB } from '../util/disk.ts';
 
 export type SnapshotUse = 'restored' | 'created' | 'cold';
 
@@ -229,8 +229,7 @@ const SNAPSHOT_MIN_FREE = 1 * GB;
 async function save(q: Qmp, o: SessionOptions, key: string, started: number): Promise<boolean> {
   const store = o.snapshots!.store;
   // a snapshot is an optimisation: never the thing that fills the disk
-  const free = freeBytes(store.dir);
-  if (free < SNAPSHOT_MIN_FREE) throw new Error(`only ${human(free)} free in ${store.dir} (a snapshot is saved with at least ${human(SNAPSHOT_MIN_FREE)} free)`);
+  ensureFree(store.dir, SNAPSHOT_MIN_FREE, 'a booted-kernel snapshot (saved only with 1 GB free)');
   const bootWallMs = Date.now() - started;
   await q.execute('stop');
   const t0 = Date.now();
