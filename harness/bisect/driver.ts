@@ -11,6 +11,8 @@ import type { KernelDef } from '../kernels/schema.ts';
 import type { RunRecord, Verdict } from '../observe/types.ts';
 import { checkCaseKconfig } from '../pipeline/prepare.ts';
 import { runCase } from '../pipeline/runCase.ts';
+import { artifactInfo } from '../kernels/artifact.ts';
+import { kernelEntry, type KernelEntry } from '../report/kernels.ts';
 import { hashOf } from '../util/cache.ts';
 import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
@@ -47,6 +49,8 @@ export interface StepRecord {
   built: boolean;
   bootMs: number[];
   evidence: string[];
+  /** the kernel built at this commit (absent when it did not build, or in a state saved by an older version) */
+  kernel?: KernelEntry;
 }
 
 export interface BisectReport {
@@ -181,6 +185,7 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
       built: !k.cached,
       bootMs: records.map((r) => r.durationMs),
       evidence: summarize(records[0]!),
+      kernel: kernelEntry(k.name, artifactInfo(k)),
     };
     return { verdicts, step, records };
   };

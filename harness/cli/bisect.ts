@@ -18,6 +18,7 @@ import { run } from '../util/proc.ts';
 import { chooseAccel } from '../vm/accel.ts';
 import type { Accel } from '../vm/qemu.ts';
 import { collect, guarded, newRunDir } from './common.ts';
+import { describeKernel } from '../report/kernels.ts';
 
 interface BisectOpts {
   repo: string;
@@ -41,10 +42,11 @@ function fragments(list: string[]): string[] {
 
 export function renderBisectReport(r: BisectReport): string {
   const lines = [`bisect of ${r.case} in ${r.repo}: old ${r.old.slice(0, 12)} gives ${r.oldVerdict}, new ${r.new.slice(0, 12)} gives ${r.newVerdict}`, ''];
+  lines.push(`kernels: built from ${r.repo} at each step's commit (git), one config for all`);
   lines.push('steps:');
   for (const s of r.steps)
     lines.push(
-      `  ${s.commit.slice(0, 12)} ${s.mark.padEnd(8)} ${(s.verdicts.join(',') || '-').padEnd(28)} build ${(s.buildMs / 1000).toFixed(1).padStart(6)}s${s.built ? '' : ' (cached)'}  boot ${s.bootMs.map((b) => (b / 1000).toFixed(1) + 's').join(' ') || '-'}  ${s.subject}`,
+      `  ${s.commit.slice(0, 12)} ${s.mark.padEnd(8)} ${(s.verdicts.join(',') || '-').padEnd(28)} build ${(s.buildMs / 1000).toFixed(1).padStart(6)}s${s.built ? '' : ' (cached)'}  boot ${s.bootMs.map((b) => (b / 1000).toFixed(1) + 's').join(' ') || '-'}  ${s.kernel ? `[${s.kernel.release}, config ${s.kernel.configHash.slice(0, 12)}]  ` : ''}${s.subject}`,
     );
   lines.push('', `kernels built: ${r.builds}`);
   if (r.result === 'found') {
@@ -53,6 +55,7 @@ export function renderBisectReport(r: BisectReport): string {
     const ev = (label: string, s: BisectReport['evidence']['culprit']): void => {
       if (!s) return;
       lines.push(`  evidence at ${label} ${s.commit.slice(0, 12)} (${s.verdicts.join(',')}):`);
+      if (s.kernel) lines.push(`    kernel: ${describeKernel(s.kernel)}`);
       for (const e of s.evidence) lines.push(`    ${e}`);
     };
     lines.push('');

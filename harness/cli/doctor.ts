@@ -9,6 +9,7 @@ import { ExitCode } from '../util/errors.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { kvmDeviceProblem, qemuVersion } from '../vm/accel.ts';
+import { systemApt } from '../host/apt.ts';
 import { guarded } from './common.ts';
 
 // measured (.ci/run on a fresh clone, empty cache): the disk use peaks at 8.2 GB, during 07-sources
@@ -40,6 +41,16 @@ export function registerDoctor(program: Command): void {
           if (!opts.quiet) process.stdout.write(s + '\n');
         };
         for (const p of prereqs) say(`${p.present ? 'ok     ' : 'MISSING'} ${p.what.padEnd(34)} (${p.pkg})`);
+        if (!opts.quiet) {
+          // the kernel sources an unpinned definition resolves to at run time, and what the archive would give now
+          const apt = systemApt();
+          for (const { pkg } of prereqFilesFor(kernels)) {
+            const [have, cand] = await Promise.all([apt.installed(pkg), apt.candidate(pkg)]);
+            const age = apt.listsAgeMs();
+            const lists = age === null ? 'never refreshed' : `refreshed ${Math.round(age / 3600_000)} h ago`;
+            say(`${pkg}: installed ${have ?? '(none)'}; the package lists (${lists}) offer ${cand ?? '(none)'}`);
+          }
+        }
         const bbStatic = await busyboxIsStatic();
         say(`${bbStatic ? 'ok     ' : 'MISSING'} ${'static busybox'.padEnd(34)} (busybox-static)`);
         say(`qemu: ${(await qemuVersion()) ?? 'not found'}`);

@@ -5,7 +5,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadCase } from '../cases/load.ts';
 import { loadKernel } from '../kernels/load.ts';
-import { compareBaseline, expandMatrix, shardCells, type BaselineChange, type CellSpec } from '../matrix/logic.ts';
+import { compareBaseline, compareKernels, expandMatrix, shardCells, type BaselineChange, type CellSpec, type KernelChange } from '../matrix/logic.ts';
+import { kernelsOf, renderKernels, type KernelEntry } from '../report/kernels.ts';
 import { matrixSchema } from '../matrix/schema.ts';
 import type { RunRecord, Verdict } from '../observe/types.ts';
 import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
@@ -31,6 +32,10 @@ export interface MatrixResult {
   startedAt: string;
   accel: string;
   shard: string | null;
+  /** every kernel of the result, with its source version as resolved at run time */
+  kernels?: KernelEntry[];
+  /** when compared with a baseline: verdict changes (each saying whether its kernel changed) and the kernels that changed */
+  baseline?: { runId: string; changes: BaselineChange[]; kernelChanges: KernelChange[] };
   cells: Array<{
     id: string;
     kernel: string;
@@ -57,29 +62,56 @@ function readEvidence(r: RunRecord): { console: string; trace: string } {
 }
 
 /** Write matrix.json, junit.xml and report.html for a result; return the text summary. */
-export function writeReports(res: MatrixResult, dir: string, baseline?: MatrixResult): { text: string; changes: BaselineChange[] } {
+export function writeReports(
+  res: MatrixResult,
+  dir: string,
+  baseline?: MatrixResult,
+): { text: string; changes: BaselineChange[]; kernelChanges: KernelChange[] } {
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'matrix.json'), JSON.stringify(res, null, 2));
-  const cells: MatrixCell[] = res.cells.map((c) => ({ run: c.run, ...(c.expected ? { expected: c.expected } : {}), evidence: c.evidence }));
-  fs.writeFileSync(path.join(dir, 'junit.xml'), renderJUnit(cells, { name: `kernel-repro matrix ${res.matrix}`, timestamp: res.startedAt }));
-  fs.writeFileSync(path.join(dir, 'report.html'), renderHtmlReport(cells, { title: `kernel-repro matrix ${res.matrix}`, runId: res.runId, startedAt: res.startedAt, accel: res.accel }));
   const runs = res.cells.map((c) => c.run);
-  const flips = diffRuns(runs).filter((d) => d.flips);
+  const kernels = kernelsOf(runs);
   const changes = baseline ? compareBaseline(baseline.cells, res.cells) : [];
-  const lines = [renderRunsTable(runs), ''];
+  const kernelChanges = baseline ? compareKernels(baseline.cells, res.cells) : [];
+  const against = baseline ? { baseline: { runId: baseline.runId, changes, kernelChanges } } : {};
+  fs.writeFileSync(path.join(dir, 'matrix.json'), JSON.stringify({ ...res, kernels, ...against }, null, 2));
+  const changedIn = new Map(kernelChanges.flatMap((k) => k.cells.map((id) => [id, k.change] as const)));
+  const cells: MatrixCell[] = res.cells.map((c) => ({
+    run: c.run,
+    ...(c.expected ? { expected: c.expected } : {}),
+    evidence: c.evidence,
+    ...(changedIn.has(c.id) ? { kernelChange: changedIn.get(c.id)! } : {}),
+  }));
+  fs.writeFileSync(path.join(dir, 'junit.xml'), renderJUnit(cells, { name: `kernel-repro matrix ${res.matrix}`, timestamp: res.startedAt }));
+  fs.writeFileSync(
+    path.join(dir, 'report.html'),
+    renderHtmlReport(cells, {
+      title: `kernel-repro matrix ${res.matrix}`,
+      runId: res.runId,
+      startedAt: res.startedAt,
+      accel: res.accel,
+      kernels,
+      ...(baseline ? { baseline: { runId: baseline.runId, kernelChanges } } : {}),
+    }),
+  );
+  const flips = diffRuns(runs).filter((d) => d.flips);
+  const lines = [renderKernels(kernels), '', renderRunsTable(runs), ''];
   const unexpected = res.cells.filter((c) => c.unexpected);
   lines.push(`unexpected verdicts: ${unexpected.length}${unexpected.map((c) => `\n  ${c.id}: expected ${c.expected}, got ${c.verdict} (${c.reason})`).join('')}`);
   lines.push(`flips (verdict differs between kernels): ${flips.length ? '' : 'none'}`);
   for (const f of flips) lines.push(`  ${f.case} [${f.variant}]: ${f.kernels.map((k) => `${k}=${f.verdicts[k]}`).join('  ')}`);
   if (baseline) {
+    // a verdict that moved on the same kernel is a change in behaviour; on another kernel it may be the kernel's doing
     lines.push(`changes against the baseline ${baseline.runId}: ${changes.length ? '' : 'none'}`);
-    for (const ch of changes) lines.push(`  ${ch.id}: ${ch.before} -> ${ch.after}`);
+    for (const ch of changes) lines.push(`  ${ch.id}: ${ch.before} -> ${ch.after}${ch.kernelChanged ? '  (kernel changed)' : '  (same kernel)'}`);
+    lines.push(`kernel changed since the baseline: ${kernelChanges.length ? '' : 'none'}`);
+    for (const k of kernelChanges)
+      lines.push(`  ${k.kernel}: ${k.change} (${k.cells.length} cell${k.cells.length === 1 ? '' : 's'}, ${k.verdictChanges} with another verdict)`);
   }
   lines.push('', `reports: ${path.join(dir, 'report.html')}, junit.xml, matrix.json`);
-  return { text: lines.join('\n'), changes };
+  return { text: lines.join('\n'), changes, kernelChanges };
 }
 
-function jsonOut(res: MatrixResult, changes: BaselineChange[]): unknown {
+function jsonOut(res: MatrixResult, changes: BaselineChange[], kernelChanges: KernelChange[]): unknown {
   const flips = diffRuns(res.cells.map((c) => c.run))
     .filter((d) => d.flips)
     .map((d) => ({ case: d.case, variant: d.variant, verdicts: d.verdicts }));
@@ -87,6 +119,7 @@ function jsonOut(res: MatrixResult, changes: BaselineChange[]): unknown {
     matrix: res.matrix,
     runId: res.runId,
     shard: res.shard,
+    kernels: kernelsOf(res.cells.map((c) => c.run)),
     cells: res.cells.map((c) => ({
       kernel: c.kernel,
       case: c.case,
@@ -101,6 +134,7 @@ function jsonOut(res: MatrixResult, changes: BaselineChange[]): unknown {
     flips,
     unexpected: res.cells.filter((c) => c.unexpected).length,
     changes,
+    kernelChanges,
   };
 }
 
@@ -215,9 +249,9 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
       };
     }),
   };
-  const { text, changes } = writeReports(res, runDir, baseline);
+  const { text, changes, kernelChanges } = writeReports(res, runDir, baseline);
   (opts.json ? process.stderr : process.stdout).write(text + '\n');
-  if (opts.json) process.stdout.write(JSON.stringify(jsonOut(res, changes), null, 2) + '\n');
+  if (opts.json) process.stdout.write(JSON.stringify(jsonOut(res, changes, kernelChanges), null, 2) + '\n');
   const failed = res.cells.some((c) => c.unexpected) || (opts.failOnChange && changes.length > 0);
   return failed ? ExitCode.runFailed : ExitCode.ok;
 }

@@ -8,6 +8,7 @@ import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
 import { diffRuns } from '../report/diff.ts';
 import { allCompleted, buildSummary } from '../report/summary.ts';
 import { renderDiff, renderRunDetails, renderRunsTable } from '../report/table.ts';
+import { kernelsOf, renderKernels } from '../report/kernels.ts';
 import { ExitCode } from '../util/errors.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
@@ -62,14 +63,17 @@ export async function repro(opts: ReproOpts): Promise<number> {
   const summary = buildSummary({ runId, startedAt, accel: prepared.accel.accel, qemu: (await qemuVersion()) ?? undefined }, runs);
   const diffs = diffRuns(runs);
   const color = !opts.json && process.stdout.isTTY;
+  const kernelsHead = renderKernels(kernelsOf(runs));
   const human = [
+    kernelsHead,
+    '',
     renderRunsTable(runs, { color }),
     '',
     renderDiff(diffs, { color }),
     ...(opts.details ? runs.map((r) => '\n' + renderRunDetails(r)) : []),
   ].join('\n');
   fs.writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify(summary, null, 2));
-  fs.writeFileSync(path.join(runDir, 'report.txt'), [renderRunsTable(runs), '', renderDiff(diffs, { allCounters: true }), ...runs.map((r) => '\n' + renderRunDetails(r))].join('\n'));
+  fs.writeFileSync(path.join(runDir, 'report.txt'), [kernelsHead, '', renderRunsTable(runs), '', renderDiff(diffs, { allCounters: true }), ...runs.map((r) => '\n' + renderRunDetails(r))].join('\n'));
   out(human);
   out(`\nsummary: ${path.join(runDir, 'summary.json')}  report: ${path.join(runDir, 'report.txt')}`);
   if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');

@@ -13,6 +13,8 @@ import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { conclude, diffstat, parsePatch, renderMarkdown, summarizeSide, type VerifyReport } from '../verify/logic.ts';
 import { collect, guarded, newRunDir } from './common.ts';
+import { artifactInfo } from '../kernels/artifact.ts';
+import { kernelEntry } from '../report/kernels.ts';
 
 interface VerifyOpts {
   patch: string;
@@ -119,8 +121,8 @@ export async function verify(opts: VerifyOpts): Promise<number> {
   const pick = (k: KernelArtifact | null, c: string): RunRecord[] => (k ? runs.filter((r) => r.kernel === k.name && r.case === c) : []);
   const report: VerifyReport = {
     patch: { ...info, file: patchFile, diffstat: diffstat(info) },
-    base: { name: baseK.name, release: baseK.meta.release, configHash: baseK.meta.configHash },
-    patched: patched ? { name: patched.name, release: patched.meta.release, configHash: patched.meta.configHash } : null,
+    base: kernelEntry(baseK.name, artifactInfo(baseK)),
+    patched: patched ? kernelEntry(patched.name, artifactInfo(patched)) : null,
     ...(problem ? { problem } : {}),
     repeat,
     cases: cases.map((c) => {

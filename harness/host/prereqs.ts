@@ -4,6 +4,7 @@ import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { run } from '../util/proc.ts';
+import { canRefreshLists, ListsRefresher, systemApt, type AptOps } from './apt.ts';
 
 export interface Prereq {
   what: string;
@@ -69,16 +70,44 @@ export function missingPackages(prereqs: Prereq[]): string[] {
 }
 
 /**
+ * Install `missing` with apt-get, refreshing the package lists first when they are stale, when apt
+ * has no candidate for one of the packages, or when the install fails; then say which exact
+ * version of each package was installed. Returns the versions, or throws with apt's own words.
+ */
+export async function installPackages(
+  missing: string[],
+  apt: AptOps,
+  log: Logger,
+  refresher: ListsRefresher,
+): Promise<Record<string, string | null>> {
+  await refresher.ensureFresh();
+  const unknown: string[] = [];
+  for (const p of missing) if ((await apt.candidate(p)) === null) unknown.push(p);
+  if (unknown.length) await refresher.ensureFresh(`apt has no candidate for ${unknown.join(', ')}`);
+  log.info(`installing missing host packages with apt-get: ${missing.join(' ')}`);
+  let r = await apt.install(missing);
+  if (!r.ok && (await refresher.ensureFresh('apt-get install failed'))) r = await apt.install(missing);
+  const versions: Record<string, string | null> = {};
+  for (const p of missing) versions[p] = await apt.installed(p);
+  if (r.ok) log.info(`installed: ${missing.map((p) => `${p} ${versions[p] ?? '(not installed)'}`).join(', ')}`);
+  if (!r.ok)
+    throw new HarnessError('missing-prereq', `could not install: ${missing.filter((p) => !versions[p]).join(', ') || missing.join(', ')}`, {
+      excerpt: r.output,
+      hint: `run as root: apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`,
+    });
+  return versions;
+}
+
+/**
  * Make sure every package is present: as root on a Debian/Ubuntu machine install them with apt-get
- * (saying what), otherwise throw a missing-prereq error with the exact command to run.
+ * (saying what, and which version), otherwise throw a missing-prereq error with the exact command.
  */
 export async function ensurePrereqs(
   extra: Array<{ file: string; pkg: string }>,
   log: Logger,
-  opts: { install: boolean },
+  opts: { install: boolean; apt?: AptOps },
 ): Promise<void> {
-  let prereqs = checkPrereqs(extra);
-  let missing = missingPackages(prereqs);
+  let missing = missingPackages(checkPrereqs(extra));
   if (onPath('busybox') && !(await busyboxIsStatic())) missing.push('busybox-static');
   missing = [...new Set(missing)];
   if (missing.length === 0) return;
@@ -88,19 +117,11 @@ export async function ensurePrereqs(
     throw new HarnessError('missing-prereq', `missing host packages: ${missing.join(', ')}`, {
       hint: `run as root: apt-get update && ${cmd}`,
     });
-  log.info(`installing missing host packages with apt-get: ${missing.join(' ')}`);
-  const env = { DEBIAN_FRONTEND: 'noninteractive' };
-  let r = await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { timeoutMs: 30 * 60_000, env });
-  if (r.exitCode !== 0) {
-    log.info('apt-get install failed; running apt-get update and trying again');
-    await run('apt-get', ['update', '-q'], { timeoutMs: 10 * 60_000, env });
-    r = await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { timeoutMs: 30 * 60_000, env });
-  }
-  prereqs = checkPrereqs(extra);
-  const still = missingPackages(prereqs);
-  if (r.exitCode !== 0 || still.length > 0)
-    throw new HarnessError('missing-prereq', `could not install: ${(still.length ? still : missing).join(', ')}`, {
-      excerpt: (r.stderr || r.stdout).trim().split('\n').slice(-8).join('\n'),
+  const apt = opts.apt ?? systemApt();
+  await installPackages(missing, apt, log, new ListsRefresher(apt, log, canRefreshLists()));
+  const still = missingPackages(checkPrereqs(extra));
+  if (still.length > 0)
+    throw new HarnessError('missing-prereq', `installed, but still missing: ${still.join(', ')}`, {
       hint: `run as root: apt-get update && ${cmd}`,
     });
 }

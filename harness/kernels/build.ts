@@ -28,6 +28,10 @@ export interface KernelMeta {
   configHash: string;
   source: string;
   sourceId: string;
+  /** the source's version as resolved for this run (a Debian package's version); absent for other sources */
+  sourceVersion?: string;
+  /** the definition pinned that version */
+  pinned?: boolean;
   patches: string[];
   compiler: string;
   buildMs: number;
@@ -189,7 +193,7 @@ export function buildErrorExcerpt(logText: string): string {
 export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise<KernelArtifact> {
   const { cacheDir, log } = opts;
   const def = k.def;
-  if (def.source.type === 'debian-image') return ensureDebianImage(k, def.source.package, opts);
+  if (def.source.type === 'debian-image') return ensureDebianImage(k, def.source.package, def.source.version, opts);
   const src = await identifySource(def.source, cacheDir, k.file, log);
   if (src.dir && def.patches.length > 0)
     throw new HarnessError('bad-input', 'patches need a source the harness owns (a tarball or Debian source), not a directory used in place', {
@@ -202,9 +206,13 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
     return { file, reverse: p.reverse, id: patchId(file, p.reverse) };
   });
   const fragments = def.config.fragments.map((f) => ({ name: f, text: fs.readFileSync(resolveIn(k, f), 'utf8') }));
-  const configInput = hashOf({ RECIPE, base: def.config.base, fragments });
+  // fragments by content: the same config from another path (an absolute one, as verify passes) is the same build directory
+  const configInput = hashOf({ RECIPE, base: def.config.base, fragments: fragments.map((f) => f.text) });
   const inputKey = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler });
 
+  // who asks decides the name and how the source was resolved (a cached kernel may have been built
+  // for another definition of the same source: pinned or not, under another name)
+  const identity = { name: def.name, source: src.label, ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false } : {}) };
   const store = new EntryStore<KernelMeta>(path.join(cacheDir, 'kernels'));
   const indexDir = path.join(store.dir, 'index');
   fs.mkdirSync(indexDir, { recursive: true });
@@ -217,7 +225,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       if (store.lastDiscard) log.warn(store.lastDiscard + ' (rebuilding)');
       return null;
     }
-    return artifactFrom(store, key, { ...m.meta, name: def.name }, true);
+    return artifactFrom(store, key, { ...m.meta, ...identity }, true);
   };
   const hit = lookup();
   if (hit) return hit;
@@ -301,7 +309,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       const existing = store.get(key);
       if (existing) {
         fs.writeFileSync(indexFile, key);
-        return artifactFrom(store, key, { ...existing.meta, name: def.name }, true);
+        return artifactFrom(store, key, { ...existing.meta, ...identity }, true);
       }
 
       // a first build in this output directory writes ~0.3 GB; an incremental one little
@@ -343,6 +351,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
         configHash,
         source: src.label,
         sourceId: src.id,
+        ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false } : {}),
         patches: def.patches.map((p) => `${p.reverse ? 'reverse ' : ''}${p.file}`),
         compiler,
         buildMs,

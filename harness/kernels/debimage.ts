@@ -9,32 +9,51 @@ import type { BuildOptions, KernelArtifact, KernelMeta } from './build.ts';
 import type { LoadedKernel } from './load.ts';
 import { parseKconfig } from './kconfig.ts';
 import { sha256 } from '../util/cache.ts';
+import type { Logger } from '../util/log.ts';
+import { canRefreshLists, ListsRefresher, systemApt, versionNotServed, type AptOps } from '../host/apt.ts';
 
-async function aptField(pkg: string, field: string): Promise<string | null> {
-  const r = await run('apt-cache', ['show', '--no-all-versions', pkg], { timeoutMs: 60_000 });
+async function aptField(spec: string, field: string): Promise<string | null> {
+  const r = await run('apt-cache', ['show', '--no-all-versions', spec], { timeoutMs: 60_000 });
   if (r.exitCode !== 0) return null;
   const m = new RegExp(`^${field}: (.*)$`, 'm').exec(r.stdout);
   return m ? m[1]!.trim() : null;
 }
 
-/** A metapackage (linux-image-cloud-amd64) -> the concrete image package it depends on. */
-export async function resolveImagePackage(pkg: string, defFile: string): Promise<{ pkg: string; version: string }> {
-  let version = await aptField(pkg, 'Version');
-  if (version === null)
-    throw new HarnessError('bad-input', `apt knows no package ${pkg}`, { file: defFile, field: 'source.package', hint: 'run apt-get update, or check the name with apt-cache search linux-image' });
-  const depends = (await aptField(pkg, 'Depends')) ?? '';
-  const concrete = /(linux-image-\d[^\s,(]*)/.exec(depends);
-  if (concrete && !/^linux-image-\d/.test(pkg)) {
-    const v = await aptField(concrete[1]!, 'Version');
-    if (v) return { pkg: concrete[1]!, version: v };
-  }
-  version = version ?? 'unknown';
-  return { pkg, version };
+/** The concrete image package a metapackage's Depends names, with its exact version when given. */
+export function concreteImage(depends: string): { pkg: string; version?: string } | null {
+  const m = /(linux-image-\d[^\s,(|]*)(?:\s*\(\s*=\s*([^)\s]+)\s*\))?/.exec(depends);
+  if (!m?.[1]) return null;
+  return { pkg: m[1], ...(m[2] ? { version: m[2] } : {}) };
 }
 
-export async function ensureDebianImage(k: LoadedKernel, pkg: string, opts: BuildOptions): Promise<KernelArtifact> {
+/**
+ * A package (or a metapackage such as linux-image-cloud-amd64, at a pinned version or at apt's
+ * candidate) -> the concrete image package and exact version to fetch. The package lists are
+ * refreshed when stale, or when the package or the pinned version is not in them.
+ */
+export async function resolveImagePackage(pkg: string, defFile: string, o: { version?: string | undefined; log: Logger; apt?: AptOps }): Promise<{ pkg: string; version: string }> {
+  const apt = o.apt ?? systemApt();
+  const refresher = new ListsRefresher(apt, o.log, canRefreshLists());
+  await refresher.ensureFresh();
+  let served = await apt.served(pkg);
+  const wanted = o.version ?? served[0];
+  if ((!wanted || !served.includes(wanted)) && (await refresher.ensureFresh(`${pkg}${o.version ? ' ' + o.version : ''} is not in the package lists`)))
+    served = await apt.served(pkg);
+  const version = o.version ?? (await apt.candidate(pkg)) ?? served[0];
+  if (!version || !served.includes(version)) {
+    if (o.version) throw versionNotServed({ pkg, version: o.version, served, file: defFile, type: 'debian-image' });
+    throw new HarnessError('bad-input', `apt knows no package ${pkg}`, { file: defFile, field: 'source.package', hint: 'check the name with apt-cache search linux-image' });
+  }
+  if (/^linux-image-\d/.test(pkg)) return { pkg, version };
+  const concrete = concreteImage((await aptField(`${pkg}=${version}`, 'Depends')) ?? '');
+  if (!concrete) return { pkg, version };
+  const v = concrete.version ?? (await aptField(concrete.pkg, 'Version'));
+  return v ? { pkg: concrete.pkg, version: v } : { pkg, version };
+}
+
+export async function ensureDebianImage(k: LoadedKernel, pkg: string, pinned: string | undefined, opts: BuildOptions): Promise<KernelArtifact> {
   const { cacheDir, log } = opts;
-  const { pkg: concrete, version } = await resolveImagePackage(pkg, k.file);
+  const { pkg: concrete, version } = await resolveImagePackage(pkg, k.file, { version: pinned, log });
   const key = hashOf({ kind: 'debian-image', concrete, version });
   const store = new EntryStore<KernelMeta & { modulesRelease: string }>(path.join(cacheDir, 'kernels'));
   const artifact = (meta: KernelMeta & { modulesRelease: string }, cached: boolean): KernelArtifact => {
@@ -47,7 +66,7 @@ export async function ensureDebianImage(k: LoadedKernel, pkg: string, opts: Buil
       vmlinux: path.join(dir, 'vmlinux'), // absent: boots through bzImage
       config: path.join(dir, 'config'),
       modules: { dir: path.join(dir, 'root/lib/modules', meta.modulesRelease), release: meta.modulesRelease, sourcePackage: `linux-source-${/^(\d+\.\d+)/.exec(meta.modulesRelease)?.[1] ?? ''}` },
-      meta: { ...meta, name: k.def.name },
+      meta: { ...meta, name: k.def.name, sourceVersion: version, pinned: pinned !== undefined },
       cached,
     };
   };
@@ -87,6 +106,8 @@ export async function ensureDebianImage(k: LoadedKernel, pkg: string, opts: Buil
       configHash: sha256(configText),
       source: `${concrete} ${version} (Debian, prebuilt)`,
       sourceId: key,
+      sourceVersion: version,
+      pinned: pinned !== undefined,
       patches: [],
       compiler: (parseKconfig(configText).get('CONFIG_CC_VERSION_TEXT') ?? '').replace(/"/g, ''),
       buildMs: Date.now() - t0,

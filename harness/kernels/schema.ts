@@ -7,11 +7,18 @@ const relPath = z
   .min(1)
   .refine((p) => !p.split('/').includes('..') || p.startsWith('/'), 'must not climb out of kernels/ with ..');
 
+/** A Debian package version: [epoch:]upstream[-revision] (Debian policy 5.6.12). */
+const debianVersion = z
+  .union([z.string(), z.number().transform(String)])
+  .pipe(z.string().regex(/^(?:\d{1,4}:)?\d[A-Za-z0-9.+~-]{0,80}$/, 'must be a Debian package version like 6.1.192-1 (apt-cache madison <package> lists them)'));
+
 export const sourceSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('debian-source'),
     /** Debian package holding /usr/src/<package>.tar.xz */
     package: z.string().regex(/^linux-source-[0-9.]+$/, 'must be a Debian package name like linux-source-6.1'),
+    /** pin an exact Debian version (e.g. 6.1.192-1): fetched into the cache when it is not the installed one */
+    version: debianVersion.optional(),
   }),
   z.strictObject({
     type: z.literal('url'),
@@ -24,6 +31,8 @@ export const sourceSchema = z.discriminatedUnion('type', [
     type: z.literal('debian-image'),
     /** a Debian kernel image package (or a metapackage such as linux-image-cloud-amd64), booted without building */
     package: z.string().regex(/^linux-image-[a-z0-9.+-]+$/, 'must be a Debian kernel package like linux-image-cloud-amd64'),
+    /** pin an exact Debian version of the package (e.g. 6.1.192-1) */
+    version: debianVersion.optional(),
   }),
   z.strictObject({
     type: z.literal('tarball'),

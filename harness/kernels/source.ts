@@ -9,6 +9,7 @@ import type { SourceDef } from './schema.ts';
 import { downloadVerified, extractTarballSafe } from './download.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { isNoSpace, noSpace } from '../util/disk.ts';
+import { resolveDebianSource } from './debsource.ts';
 
 export interface SourceIdentity {
   /** stable id used in cache keys */
@@ -22,6 +23,10 @@ export interface SourceIdentity {
   git?: { repo: string; commit: string };
   /** human label, e.g. "linux-source-6.1 6.1.192-2" */
   label: string;
+  /** the source's own version where it has one (a Debian package's version), as resolved at run time */
+  version?: string;
+  /** the definition pinned that version */
+  pinned?: boolean;
   /** tarball to extract, or a directory used in place */
   tarball?: string;
   dir?: string;
@@ -42,17 +47,9 @@ function cachedFileHash(file: string, cacheDir: string): string {
 export async function identifySource(src: SourceDef, cacheDir: string, defFile: string, log?: Logger): Promise<SourceIdentity> {
   switch (src.type) {
     case 'debian-source': {
-      const tarball = `/usr/src/${src.package}.tar.xz`;
-      if (!fs.existsSync(tarball))
-        throw new HarnessError('missing-prereq', `${tarball} not found: the Debian package ${src.package} is not installed`, {
-          file: defFile,
-          field: 'source.package',
-          hint: `apt-get install ${src.package} (npm run doctor -- --install does it)`,
-        });
-      const r = await run('dpkg-query', ['-W', '-f=${Version}', src.package], { timeoutMs: 10_000 });
-      const version = r.exitCode === 0 ? r.stdout.trim() : 'unknown';
-      const id = `debian-${src.package}-${cachedFileHash(tarball, cacheDir).slice(0, 16)}`;
-      return { id, treeId: id, label: `${src.package} ${version}`, tarball };
+      const deb = await resolveDebianSource({ pkg: src.package, version: src.version, cacheDir, file: defFile, log: log ?? silentLogger });
+      const id = `debian-${src.package}-${cachedFileHash(deb.tarball, cacheDir).slice(0, 16)}`;
+      return { id, treeId: id, label: `${src.package} ${deb.version}`, tarball: deb.tarball, version: deb.version, pinned: deb.pinned };
     }
     case 'tarball': {
       const tarball = path.resolve(path.dirname(defFile), src.path);

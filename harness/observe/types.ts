@@ -64,6 +64,23 @@ export interface ProbeResult {
   output: string;
 }
 
+/** Which kernel a run used: enough to tell a kernel update apart from a change in behaviour. */
+export interface KernelInfo {
+  /** `uname -r` in the guest (the build's kernel.release when the guest never reported) */
+  release: string;
+  /** sha256 of the final .config */
+  configHash: string;
+  /** the kernel's cache key */
+  key: string;
+  /** human label of the source with its version, e.g. "linux-source-6.1 6.1.192-1" */
+  source: string;
+  /** the source's version as resolved for this run (Debian packages), e.g. "6.1.192-1" */
+  sourceVersion?: string;
+  /** the definition pinned that version (false: the installed package, whatever version it was) */
+  pinned?: boolean;
+  patches: string[];
+}
+
 /** One kernel x case run: everything the report and the JSON need. */
 export interface RunRecord {
   kernel: string;
@@ -83,7 +100,7 @@ export interface RunRecord {
   fibEvidence: string[];
   fibEventCount: number;
   panic?: PanicInfo;
-  kernelInfo: { release: string; configHash: string; key: string; source: string; patches: string[] };
+  kernelInfo: KernelInfo;
   /** bootMs: guest uptime when the agent started; guestMs: when it finished; wallMs: QEMU start to exit */
   vm: {
     accel: string;

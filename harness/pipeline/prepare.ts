@@ -15,6 +15,8 @@ import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { chooseAccel, type AccelChoice } from '../vm/accel.ts';
 import { bootTarget, runCase } from './runCase.ts';
+import { describeKernel, kernelEntry } from '../report/kernels.ts';
+import { artifactInfo } from '../kernels/artifact.ts';
 import type { SysctlOverride } from '../cases/render.ts';
 
 export interface Prepared {
@@ -23,8 +25,9 @@ export interface Prepared {
   accel: AccelChoice;
 }
 
+/** The host packages the kernels need installed: Debian sources that are not pinned (a pinned one is fetched into the cache). */
 export function prereqFilesFor(kernels: LoadedKernel[]): Array<{ file: string; pkg: string }> {
-  const pkgs = new Set(kernels.flatMap((k) => (k.def.source.type === 'debian-source' ? [k.def.source.package] : [])));
+  const pkgs = new Set(kernels.flatMap((k) => (k.def.source.type === 'debian-source' && !k.def.source.version ? [k.def.source.package] : [])));
   return [...pkgs].map((pkg) => ({ file: `/usr/src/${pkg}.tar.xz`, pkg }));
 }
 
@@ -54,7 +57,7 @@ export async function prepare(o: {
   const artifacts: KernelArtifact[] = [];
   for (const k of o.kernels) {
     const a = await ensureKernel(k, { cacheDir: o.cacheDir, log: o.log });
-    o.log.info(`kernel ${a.name}: ${a.meta.release}, config ${a.meta.configHash.slice(0, 12)}${a.cached ? ' (cached)' : ''}`);
+    o.log.info(`kernel ${a.name}: ${describeKernel(kernelEntry(a.name, artifactInfo(a)))}${a.cached ? ' (cached)' : ''}`);
     checkCaseKconfig(a, o.cases);
     artifacts.push(a);
   }

@@ -19,6 +19,7 @@ import { runSession } from '../vm/session.ts';
 import { SnapshotStore } from '../vm/snapshot.ts';
 import { modulesForCase } from '../kernels/modsource.ts';
 import { cacheRoot } from '../util/paths.ts';
+import { artifactInfo } from '../kernels/artifact.ts';
 
 export interface RunCaseOptions {
   kernel: KernelArtifact;
@@ -168,13 +169,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     fibEvidence: uniqueFib,
     fibEventCount: fib.length,
     ...(panic && panic.kind !== 'warning' ? { panic } : {}),
-    kernelInfo: {
-      release: report.hello?.kernel || o.kernel.meta.release,
-      configHash: o.kernel.meta.configHash,
-      key: o.kernel.key,
-      source: o.kernel.meta.source,
-      patches: o.kernel.meta.patches,
-    },
+    kernelInfo: { ...artifactInfo(o.kernel), release: report.hello?.kernel || o.kernel.meta.release },
     vm: {
       accel: o.accel,
       machine,

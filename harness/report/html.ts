@@ -7,12 +7,16 @@
 import type { RunRecord, Verdict } from '../observe/types.ts';
 import { diffRuns, martianLines, variantOf } from './diff.ts';
 import { stripAnsi } from './table.ts';
+import { describeKernel, kernelEntry, type KernelEntry } from './kernels.ts';
+import type { KernelChange } from '../matrix/logic.ts';
 
 export interface MatrixCell {
   run: RunRecord;
   expected?: Verdict;
   /** raw evidence to embed, already read by the caller */
   evidence: { console: string; trace: string };
+  /** the cell's kernel differs from the baseline's: how */
+  kernelChange?: string;
 }
 
 export interface HtmlReportMeta {
@@ -20,6 +24,10 @@ export interface HtmlReportMeta {
   runId: string;
   startedAt: string;
   accel: string;
+  /** the kernels with their source versions */
+  kernels?: KernelEntry[];
+  /** compared with a baseline: which kernels changed since */
+  baseline?: { runId: string; kernelChanges: KernelChange[] };
 }
 
 export const VERDICTS: readonly Verdict[] = ['reproduced', 'not-reproduced', 'error', 'timeout', 'panic'];
@@ -87,6 +95,7 @@ button.cell { display: block; width: 100%; min-width: 9em; margin: 2px 0; paddin
   border: 2px solid transparent; border-radius: 4px; font: inherit; text-align: left; }
 button.cell:focus { outline: 2px solid #1565c0; outline-offset: 1px; }
 button.cell .unexp { display: block; font-size: .85em; font-weight: 700; }
+button.cell .kchg, section.evidence .kchg { display: block; font-size: .85em; font-style: italic; }
 button.cell .ok { display: block; font-size: .85em; opacity: .75; }
 .v-reproduced { background: var(--red-bg); color: var(--red); border-color: var(--red); }
 .v-not-reproduced { background: var(--green-bg); color: var(--green); border-color: var(--green); }
@@ -170,7 +179,8 @@ function renderCellButton(x: Indexed): string {
     ` data-kernel="${escapeHtml(r.kernel)}" data-case="${escapeHtml(r.case)}"` +
     ` data-variant="${escapeHtml(x.variant)}" data-target="${x.id}" aria-controls="${x.id}"` +
     ` aria-expanded="false" title="${escapeHtml(title)}">` +
-    `<span class="verdict">${escapeHtml(r.verdict)}</span>${mark}</button>`
+    `<span class="verdict">${escapeHtml(r.verdict)}</span>${mark}` +
+    `${x.cell.kernelChange ? '<span class="kchg">kernel changed</span>' : ''}</button>`
   );
 }
 
@@ -233,9 +243,9 @@ function renderEvidence(x: Indexed): string {
     );
   }
   out.push(`<p><strong>reason:</strong> ${escapeHtml(r.reason)}</p>`);
+  if (x.cell.kernelChange) out.push(`<p class="kchg">kernel changed since the baseline: ${escapeHtml(x.cell.kernelChange)}</p>`);
   out.push(
-    `<p><strong>kernel:</strong> ${escapeHtml(ki.release)} config ${escapeHtml(ki.configHash.slice(0, 12))}` +
-      ` (${escapeHtml(ki.source)})${ki.patches.length ? `; patches: ${escapeHtml(ki.patches.join(', '))}` : ''}` +
+    `<p><strong>kernel:</strong> ${escapeHtml(describeKernel(kernelEntry(r.kernel, ki)))}` +
       `<br><strong>vm:</strong> ${escapeHtml(vm.accel)} ${escapeHtml(vm.machine)}` +
       `${vm.bootMs !== undefined ? `, boot ${escapeHtml(seconds(vm.bootMs))}` : ''}` +
       `${vm.snapshot?.use === 'restored' ? ' (restored from the booted-kernel snapshot)' : ''}` +
@@ -284,6 +294,32 @@ function renderFlips(cells: MatrixCell[]): string {
     out.push('</ul>');
   }
   out.push('</section>');
+  return out.join('\n');
+}
+
+function renderKernelSection(meta: HtmlReportMeta): string {
+  const out: string[] = [];
+  if (meta.kernels?.length) {
+    out.push('<section id="kernels">', '<h2>Kernels</h2>', '<ul>');
+    for (const k of meta.kernels)
+      out.push(`<li data-kernel="${escapeHtml(k.name)}"><strong>${escapeHtml(k.name)}</strong>: ${escapeHtml(describeKernel(k))}</li>`);
+    out.push('</ul>', '</section>');
+  }
+  if (meta.baseline) {
+    const ch = meta.baseline.kernelChanges;
+    out.push('<section id="kernel-changes">', `<h2>Kernel changed since the baseline <code>${escapeHtml(meta.baseline.runId)}</code></h2>`);
+    if (ch.length === 0) out.push('<p class="none">No kernel changed</p>');
+    else {
+      out.push('<ul>');
+      for (const k of ch)
+        out.push(
+          `<li data-kernel="${escapeHtml(k.kernel)}"><strong>${escapeHtml(k.kernel)}</strong>: ${escapeHtml(k.change)}` +
+            ` (${k.cells.length} cell${k.cells.length === 1 ? '' : 's'}, ${k.verdictChanges} with another verdict)</li>`,
+        );
+      out.push('</ul>');
+    }
+    out.push('</section>');
+  }
   return out.join('\n');
 }
 
@@ -357,6 +393,7 @@ export function renderHtmlReport(cells: MatrixCell[], meta: HtmlReportMeta): str
     `<p class="meta"><span>run: <code>${escapeHtml(meta.runId)}</code></span>` +
       `<span>started: ${escapeHtml(meta.startedAt)}</span><span>accel: ${escapeHtml(meta.accel)}</span></p>`,
     renderSummary(cells),
+    renderKernelSection(meta),
     legend,
     cells.length ? grid.join('\n') : '<p class="none">no runs</p>',
     renderFlips(cells),

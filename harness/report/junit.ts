@@ -7,10 +7,13 @@
 import type { RunRecord, Verdict } from '../observe/types.ts';
 import { martianLines, variantOf } from './diff.ts';
 import { stripAnsi } from './table.ts';
+import { describeKernel, kernelEntry } from './kernels.ts';
 
 export interface JUnitCell {
   run: RunRecord;
   expected?: Verdict;
+  /** the cell's kernel differs from the baseline's: how */
+  kernelChange?: string;
 }
 
 export interface JUnitMeta {
@@ -73,8 +76,9 @@ function detailText(r: RunRecord): string {
   return lines.join('\n');
 }
 
-function systemOut(r: RunRecord): string {
-  const lines = [`verdict: ${r.verdict}`, `reason: ${r.reason}`];
+function systemOut(r: RunRecord, kernelChange?: string): string {
+  const lines = [`verdict: ${r.verdict}`, `reason: ${r.reason}`, `kernel: ${describeKernel(kernelEntry(r.kernel, r.kernelInfo))}`];
+  if (kernelChange) lines.push(`kernel changed since the baseline: ${kernelChange}`);
   const m = martianLines(r.martians);
   lines.push(m.length ? `martians (${r.martians.length}):` : 'martians: none', ...m.map((l) => `  ${l}`));
   lines.push(
@@ -100,7 +104,7 @@ function renderCase(c: JUnitCell): string {
   } else if (o.kind === 'error') {
     out.push(`      <error message="${escapeXmlAttr(o.message)}" type="${escapeXmlAttr(r.verdict)}">${escapeXml(detailText(r))}</error>`);
   }
-  out.push(`      <system-out>${escapeXml(systemOut(r))}</system-out>`);
+  out.push(`      <system-out>${escapeXml(systemOut(r, c.kernelChange))}</system-out>`);
   out.push('    </testcase>');
   return out.join('\n');
 }

@@ -1,6 +1,7 @@
 // The machine-readable summary (summary.json). Pure: builds a plain, JSON-serialisable object.
 
-import type { PanicInfo, RunRecord, Verdict } from '../observe/types.ts';
+import type { KernelInfo, PanicInfo, RunRecord, Verdict } from '../observe/types.ts';
+import { kernelsOf, type KernelEntry } from './kernels.ts';
 
 export interface SummaryProbe {
   name: string;
@@ -27,7 +28,7 @@ export interface SummaryRun {
   fibEvidence: string[];
   fibEventCount: number;
   panic: Pick<PanicInfo, 'kind' | 'title' | 'text'> | null;
-  kernelInfo: { release: string; configHash: string; key: string; source: string; patches: string[] };
+  kernelInfo: KernelInfo;
   vm: {
     accel: string;
     machine: string;
@@ -50,6 +51,8 @@ export interface Summary {
   runId: string;
   startedAt: string;
   host: { accel: string; qemu?: string };
+  /** every kernel of the run, with its source version as resolved at run time */
+  kernels: KernelEntry[];
   runs: SummaryRun[];
 }
 
@@ -89,13 +92,7 @@ function summarizeRun(r: RunRecord): SummaryRun {
     fibEvidence: [...r.fibEvidence],
     fibEventCount: r.fibEventCount,
     panic: r.panic ? { kind: r.panic.kind, title: r.panic.title, text: r.panic.text } : null,
-    kernelInfo: {
-      release: r.kernelInfo.release,
-      configHash: r.kernelInfo.configHash,
-      key: r.kernelInfo.key,
-      source: r.kernelInfo.source,
-      patches: [...r.kernelInfo.patches],
-    },
+    kernelInfo: { ...r.kernelInfo, patches: [...r.kernelInfo.patches] },
     vm: {
       accel: r.vm.accel,
       machine: r.vm.machine,
@@ -121,6 +118,7 @@ export function buildSummary(meta: SummaryMeta, runs: RunRecord[]): Summary {
     runId: meta.runId,
     startedAt: meta.startedAt,
     host,
+    kernels: kernelsOf(runs),
     runs: runs.map(summarizeRun),
   };
 }

@@ -1,6 +1,7 @@
 // Pure logic of patch verification: read a patch (git format-patch / mbox or a plain diff),
 // conclude per case from before/after verdict counts and evidence, render Markdown.
 import type { RunRecord } from '../observe/types.ts';
+import { describeKernel, type KernelEntry } from '../report/kernels.ts';
 
 export interface PatchInfo {
   subject: string;
@@ -120,8 +121,8 @@ export interface VerifyCaseResult {
 
 export interface VerifyReport {
   patch: PatchInfo & { file: string; diffstat: string };
-  base: { name: string; release: string; configHash: string };
-  patched: { name: string; release: string; configHash: string } | null;
+  base: KernelEntry;
+  patched: KernelEntry | null;
   problem?: { kind: 'build failed' | 'boot failed'; message: string; excerpt: string };
   repeat: number;
   cases: VerifyCaseResult[];
@@ -134,8 +135,8 @@ export function renderMarkdown(r: VerifyReport): string {
   out.push(`## kernel-repro: ${r.patch.subject}`, '');
   if (r.patch.author) out.push(`Author: ${r.patch.author}${r.patch.date ? `, ${r.patch.date}` : ''}`);
   out.push('', fence(r.patch.diffstat), '');
-  out.push(`Base: ${r.base.name} (${r.base.release}, config ${r.base.configHash.slice(0, 12)})`);
-  if (r.patched) out.push(`Patched: ${r.patched.name} (${r.patched.release}, config ${r.patched.configHash.slice(0, 12)})`);
+  out.push(`Base: ${r.base.name}: ${describeKernel(r.base)}`);
+  if (r.patched) out.push(`Patched: ${r.patched.name}: ${describeKernel(r.patched)}`);
   out.push(`Runs per kernel and case: ${r.repeat}`, '');
   if (r.problem) out.push(`**The patched kernel: ${r.problem.kind}.** ${r.problem.message}`, '', fence(r.problem.excerpt), '');
   out.push('| case | before (reproduced) | after (reproduced) | conclusion |', '|---|---|---|---|');

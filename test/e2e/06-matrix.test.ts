@@ -84,4 +84,39 @@ describe('npm run matrix (default matrix)', () => {
     expect(diff.exitCode).toBe(1);
     expect(diff.stdout).toContain(`${changed.cells[0]!.id}: reproduced -> not-reproduced`);
   });
+
+  it('a kernel that changed since the baseline is reported as "kernel changed", apart from behaviour, in text, JSON, JUnit and HTML', async () => {
+    // the baseline as an older night would have left it: 6.1-vanilla built from another point release
+    interface Res { runId: string; cells: Array<{ id: string; kernel: string; verdict: string; run: { kernelInfo: { source: string; sourceVersion?: string } } }> }
+    const res = JSON.parse(fs.readFileSync(path.join(out, 'matrix.json'), 'utf8')) as Res;
+    const now = res.cells.find((c) => c.kernel === '6.1-vanilla')!.run.kernelInfo;
+    expect(now.sourceVersion).toMatch(/^\d/); // resolved at run time, whatever the archive served
+    const older = { ...now, source: 'linux-source-6.1 6.1.1-1', sourceVersion: '6.1.1-1' };
+    const old: Res = { ...res, runId: 'older-night', cells: res.cells.map((c) => (c.kernel === '6.1-vanilla' ? { ...c, run: { ...c.run, kernelInfo: older } } : c)) };
+    fs.writeFileSync(path.join(out, 'older.json'), JSON.stringify(old));
+    const dir = path.join(out, 'merged-kernel');
+    const r = await cli(['report', 'merge', path.join(out, 'matrix.json'), '--out', dir, '--baseline', path.join(out, 'older.json')]);
+    expect(r.exitCode).toBe(0); // no verdict moved: a kernel update alone is not a failure
+    expect(r.stdout).toMatch(/changes against the baseline older-night: none/);
+    const nVanilla = res.cells.filter((c) => c.kernel === '6.1-vanilla').length;
+    expect(r.stdout).toContain(`kernel changed since the baseline: \n  6.1-vanilla: source linux-source-6.1 6.1.1-1 -> ${now.source} (${nVanilla} cells, 0 with another verdict)`);
+    expect(r.stdout).not.toMatch(/6\.1-fixed: source/);
+    const merged = JSON.parse(fs.readFileSync(path.join(dir, 'matrix.json'), 'utf8')) as { kernels: Array<{ name: string; sourceVersion: string }>; baseline: { changes: unknown[]; kernelChanges: Array<{ kernel: string; cells: string[] }> } };
+    expect(merged.baseline.changes).toEqual([]);
+    expect(merged.baseline.kernelChanges.map((k) => [k.kernel, k.cells.length])).toEqual([['6.1-vanilla', nVanilla]]);
+    expect(merged.kernels.map((k) => k.name)).toEqual(['6.1-vanilla', '6.1-fixed']);
+    expect(merged.kernels[0]!.sourceVersion).toBe(now.sourceVersion);
+    const xml = fs.readFileSync(path.join(dir, 'junit.xml'), 'utf8');
+    expect(xml.match(/kernel changed since the baseline: source linux-source-6\.1 6\.1\.1-1/g) ?? []).toHaveLength(nVanilla);
+    const html = fs.readFileSync(path.join(dir, 'report.html'), 'utf8');
+    expect(html).toMatch(/<section id="kernel-changes">/);
+    expect(html.match(/<span class="kchg">kernel changed<\/span>/g) ?? []).toHaveLength(nVanilla);
+    // and a verdict that moved on an updated kernel says so
+    const flipped: Res = { ...old, cells: old.cells.map((c, i) => (i === 0 ? { ...c, verdict: c.verdict === 'reproduced' ? 'not-reproduced' : 'reproduced' } : c)) };
+    fs.writeFileSync(path.join(out, 'older-flipped.json'), JSON.stringify(flipped));
+    const f = await cli(['report', 'merge', path.join(out, 'matrix.json'), '--out', path.join(out, 'merged-kernel2'), '--baseline', path.join(out, 'older-flipped.json')]);
+    expect(f.exitCode).toBe(1);
+    expect(f.stdout).toMatch(new RegExp(`${res.cells[0]!.id.replace(/[|.*+?^${}()[\]\\]/g, '\\$&')}: \\S+ -> \\S+  \\((kernel changed|same kernel)\\)`));
+    expect(f.stdout).toContain(res.cells[0]!.kernel === '6.1-vanilla' ? '(kernel changed)' : '(same kernel)');
+  });
 });

@@ -299,7 +299,8 @@ describe('a full disk', () => {
       'not enough disk space in /var/cache/kr for extracting linux-source-6.1: it needs about 3.0 GB, 512 MB free',
     );
     expect(() => ensureFree('/x', GB, 'y', () => 2 * GB)).not.toThrow();
-    expect(freeBytes('/no/such/dir/below/root')).toBe(freeBytes('/'));
+    // the nearest existing parent's file system (the two reads may differ a little while other work writes to the disk)
+    expect(Math.abs(freeBytes('/no/such/dir/below/root') - freeBytes('/'))).toBeLessThan(256 * 1024 ** 2);
     const raw = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: '/c/trees/x' });
     expect(formatError(raw)).toMatch(/^error \(no-space\): no space left on the device writing \/c\/trees\/x \(ENOSPC\)\nhint: free disk space/);
     expect(normalizeError(new Error('other'))).not.toBeInstanceOf(HarnessError);

@@ -1,0 +1,106 @@
+// Debian's kernel source packages (linux-source-X.Y), unpinned or pinned to an exact version.
+// Unpinned: the package installed on the host (/usr/src/<package>.tar.xz), whatever version that
+// is, resolved and recorded at run time. Pinned (`version:`): that exact version; the installed one
+// when it matches, else fetched with `apt-get download` into the cache (no system-wide install).
+// A version the archive no longer serves is a missing prerequisite (exit 3) that lists what it
+// does serve and the one-line change to the definition.
+import fs from 'node:fs';
+import path from 'node:path';
+import { canRefreshLists, ListsRefresher, systemApt, versionNotServed, type AptOps } from '../host/apt.ts';
+import { EntryStore, hashOf, withLock } from '../util/cache.ts';
+import { ensureFree, GB } from '../util/disk.ts';
+import { HarnessError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+import { run, tail } from '../util/proc.ts';
+
+export interface DebianSource {
+  tarball: string;
+  /** the Debian version of the package the tarball came from ("unknown" if dpkg cannot tell) */
+  version: string;
+  /** the definition named this version */
+  pinned: boolean;
+  /** where it came from: the host's installed package, or the harness's cache */
+  from: 'installed' | 'cache';
+}
+
+export interface FetchMeta {
+  package: string;
+  version: string;
+  fetchedAt: string;
+  sizeBytes: number;
+}
+
+/** Where a fetched package's files are kept: the cache's downloads area, one entry per package and version. */
+export function fetchKey(pkg: string, version: string): string {
+  return hashOf({ kind: 'debian-package', pkg, version });
+}
+
+/**
+ * Find (or fetch) the tarball of a Debian kernel source package. `file` is the kernel definition,
+ * named in errors. `apt` and `refresher` are seams for tests.
+ */
+export async function resolveDebianSource(o: {
+  pkg: string;
+  version?: string | undefined;
+  cacheDir: string;
+  file: string;
+  log: Logger;
+  apt?: AptOps;
+  refresher?: ListsRefresher;
+}): Promise<DebianSource> {
+  const apt = o.apt ?? systemApt();
+  const system = `/usr/src/${o.pkg}.tar.xz`;
+  const installed = fs.existsSync(system) ? await apt.installed(o.pkg) : null;
+  if (!o.version) {
+    if (!fs.existsSync(system))
+      throw new HarnessError('missing-prereq', `${system} not found: the Debian package ${o.pkg} is not installed`, {
+        file: o.file,
+        field: 'source.package',
+        hint: `apt-get install ${o.pkg} (npm run doctor -- --install does it), or pin a version in the definition (source.version) to fetch it into the cache`,
+      });
+    return { tarball: system, version: installed ?? 'unknown', pinned: false, from: 'installed' };
+  }
+  if (installed === o.version) return { tarball: system, version: o.version, pinned: true, from: 'installed' };
+
+  const version = o.version;
+  const store = new EntryStore<FetchMeta>(path.join(o.cacheDir, 'downloads'));
+  const key = fetchKey(o.pkg, version);
+  const tarballIn = (k: string): string => path.join(store.entryDir(k), `${o.pkg}.tar.xz`);
+  // the manifest's digests are checked on first use after a fetch only: re-hashing 140 MB on every
+  // run would cost a second; the kernel's own cache key hashes the tarball anyway
+  if (store.get(key, { verify: false })) return { tarball: tarballIn(key), version, pinned: true, from: 'cache' };
+  return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
+    if (store.get(key, { verify: false })) return { tarball: tarballIn(key), version, pinned: true, from: 'cache' };
+    const refresher = o.refresher ?? new ListsRefresher(apt, o.log, canRefreshLists());
+    await refresher.ensureFresh();
+    let served = await apt.served(o.pkg);
+    if (!served.includes(version) && (await refresher.ensureFresh(`${o.pkg} ${version} is not in the package lists`))) served = await apt.served(o.pkg);
+    if (!served.includes(version)) throw versionNotServed({ pkg: o.pkg, version, served, file: o.file, type: 'debian-source' });
+    // the .deb (~140 MB) and the tarball taken out of it
+    ensureFree(store.dir, 0.4 * GB, `fetching ${o.pkg} ${version}`);
+    o.log.info(`fetching ${o.pkg} ${version} into the cache (apt-get download; nothing is installed)`);
+    const staging = store.staging(key);
+    try {
+      const dl = await apt.download(o.pkg, version, staging);
+      if (!dl.deb)
+        throw new HarnessError('missing-prereq', `apt-get download ${o.pkg}=${version} failed`, {
+          file: o.file,
+          field: 'source.version',
+          excerpt: dl.output,
+          hint: 'is the package archive reachable? (apt-get update)',
+        });
+      const out = path.join(staging, `${o.pkg}.tar.xz`);
+      const member = `./usr/src/${o.pkg}.tar.xz`;
+      const x = await run('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -xOf - "$2" > "$3"', 'x', dl.deb, member, out], { timeoutMs: 10 * 60_000 });
+      fs.rmSync(dl.deb, { force: true });
+      if (x.exitCode !== 0 || !fs.existsSync(out) || fs.statSync(out).size === 0)
+        throw new HarnessError('build-failed', `${path.basename(dl.deb)} holds no ${member.slice(1)}`, { excerpt: tail(x.stderr, 8) });
+      const m = store.publish(key, staging, { package: o.pkg, version, fetchedAt: new Date().toISOString(), sizeBytes: fs.statSync(out).size });
+      o.log.info(`fetched ${o.pkg} ${version} (${Math.round(m.meta.sizeBytes / 1e6)} MB)`);
+      return { tarball: tarballIn(key), version, pinned: true, from: 'cache' };
+    } catch (e) {
+      fs.rmSync(staging, { recursive: true, force: true });
+      throw e;
+    }
+  });
+}
