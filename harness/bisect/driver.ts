@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { LoadedCase } from '../cases/load.ts';
-import { ensureKernel, type KernelArtifact } from '../kernels/build.ts';
+import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/build.ts';
 import type { LoadedKernel } from '../kernels/load.ts';
 import { resolveCommit } from '../kernels/source.ts';
 import type { KernelDef } from '../kernels/schema.ts';
@@ -32,6 +32,8 @@ export interface BisectOptions {
   cacheDir: string;
   runDir: string;
   baseImage: string;
+  /** the case's guest package layers */
+  layers?: string[];
   /** the accelerator to boot with (decided once, with the first kernel built) */
   accel: (k: KernelArtifact) => Promise<Accel>;
   log: Logger;
@@ -100,10 +102,9 @@ export async function commitGraph(repo: string, oldC: string, newC: string): Pro
   return { commits, parents };
 }
 
+/** The evidence of a step: the signals that fired, with their first line each. */
 function summarize(r: RunRecord): string[] {
-  const out = r.martians.slice(0, 3).map((m) => `martian source ${m.dst} from ${m.src}, on dev ${m.dev}`);
-  const rpf = Object.entries(r.counterDeltas).filter(([k]) => k.endsWith('.IPReversePathFilter'));
-  for (const [k, v] of rpf) out.push(`${k} +${v}`);
+  const out = r.signals.filter((x) => x.fired).map((x) => `${x.name} x${x.count}: ${x.matches[0]?.text ?? x.description}`);
   if (r.panic) out.push(r.panic.title);
   if (out.length === 0) out.push(r.reason);
   return out;
@@ -156,7 +157,7 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
     const t0 = Date.now();
     let k: KernelArtifact;
     try {
-      k = await ensureKernel(lk, { cacheDir: o.cacheDir, log: o.log });
+      k = await ensureKernel(lk, { cacheDir: o.cacheDir, log: o.log, needs: { options: o.kcase.def.kconfig, by: `case ${o.kcase.def.name}`, file: o.kcase.file } });
     } catch (err) {
       if (err instanceof HarnessError && err.kind === 'build-failed') {
         const step: StepRecord = { commit, subject, mark: 'skip', verdicts: [], note: `build failed: ${err.message}`, buildMs: Date.now() - t0, built: true, bootMs: [], evidence: [err.excerpt ?? ''] };
@@ -168,12 +169,13 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
     if (!k.cached) builds++;
     const buildMs = Date.now() - t0;
     checkCaseKconfig(k, [o.kcase]);
+    const sourceFiles = await readSourceFiles(lk, o.kcase.def.sourceFiles, { cacheDir: o.cacheDir, log: o.log, artifact: k });
     const records: RunRecord[] = [];
     const accel = await o.accel(k);
     // most bisect kernels run once: a booted-kernel snapshot (0.2 s, ~32 MB) only pays with repeats
     const snapshot = o.repeat > 1 ? {} : { snapshot: false };
     for (let i = 0; i < o.repeat; i++)
-      records.push(await runCase({ kernel: k, kcase: o.kcase, baseImage: o.baseImage, accel, runDir: o.runDir, label: `${short}-${i + 1}`, ...snapshot }));
+      records.push(await runCase({ kernel: k, kcase: o.kcase, baseImage: o.baseImage, layers: o.layers ?? [], sourceFiles, accel, runDir: o.runDir, label: `${short}-${i + 1}`, ...snapshot }));
     const verdicts = records.map((r) => r.verdict);
     const step: StepRecord = {
       commit,

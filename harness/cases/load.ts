@@ -5,6 +5,9 @@ import { caseSchema, type CaseDef } from './schema.ts';
 
 export const casesDir = path.join(repoRoot, 'cases');
 
+/** The default job's cases: the rp_filter loopback bug in its two built-in topologies (any built-in case runs with --case NAME). */
+export const DEFAULT_CASES = ['rp-filter-selftest', 'rp-filter-mesos'];
+
 export interface LoadedCase {
   def: CaseDef;
   file: string;

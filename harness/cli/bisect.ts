@@ -7,7 +7,9 @@ import { loadCase } from '../cases/load.ts';
 import { bisectKernel, type BisectReport } from '../bisect/driver.ts';
 import { ensurePrereqs } from '../host/prereqs.ts';
 import { ensureBaseImage } from '../images/initramfs.ts';
-import { ensureKernel, type KernelArtifact } from '../kernels/build.ts';
+import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/build.ts';
+import { ensurePackageLayer } from '../images/packages.ts';
+import { caseNeeds } from '../cases/needs.ts';
 import { kernelsDir } from '../kernels/load.ts';
 import { checkCaseKconfig } from '../pipeline/prepare.ts';
 import { bootTarget, runCase } from '../pipeline/runCase.ts';
@@ -96,6 +98,7 @@ export function registerBisect(program: Command): void {
         const { runDir } = newRunDir('bisect', opts.results);
         const cacheDir = cacheRoot();
         const image = await ensureBaseImage(cacheDir, (m) => log.info(m));
+        const layer = await ensurePackageLayer({ packages: caseNeeds(kcase.def).packages, cacheDir, log, baseLibs: image.meta.libs, file: kcase.file });
         // the accelerator probe needs a kernel: decided once, with the first one built
         let accel: Promise<Accel> | undefined;
         const accelFor = (k: KernelArtifact): Promise<Accel> =>
@@ -114,6 +117,7 @@ export function registerBisect(program: Command): void {
           cacheDir,
           runDir,
           baseImage: image.path,
+          layers: layer ? [layer.path] : [],
           accel: accelFor,
           log,
           ...(opts.fresh ? { fresh: true } : {}),
@@ -141,15 +145,15 @@ export function registerBisect(program: Command): void {
         const repo = top.stdout.trim();
         const cacheDir = cacheRoot();
         try {
-          const k = await ensureKernel(
-            { def: { name: 'bisect-run', description: '', source: { type: 'git', repo, rev: 'HEAD' }, patches: [], config: { base: 'tinyconfig', fragments: fragments(opts.kernelConfig) }, expect: 'unknown' }, file: repo, baseDir: '/' },
-            { cacheDir, log },
-          );
+          const lk = { def: { name: 'bisect-run', description: '', source: { type: 'git' as const, repo, rev: 'HEAD' }, patches: [], config: { base: 'tinyconfig' as const, fragments: fragments(opts.kernelConfig) }, expect: 'unknown' as const }, file: repo, baseDir: '/' };
+          const k = await ensureKernel(lk, { cacheDir, log, needs: { options: kcase.def.kconfig, by: `case ${kcase.def.name}`, file: kcase.file } });
           checkCaseKconfig(k, [kcase]);
+          const sourceFiles = await readSourceFiles(lk, kcase.def.sourceFiles, { cacheDir, log, artifact: k });
           const image = await ensureBaseImage(cacheDir, (m) => log.info(m));
+          const layer = await ensurePackageLayer({ packages: caseNeeds(kcase.def).packages, cacheDir, log, baseLibs: image.meta.libs, file: kcase.file });
           const { runDir } = newRunDir('bisect-run');
           const accel = await chooseAccel({ cacheDir, ...bootTarget(k), initrd: image.path, workDir: runDir });
-          const r = await runCase({ kernel: k, kcase, baseImage: image.path, accel: accel.accel, runDir });
+          const r = await runCase({ kernel: k, kcase, baseImage: image.path, layers: layer ? [layer.path] : [], sourceFiles, accel: accel.accel, runDir });
           process.stdout.write(`${r.verdict}: ${r.reason}\n`);
           return r.verdict === 'reproduced' ? 1 : r.verdict === 'not-reproduced' ? 0 : 125;
         } catch (err) {

@@ -19,6 +19,7 @@ import { loadDataFile } from '../util/load.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot, repoRoot } from '../util/paths.ts';
 import { guarded, newRunDir } from './common.ts';
+import { parseAgentOutput, SECTION } from '../agent/protocol.ts';
 
 export const DEFAULT_MATRIX = path.join(repoRoot, 'matrices/default.yaml');
 const EVIDENCE_LINES = 400;
@@ -54,10 +55,8 @@ export interface MatrixResult {
 function readEvidence(r: RunRecord): { console: string; trace: string } {
   const lines = (f: string): string[] => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').replace(/\r/g, '').split('\n') : []);
   const con = lines(r.files.console);
-  const res = lines(r.files.results);
-  const s = res.indexOf('@@KR begin trace');
-  const e = res.indexOf('@@KR end trace');
-  const trace = s >= 0 ? res.slice(s + 1, e > s ? e : undefined) : [];
+  const results = fs.existsSync(r.files.results) ? fs.readFileSync(r.files.results, 'utf8') : '';
+  const trace = (parseAgentOutput(results).sections[SECTION.trace] ?? '').split('\n').filter(Boolean);
   return { console: con.slice(-EVIDENCE_LINES).join('\n'), trace: trace.slice(0, EVIDENCE_LINES).join('\n') };
 }
 
@@ -128,7 +127,7 @@ function jsonOut(res: MatrixResult, changes: BaselineChange[], kernelChanges: Ke
       verdict: c.verdict,
       ...(c.expected ? { expected: c.expected } : {}),
       unexpected: c.unexpected,
-      martians: c.run.martians.map((m) => ({ src: m.src, dst: m.dst, dev: m.dev })),
+      signals: Object.fromEntries(c.run.signals.map((x) => [x.name, { role: x.role, fired: x.fired, count: x.count, evidence: x.matches.slice(0, 3).map((m) => m.text) }])),
       reason: c.reason,
     })),
     flips,
@@ -215,14 +214,7 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
   const { runId, runDir } = newRunDir('matrix', opts.results);
   log.info(`matrix ${def.name}${shard ? ` shard ${shard}` : ''}: ${cells.length} cells; results in ${runDir}`);
   const prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log, install: opts.install, workDir: runDir });
-  const byKernel = new Map(prepared.kernels.map((k) => [k.name, k]));
-  const byCase = new Map(cases.map((c) => [c.def.name, c]));
-  const specs: RunSpec[] = cells.map((c) => ({
-    kernel: byKernel.get(c.kernel)!,
-    kcase: byCase.get(c.case)!,
-    sysctlOverrides: c.sysctls,
-    label: c.variant,
-  }));
+  const specs: RunSpec[] = cells.map((c) => prepared.spec(c.kernel, c.case, { sysctlOverrides: c.sysctls, label: c.variant }));
   const runs = await runAll(specs, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: Number(opts.concurrency) } : {}) });
   const res: MatrixResult = {
     tool: 'kernel-repro',

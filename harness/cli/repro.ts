@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { builtinCases, loadCase } from '../cases/load.ts';
+import { DEFAULT_CASES, loadCase } from '../cases/load.ts';
 import { loadKernel } from '../kernels/load.ts';
 import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
 import { diffRuns } from '../report/diff.ts';
@@ -33,7 +33,7 @@ export function registerRepro(program: Command): void {
     .command('repro')
     .description('reproduce cases on kernels and print what each kernel did (default: the rp_filter loopback bug on 6.1 vanilla vs fixed)')
     .option('-k, --kernel <name|path>', 'kernel definition, repeatable (default: 6.1-vanilla, 6.1-fixed)', collect, [])
-    .option('-c, --case <name|path>', 'case, repeatable (default: every built-in case)', collect, [])
+    .option('-c, --case <name|path>', `case, repeatable (default: ${DEFAULT_CASES.join(', ')}; built in: see cases/)`, collect, [])
     .option('-s, --sysctl <[ns:]key=value>', 'extra sysctl applied after the case\'s own, repeatable', collect, [])
     .option('--json', 'print the summary JSON on stdout (human output goes to stderr)')
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
@@ -48,13 +48,13 @@ export async function repro(opts: ReproOpts): Promise<number> {
   const log = makeLogger();
   const out = (s: string): void => void (opts.json ? process.stderr : process.stdout).write(s + '\n');
   const kernels = (opts.kernel.length ? opts.kernel : DEFAULT_KERNELS).map(loadKernel);
-  const cases = (opts.case.length ? opts.case : builtinCases()).map(loadCase);
+  const cases = (opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase);
   const sysctls = opts.sysctl.map(parseSysctlArg);
   const { runId, runDir } = newRunDir('repro', opts.results);
   log.info(`run ${runId}: ${kernels.length} kernel(s) x ${cases.length} case(s); results in ${runDir}`);
   const prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log, install: opts.install, workDir: runDir });
   const specs: RunSpec[] = [];
-  for (const k of prepared.kernels) for (const c of cases) specs.push({ kernel: k, kcase: c, ...(sysctls.length ? { sysctlOverrides: sysctls } : {}) });
+  for (const k of kernels) for (const c of cases) specs.push(prepared.spec(k.def.name, c.def.name, sysctls.length ? { sysctlOverrides: sysctls } : {}));
   const runs = await runAll(specs, prepared, {
     runDir,
     log,

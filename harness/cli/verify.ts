@@ -3,8 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { builtinCases, loadCase } from '../cases/load.ts';
-import { ensureKernel, type KernelArtifact } from '../kernels/build.ts';
+import { DEFAULT_CASES, loadCase } from '../cases/load.ts';
+import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/build.ts';
 import { loadKernel, resolveIn, type LoadedKernel } from '../kernels/load.ts';
 import type { RunRecord } from '../observe/types.ts';
 import { checkCaseKconfig, prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
@@ -69,7 +69,7 @@ export function registerVerify(program: Command): void {
     .description('verify a patch: run cases on the base kernel and on base+patch, conclude per case')
     .requiredOption('--patch <file>', 'the patch (git format-patch / mbox, or a plain -p1 diff)')
     .requiredOption('--base <kernel>', 'base kernel definition (name or path)')
-    .option('-c, --case <name|path>', 'case, repeatable (default: every built-in case)', collect, [])
+    .option('-c, --case <name|path>', 'case, repeatable (default: the default job\'s cases)', collect, [])
     .option('--repeat <n>', 'runs per kernel and case', '3')
     .option('-j, --concurrency <n>', 'guests at a time (default: number of cores)')
     .option('--json', 'print the report JSON on stdout')
@@ -85,7 +85,7 @@ export async function verify(opts: VerifyOpts): Promise<number> {
   const repeat = Number(opts.repeat);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 50) throw new HarnessError('bad-input', 'must be a whole number from 1 to 50', { field: '--repeat' });
   const base = loadKernel(opts.base);
-  const cases = (opts.case.length ? opts.case : builtinCases()).map(loadCase);
+  const cases = (opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase);
   const info = parsePatch(fs.readFileSync(patchFile, 'utf8'), path.basename(patchFile));
   const derived: LoadedKernel = {
     def: {
@@ -100,22 +100,29 @@ export async function verify(opts: VerifyOpts): Promise<number> {
   const { runDir } = newRunDir('verify', opts.results);
   const cacheDir = cacheRoot();
   const prepared = await prepare({ kernels: [base], cases, cacheDir, log, install: opts.install, workDir: runDir });
-  const baseK = prepared.kernels[0]!;
-  let patched: KernelArtifact | null = null;
+  const baseK = prepared.spec(base.def.name, cases[0]!.def.name).kernel;
+  // the patched kernel, per case (a case's kconfig needs may make a variant of it), with its own source files
+  const patchedFor = new Map<string, { kernel: KernelArtifact; sourceFiles: Record<string, string> }>();
   let problem: VerifyReport['problem'];
   try {
-    patched = await ensureKernel(derived, { cacheDir, log });
-    checkCaseKconfig(patched, cases);
+    for (const c of cases) {
+      const k = await ensureKernel(derived, { cacheDir, log, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file } });
+      checkCaseKconfig(k, [c]);
+      patchedFor.set(c.def.name, { kernel: k, sourceFiles: await readSourceFiles(derived, c.def.sourceFiles, { cacheDir, log, artifact: k }) });
+    }
   } catch (err) {
     if (!(err instanceof HarnessError) || err.kind !== 'build-failed') throw err;
+    patchedFor.clear();
     problem = { kind: 'build failed', message: err.message, excerpt: err.excerpt ?? '' };
     log.warn(`the patched kernel did not build: ${err.message}`);
   }
+  const patched = patchedFor.get(cases[0]!.def.name)?.kernel ?? null;
   const specs: RunSpec[] = [];
   for (const c of cases)
     for (let i = 1; i <= repeat; i++) {
-      specs.push({ kernel: baseK, kcase: c, label: `base-${i}` });
-      if (patched) specs.push({ kernel: patched, kcase: c, label: `patched-${i}` });
+      specs.push(prepared.spec(base.def.name, c.def.name, { label: `base-${i}` }));
+      const p = patchedFor.get(c.def.name);
+      if (p) specs.push({ ...prepared.spec(base.def.name, c.def.name, { label: `patched-${i}` }), kernel: p.kernel, sourceFiles: p.sourceFiles });
     }
   const runs = await runAll(specs, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: Number(opts.concurrency) } : {}) });
   const pick = (k: KernelArtifact | null, c: string): RunRecord[] => (k ? runs.filter((r) => r.kernel === k.name && r.case === c) : []);
@@ -144,8 +151,8 @@ export async function verify(opts: VerifyOpts): Promise<number> {
     repeat,
     cases: report.cases.map((c) => ({
       case: c.case,
-      before: { reproduced: c.before.reproduced, runs: c.before.runs, martians: c.before.martians },
-      after: { reproduced: c.after.reproduced, runs: c.after.runs, martians: c.after.martians },
+      before: { reproduced: c.before.reproduced, runs: c.before.runs, signals: c.before.signals },
+      after: { reproduced: c.after.reproduced, runs: c.after.runs, signals: c.after.signals },
       conclusion: c.conclusion,
     })),
   };

@@ -1,6 +1,7 @@
 // The guest image: a base initramfs (busybox-static, iproute2's ip and tc with their shared-library
 // closure, the guest agent) cached by content, plus a tiny per-run overlay holding the rendered case.
 // Linux unpacks concatenated cpio archives in order, so base + overlay is one -initrd file.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
@@ -8,8 +9,9 @@ import { EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.
 import { repoRoot } from '../util/paths.ts';
 import { run, runOk } from '../util/proc.ts';
 
-const IMAGE_FORMAT = 4; // bump when the layout below changes
+const IMAGE_FORMAT = 5; // bump when the layout below changes
 const agentDir = path.join(repoRoot, 'images', 'agent');
+const AGENT_FILES = ['init', 'agent.sh', 'udp-probe'];
 
 export interface ImageMeta {
   busybox: string;
@@ -68,7 +70,7 @@ async function assertStatic(busybox: string): Promise<void> {
 }
 
 /** cpio (newc) of a directory tree; gzip if `compress`. */
-async function cpioDir(dir: string, out: string, compress: boolean): Promise<void> {
+export async function cpioDir(dir: string, out: string, compress: boolean): Promise<void> {
   const script = `cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 ${compress ? '| gzip -1' : ''} > "$2"`;
   const r = await run('sh', ['-c', script, 'cpio', dir, out], { timeoutMs: 120_000 });
   if (r.exitCode !== 0)
@@ -81,7 +83,7 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
   const tools = findHostTools();
   await assertStatic(tools.busybox);
   const libs = await libClosure([tools.ip, tools.tc]);
-  const agentFiles = ['init', 'agent.sh'].map((f) => path.join(agentDir, f));
+  const agentFiles = AGENT_FILES.map((f) => path.join(agentDir, f));
   const key = hashOf({
     format: IMAGE_FORMAT,
     busybox: sha256File(tools.busybox),
@@ -115,6 +117,10 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
     }
     fs.copyFileSync(tools.ip, path.join(root, 'usr/lib/kr/ip'));
     fs.copyFileSync(tools.tc, path.join(root, 'usr/lib/kr/tc'));
+    // iproute2 in PATH too, for the case's own commands (a bash script's `ip`); busybox sh would
+    // still run its applets first, so the agent calls these by full path
+    fs.symlinkSync('/usr/lib/kr/ip', path.join(root, 'usr/sbin/ip'));
+    fs.symlinkSync('/usr/lib/kr/tc', path.join(root, 'usr/sbin/tc'));
     for (const lib of libs) {
       const dest = path.join(root, lib);
       fs.mkdirSync(path.dirname(dest), { recursive: true });
@@ -124,6 +130,8 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
     fs.copyFileSync(path.join(agentDir, 'init'), path.join(root, 'init'));
     fs.chmodSync(path.join(root, 'init'), 0o755);
     fs.copyFileSync(path.join(agentDir, 'agent.sh'), path.join(root, 'kr/agent.sh'));
+    fs.copyFileSync(path.join(agentDir, 'udp-probe'), path.join(root, 'kr/udp-probe'));
+    fs.chmodSync(path.join(root, 'kr/udp-probe'), 0o755);
     const out = path.join(staging, 'base.cpio');
     // uncompressed: unpacking a gzip image cost the guest ~0.25 s of TCG time per boot
     await cpioDir(root, out, false);
@@ -134,8 +142,18 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
   });
 }
 
-/** Write base + an overlay holding `files` (path -> content) into `out` (one -initrd file). */
-export async function composeInitramfs(base: string, files: Record<string, string | Buffer>, out: string): Promise<void> {
+/** Append `file` to `out`, padded first to a 512-byte boundary (zeros between archives are skipped by the kernel's unpacker). */
+function appendArchive(out: string, file: string): void {
+  const pad = (512 - (fs.statSync(out).size % 512)) % 512;
+  if (pad) fs.appendFileSync(out, Buffer.alloc(pad));
+  fs.appendFileSync(out, fs.readFileSync(file));
+}
+
+/** Write base + layers + an overlay holding `files` (path -> content) into `out` (one -initrd file; later archives win). */
+export async function composeInitramfs(base: string, files: Record<string, string | Buffer>, out: string, layers: string[] = []): Promise<void> {
+  fs.copyFileSync(base, out);
+  for (const l of layers) appendArchive(out, l);
+  if (Object.keys(files).length === 0) return;
   const dir = `${out}.d`;
   fs.rmSync(dir, { recursive: true, force: true });
   for (const [p, content] of Object.entries(files)) {
@@ -145,25 +163,26 @@ export async function composeInitramfs(base: string, files: Record<string, strin
   }
   const overlay = `${out}.overlay.cpio`;
   await cpioDir(dir, overlay, false);
-  fs.copyFileSync(base, out);
-  // pad the base to a 512-byte boundary (zeros between archives are skipped by the kernel's unpacker)
-  const pad = (512 - (fs.statSync(out).size % 512)) % 512;
-  if (pad) fs.appendFileSync(out, Buffer.alloc(pad));
-  fs.appendFileSync(out, fs.readFileSync(overlay));
+  appendArchive(out, overlay);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.rmSync(overlay, { force: true });
 }
 
 /**
- * The base image plus files that must be there at boot (a modular kernel's modules: sending a few
- * hundred KB over the guest's serial input would cost seconds), cached by content next to the base
- * image, so that a booted-kernel snapshot of it is reused by every run needing the same files.
+ * The base image plus package layers and files that must be there at boot (a modular kernel's
+ * modules: sending a few hundred KB over the guest's serial input would cost seconds), cached by
+ * content next to the base image, so that a booted-kernel snapshot of it is reused by every run
+ * needing the same layers and files.
  */
-export async function imageWithFiles(base: string, files: Record<string, string | Buffer>, cacheDir: string): Promise<string> {
-  if (Object.keys(files).length === 0) return base;
-  const st = fs.statSync(base);
+export async function imageWithFiles(base: string, files: Record<string, string | Buffer>, cacheDir: string, layers: string[] = []): Promise<string> {
+  if (Object.keys(files).length === 0 && layers.length === 0) return base;
+  const id = (f: string): [string, number, number] => {
+    const st = fs.statSync(f);
+    return [path.resolve(f), st.size, Math.round(st.mtimeMs)];
+  };
   const key = hashOf({
-    base: [path.resolve(base), st.size, Math.round(st.mtimeMs)],
+    base: id(base),
+    layers: layers.map(id),
     files: Object.keys(files)
       .sort()
       .map((p) => [p, sha256(files[p]!)]),
@@ -177,13 +196,24 @@ export async function imageWithFiles(base: string, files: Record<string, string 
     used();
     return out;
   }
-  const tmp = `${out}.${process.pid}.tmp`;
-  try {
-    await composeInitramfs(base, files, tmp);
-    fs.renameSync(tmp, out); // whole or not at all
-  } finally {
-    fs.rmSync(tmp, { force: true });
+  // runs of one process that need the same image (two guests at once) wait for one composition
+  let making = composing.get(out);
+  if (!making) {
+    making = (async () => {
+      const tmp = `${out}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+      try {
+        await composeInitramfs(base, files, tmp, layers);
+        fs.renameSync(tmp, out); // whole or not at all (another process's identical image may have won: same content)
+      } finally {
+        fs.rmSync(tmp, { force: true });
+        composing.delete(out);
+      }
+    })();
+    composing.set(out, making);
   }
+  await making;
   used();
   return out;
 }
+
+const composing = new Map<string, Promise<void>>();

@@ -10,6 +10,7 @@ export function artifactInfo(k: KernelArtifact): KernelInfo {
     key: k.key,
     source: k.meta.source,
     ...(k.meta.sourceVersion ? { sourceVersion: k.meta.sourceVersion, pinned: k.meta.pinned ?? false } : {}),
+    ...(k.meta.caseConfig?.length ? { caseConfig: k.meta.caseConfig } : {}),
     patches: k.meta.patches,
   };
 }

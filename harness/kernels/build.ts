@@ -15,10 +15,11 @@ import { ensureFree, extractedEstimate, GB, MB } from '../util/disk.ts';
 import { EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.ts';
 import type { Logger } from '../util/log.ts';
 import { run, tail } from '../util/proc.ts';
-import { fragmentMismatches, parseKconfig } from './kconfig.ts';
+import { fragmentMismatches, missingRequired, parseKconfig } from './kconfig.ts';
 import { resolveIn, type LoadedKernel } from './load.ts';
 import { ensureDebianImage } from './debimage.ts';
 import { checkoutWorktree, extractTarball, identifySource, type SourceIdentity } from './source.ts';
+import { resolveDebianSource } from './debsource.ts';
 
 const RECIPE = 2; // bump when the way kernels are configured or built changes
 
@@ -32,6 +33,8 @@ export interface KernelMeta {
   sourceVersion?: string;
   /** the definition pinned that version */
   pinned?: boolean;
+  /** options the cases needed that the kernel's own config lacked, merged into this build */
+  caseConfig?: string[];
   patches: string[];
   compiler: string;
   buildMs: number;
@@ -58,6 +61,8 @@ export interface BuildOptions {
   jobs?: number;
   /** per-make deadline (default 60 min) */
   timeoutMs?: number;
+  /** kconfig options the cases to run need (merged into the config when it lacks them): which cases, from which file */
+  needs?: { options: string[]; by: string; file?: string };
 }
 
 async function compilerVersion(): Promise<string> {
@@ -190,6 +195,88 @@ export function buildErrorExcerpt(logText: string): string {
   return lines.slice(Math.max(0, idx - 3), idx + 12).join('\n');
 }
 
+type PatchSpec = { file: string; reverse: boolean; id: string };
+
+function patchSpecs(k: LoadedKernel): PatchSpec[] {
+  return k.def.patches.map((p) => {
+    const file = resolveIn(k, p.file);
+    return { file, reverse: p.reverse, id: patchId(file, p.reverse) };
+  });
+}
+
+/** Bring the source tree of `src` to exactly these patches (call with the tree's lock held); its path. */
+async function treeAt(src: SourceIdentity, treeRoot: string, patches: PatchSpec[], logFile: string, log: Logger): Promise<string> {
+  const tree = src.dir ?? path.join(treeRoot, 'src');
+  if (src.git) {
+    if (!fs.existsSync(path.join(tree, '.git'))) ensureFree(treeRoot, WORKTREE_SPACE + BUILD_SPACE, `a worktree of ${src.git.repo} and its build`);
+    await checkoutWorktree(src.git.repo, tree, src.git.commit, logFile);
+    for (const p of patches) {
+      const r = await applyPatch(tree, p.file, p.reverse, logFile);
+      if (!r.ok)
+        throw new HarnessError('build-failed', `patch ${path.basename(p.file)} does not ${p.reverse ? 'reverse-' : ''}apply to ${src.label}`, {
+          excerpt: tail(r.out, 20),
+          logPath: logFile,
+        });
+    }
+  } else if (!src.dir) await switchPatches(treeRoot, tree, patches, src, logFile, log);
+  return tree;
+}
+
+const SOURCE_FILE_MAX = 1024 * 1024;
+
+/**
+ * Files of the source tree a kernel is built from, as that kernel sees them (its patches applied):
+ * what a case takes from the kernel under test (a kselftest script). Cached by kernel input and path.
+ */
+export async function readSourceFiles(k: LoadedKernel, paths: string[], opts: BuildOptions & { field?: string; artifact?: KernelArtifact }): Promise<Record<string, string>> {
+  if (paths.length === 0) return {};
+  if (k.def.source.type === 'debian-image') return readFromDebianSource(k, paths, opts);
+  const src = await identifySource(k.def.source, opts.cacheDir, k.file, opts.log);
+  const patches = patchSpecs(k);
+  const memoDir = path.join(opts.cacheDir, 'srcfiles', hashOf({ source: src.id, patches: patches.map((p) => p.id) }).slice(0, 32));
+  const out: Record<string, string> = {};
+  const want = paths.filter((p) => {
+    const f = path.join(memoDir, p);
+    if (fs.existsSync(f)) out[p] = fs.readFileSync(f, 'utf8');
+    return !fs.existsSync(f);
+  });
+  if (want.length === 0) return out;
+  const treeRoot = path.join(opts.cacheDir, 'trees', src.treeId);
+  fs.mkdirSync(treeRoot, { recursive: true });
+  await withLock(path.join(treeRoot, '.lock'), async () => {
+    const logsDir = path.join(treeRoot, 'logs');
+    fs.mkdirSync(logsDir, { recursive: true });
+    const tree = await treeAt(src, treeRoot, patches, path.join(logsDir, `${k.def.name}-source-files.log`), opts.log);
+    for (const p of want) {
+      const file = path.join(tree, p);
+      const st = fs.existsSync(file) ? fs.statSync(file) : null;
+      if (!st?.isFile())
+        throw new HarnessError('bad-input', `${p} is not a file in the source tree of ${k.def.name} (${src.label})`, { field: opts.field ?? 'sourceFiles' });
+      if (st.size > SOURCE_FILE_MAX) throw new HarnessError('bad-input', `${p} in ${src.label} is ${st.size} bytes; source files are limited to 1 MB`, { field: opts.field ?? 'sourceFiles' });
+      out[p] = fs.readFileSync(file, 'utf8');
+      fs.mkdirSync(path.dirname(path.join(memoDir, p)), { recursive: true });
+      fs.writeFileSync(path.join(memoDir, p) + '.tmp', out[p]!);
+      fs.renameSync(path.join(memoDir, p) + '.tmp', path.join(memoDir, p));
+    }
+  });
+  return out;
+}
+
+/** A prebuilt Debian kernel's source files: from the linux-source package of the same version (fetched into the cache when it is not the installed one). */
+async function readFromDebianSource(k: LoadedKernel, paths: string[], opts: BuildOptions & { field?: string; artifact?: KernelArtifact }): Promise<Record<string, string>> {
+  const pkg = opts.artifact?.modules?.sourcePackage;
+  if (!pkg) throw new HarnessError('bad-input', `no source package is known for ${k.def.name}, so its source files cannot be read`, { file: k.file, field: opts.field ?? 'sourceFiles' });
+  const deb = await resolveDebianSource({ pkg, version: opts.artifact?.meta.sourceVersion, cacheDir: opts.cacheDir, file: k.file, log: opts.log });
+  const out: Record<string, string> = {};
+  for (const p of paths) {
+    const r = await run('tar', ['-xJOf', deb.tarball, `${pkg}/${p}`], { timeoutMs: 5 * 60_000, maxBuffer: 2 * SOURCE_FILE_MAX });
+    if (r.exitCode !== 0) throw new HarnessError('bad-input', `${p} is not in ${pkg} ${deb.version}`, { field: opts.field ?? 'sourceFiles', excerpt: tail(r.stderr, 3) });
+    if (r.stdout.length > SOURCE_FILE_MAX) throw new HarnessError('bad-input', `${p} in ${pkg} is over 1 MB; source files are limited to 1 MB`, { field: opts.field ?? 'sourceFiles' });
+    out[p] = r.stdout;
+  }
+  return out;
+}
+
 export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise<KernelArtifact> {
   const { cacheDir, log } = opts;
   const def = k.def;
@@ -201,14 +288,13 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       field: 'patches',
     });
   const compiler = await compilerVersion();
-  const patches = def.patches.map((p) => {
-    const file = resolveIn(k, p.file);
-    return { file, reverse: p.reverse, id: patchId(file, p.reverse) };
-  });
+  const patches = patchSpecs(k);
   const fragments = def.config.fragments.map((f) => ({ name: f, text: fs.readFileSync(resolveIn(k, f), 'utf8') }));
   // fragments by content: the same config from another path (an absolute one, as verify passes) is the same build directory
   const configInput = hashOf({ RECIPE, base: def.config.base, fragments: fragments.map((f) => f.text) });
-  const inputKey = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler });
+  // the options the cases to run need, merged into the config when the kernel's own config lacks them
+  const needs = [...new Set(opts.needs?.options ?? [])].sort();
+  const inputKey = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler, ...(needs.length ? { needs } : {}) });
 
   // who asks decides the name and how the source was resolved (a cached kernel may have been built
   // for another definition of the same source: pinned or not, under another name)
@@ -242,22 +328,9 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       const logsDir = path.join(treeRoot, 'logs');
       fs.mkdirSync(logsDir, { recursive: true });
       const logFile = path.join(logsDir, `${def.name}-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
-      const tree = src.dir ?? path.join(treeRoot, 'src');
-      if (src.git) {
-        if (!fs.existsSync(path.join(tree, '.git'))) ensureFree(treeRoot, WORKTREE_SPACE + BUILD_SPACE, `a worktree of ${src.git.repo} and its build`);
-        await checkoutWorktree(src.git.repo, tree, src.git.commit, logFile);
-        for (const p of patches) {
-          const r = await applyPatch(tree, p.file, p.reverse, logFile);
-          if (!r.ok)
-            throw new HarnessError('build-failed', `patch ${path.basename(p.file)} does not ${p.reverse ? 'reverse-' : ''}apply to ${src.label}`, {
-              excerpt: tail(r.out, 20),
-              logPath: logFile,
-            });
-        }
-      } else if (!src.dir) await switchPatches(treeRoot, tree, patches, src, logFile, log);
+      const tree = await treeAt(src, treeRoot, patches, logFile, log);
 
-      const out = path.join(treeRoot, `build-${configInput.slice(0, 16)}`);
-      fs.mkdirSync(out, { recursive: true });
+      let out = path.join(treeRoot, `build-${configInput.slice(0, 16)}`);
       const useCcache = await hasCcache();
       const env: Record<string, string> = {
         KBUILD_BUILD_USER: 'kernel-repro',
@@ -268,9 +341,9 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
         CCACHE_NOHASHDIR: '1',
       };
       const jobs = opts.jobs ?? os.availableParallelism();
-      const makeArgs = ['-C', tree, `O=${out}`, `-j${jobs}`, ...(useCcache ? ['CC=ccache gcc'] : [])];
-      const make = async (targets: string[], label: string, timeoutMs: number, onLine?: (l: string) => void): Promise<void> => {
-        const r = await run('make', [...makeArgs, ...targets], { timeoutMs, env, logFile, ...(onLine ? { onLine } : {}) });
+      const makeArgs = (dir: string): string[] => ['-C', tree, `O=${dir}`, `-j${jobs}`, ...(useCcache ? ['CC=ccache gcc'] : [])];
+      const make = async (dir: string, targets: string[], label: string, timeoutMs: number, onLine?: (l: string) => void): Promise<void> => {
+        const r = await run('make', [...makeArgs(dir), ...targets], { timeoutMs, env, logFile, ...(onLine ? { onLine } : {}) });
         if (r.interrupted) throw new HarnessError('interrupted', `interrupted during ${label}`);
         if (r.exitCode !== 0) {
           const logText = fs.readFileSync(logFile, 'utf8');
@@ -282,24 +355,46 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
         }
       };
 
-      // configure (once per config input; the fragment check runs every time)
-      const stamp = path.join(out, '.kr-config-input');
-      if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== configInput || !fs.existsSync(path.join(out, '.config'))) {
-        log.info(`configuring ${def.name}: ${def.config.base} + ${def.config.fragments.join(' + ')}`);
-        await make([def.config.base], 'configure', 10 * 60_000);
-        const merged = fragments.map((f) => f.text).join('\n');
-        fs.writeFileSync(path.join(out, '.kr-fragments.config'), merged);
-        const r = await run(path.join(tree, 'scripts/kconfig/merge_config.sh'), ['-m', '-O', out, path.join(out, '.config'), path.join(out, '.kr-fragments.config')], {
-          timeoutMs: 5 * 60_000,
-          cwd: tree,
-          logFile,
-        });
-        if (r.exitCode !== 0)
-          throw new HarnessError('build-failed', `merging config fragments for ${def.name} failed`, { excerpt: tail(r.stdout + r.stderr, 15), logPath: logFile });
-        await make(['olddefconfig'], 'configure', 10 * 60_000);
-        fs.writeFileSync(stamp, configInput);
+      // configure a build directory (once per config input): base config, fragments, then the extra options
+      const configure = async (dir: string, input: string, extra: string[]): Promise<string> => {
+        fs.mkdirSync(dir, { recursive: true });
+        const stamp = path.join(dir, '.kr-config-input');
+        if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== input || !fs.existsSync(path.join(dir, '.config'))) {
+          log.info(`configuring ${def.name}: ${def.config.base} + ${def.config.fragments.join(' + ')}${extra.length ? ` + what the cases need: ${extra.join(' ')}` : ''}`);
+          await make(dir, [def.config.base], 'configure', 10 * 60_000);
+          const merged = [...fragments.map((f) => f.text), ...extra.map((o) => `${o}=y`)].join('\n');
+          fs.writeFileSync(path.join(dir, '.kr-fragments.config'), merged);
+          const r = await run(path.join(tree, 'scripts/kconfig/merge_config.sh'), ['-m', '-O', dir, path.join(dir, '.config'), path.join(dir, '.kr-fragments.config')], {
+            timeoutMs: 5 * 60_000,
+            cwd: tree,
+            logFile,
+          });
+          if (r.exitCode !== 0)
+            throw new HarnessError('build-failed', `merging config fragments for ${def.name} failed`, { excerpt: tail(r.stdout + r.stderr, 15), logPath: logFile });
+          await make(dir, ['olddefconfig'], 'configure', 10 * 60_000);
+          fs.writeFileSync(stamp, input);
+        }
+        return fs.readFileSync(path.join(dir, '.config'), 'utf8');
+      };
+      let configText = await configure(out, configInput, []);
+      // the cases' needs the kernel's own config lacks go into a variant with its own build directory
+      // (kselftest-style config fragments), so that switching between cases never rebuilds the kernel
+      let caseConfig: string[] = [];
+      if (needs.length) {
+        caseConfig = missingRequired(parseKconfig(configText), needs);
+        if (caseConfig.length) {
+          const variantInput = hashOf({ configInput, needs: caseConfig });
+          out = path.join(treeRoot, `build-${variantInput.slice(0, 16)}`);
+          configText = await configure(out, variantInput, caseConfig);
+          const still = missingRequired(parseKconfig(configText), caseConfig);
+          if (still.length)
+            throw new HarnessError('bad-input', `kernel ${def.name} cannot enable ${still.join(', ')}, which ${opts.needs?.by ?? 'the case'} needs: olddefconfig dropped it (an option it depends on is off)`, {
+              ...(opts.needs?.file ? { file: opts.needs.file } : {}),
+              field: 'kconfig',
+              hint: `add the options ${still.join(', ')} depends on to the case's kconfig list (as kselftest config fragments do; \`make menuconfig\` and search shows them), or to a config fragment of ${def.name}`,
+            });
+        }
       }
-      const configText = fs.readFileSync(path.join(out, '.config'), 'utf8');
       for (const m of fragmentMismatches(parseKconfig(configText), fragments))
         log.warn(`${def.name}: ${m.fragment} asks for ${m.option}=${m.wanted} but the final .config has ${m.got} (unmet dependency?)`);
       // the kernel key hashes the final config (minus its generated header)
@@ -321,7 +416,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       let lastObj = '';
       const t0 = Date.now();
       log.info(`building ${def.name} (${src.label}${patches.length ? ', ' + patches.map((p) => (p.reverse ? '-R ' : '') + path.basename(p.file)).join(', ') : ''}) with -j${jobs}${useCcache ? ' and ccache' : ''}; log: ${logFile}`);
-      await make(['bzImage'], 'build', opts.timeoutMs ?? 60 * 60_000, (line) => {
+      await make(out, ['bzImage'], 'build', opts.timeoutMs ?? 60 * 60_000, (line) => {
         const m = /^\s+(CC|LD|AR|AS|HOSTCC|GEN|CALL|OBJCOPY)\s+(\S+)/.exec(line);
         if (!m) return;
         steps++;
@@ -351,6 +446,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
         configHash,
         source: src.label,
         sourceId: src.id,
+        ...(caseConfig.length ? { caseConfig } : {}),
         ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false } : {}),
         patches: def.patches.map((p) => `${p.reverse ? 'reverse ' : ''}${p.file}`),
         compiler,

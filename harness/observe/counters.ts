@@ -66,7 +66,8 @@ export function diffCounters(before: Counters, after: Counters): Counters {
 
 /**
  * The counters named in `names`. A name with a section (`TcpExt.IPReversePathFilter`) matches
- * exactly; a bare name (`IPReversePathFilter`) matches that counter in every section that has it.
+ * exactly; a bare name (`IPReversePathFilter`) matches that counter in every section that has it,
+ * and `Ip6InNoRoutes` (snmp6's own spelling) matches `Ip6.InNoRoutes`.
  * Names that match nothing are left out.
  */
 export function pickCounters(c: Counters, names: string[]): Counters {
@@ -77,8 +78,9 @@ export function pickCounters(c: Counters, names: string[]): Counters {
       if (v !== undefined) out[want] = v;
       continue;
     }
+    // a bare name: the name in any section, or section and name written together as snmp6 does (Icmp6InNeighborSolicits)
     for (const [key, value] of Object.entries(c)) {
-      if (key.slice(key.indexOf('.') + 1) === want) out[key] = value;
+      if (key.slice(key.indexOf('.') + 1) === want || key.replace('.', '') === want) out[key] = value;
     }
   }
   return out;

@@ -1,7 +1,7 @@
 // Find a kernel crash in console output. Pure: no I/O.
 
 import type { PanicInfo } from './types.ts';
-import { parseKernelLine, splitLines } from './martian.ts';
+import { parseKernelLine, splitLines } from './kernelLog.ts';
 
 type Kind = PanicInfo['kind'];
 

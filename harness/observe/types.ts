@@ -1,4 +1,5 @@
 // Data types shared by the pure stages (observe, report, bisect). No I/O here.
+import type { SignalResult } from './signals/index.ts';
 
 /** `IPv4: martian source <src> from <dst>, on dev <dev>` as the kernel prints it.
  * Note the kernel's wording: "martian source DST from SRC" (ip_handle_martian_source prints
@@ -53,15 +54,30 @@ export type Verdict = 'reproduced' | 'not-reproduced' | 'error' | 'timeout' | 'p
 export interface ProbeResult {
   name: string;
   ns: string;
-  /** exit status of the probe command in the guest; null if it was stopped early */
+  /** exit status of the probe command in the guest; null if it was stopped early (or for a kselftest result) */
   rc: number | null;
   passed: boolean;
   durationMs: number;
-  /** stopped as soon as the kernel signalled the drop, without waiting out a user-space timeout */
+  /** stopped as soon as the kernel signalled, without waiting out a user-space timeout */
   stoppedEarly: boolean;
   /** the probe hit its own deadline inside the guest */
   timedOut?: boolean;
   output: string;
+  /** a kselftest result read from this exec probe's output */
+  parent?: string;
+  /** a kselftest result that was skipped */
+  skipped?: boolean;
+}
+
+/** A packet capture of the run: the pcap file in the run's folder and tcpdump's one-line-per-packet summary. */
+export interface CaptureResult {
+  name: string;
+  ns: string;
+  dev: string;
+  packets: number;
+  /** the pcap file, in the run's folder */
+  file: string;
+  summary: string[];
 }
 
 /** Which kernel a run used: enough to tell a kernel update apart from a change in behaviour. */
@@ -78,6 +94,8 @@ export interface KernelInfo {
   sourceVersion?: string;
   /** the definition pinned that version (false: the installed package, whatever version it was) */
   pinned?: boolean;
+  /** kconfig options the case needed that the kernel's own config lacked, merged into this build */
+  caseConfig?: string[];
   patches: string[];
 }
 
@@ -90,15 +108,16 @@ export interface RunRecord {
   verdict: Verdict;
   /** one line: why this verdict */
   reason: string;
-  martians: Array<Pick<MartianEvent, 'src' | 'dst' | 'dev'> & { time?: number; raw: string }>;
-  /** counters named by the case, per namespace, after the probes */
+  /** counters named by the case or its signals, per namespace, after the probes ("ns:Section.Name") */
   counters: Record<string, number>;
   /** the change of every counter that moved during the probes, "ns:Section.Name" -> delta */
   counterDeltas: Record<string, number>;
   probes: ProbeResult[];
-  /** fib lookups whose result device differs from the arrival device (the rp_filter mismatch) */
-  fibEvidence: string[];
-  fibEventCount: number;
+  /** what each declared signal showed (signature signals first) */
+  signals: SignalResult[];
+  /** tracepoint events recorded during the probes */
+  traceEvents: number;
+  captures: CaptureResult[];
   panic?: PanicInfo;
   kernelInfo: KernelInfo;
   /** bootMs: guest uptime when the agent started; guestMs: when it finished; wallMs: QEMU start to exit */
@@ -122,5 +141,5 @@ export interface RunRecord {
   };
   durationMs: number;
   /** where the raw evidence is kept */
-  files: { console: string; results: string; record?: string; bootConsole?: string };
+  files: { console: string; results: string; record?: string; bootConsole?: string; case?: string };
 }

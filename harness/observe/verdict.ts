@@ -1,23 +1,29 @@
-// Verdict from observations: the kernel's own signals (martian lines, counters, panic text) and
-// the probes, against the case's signature. Pure.
-import type { AgentReport } from './results.ts';
-import type { MartianEvent, PanicInfo, Verdict } from './types.ts';
-import { matchesMartian } from './martian.ts';
+// Verdict from observations: the signature probe's outcome plus the kernel signals the case's
+// signature names, after the checks that the run itself worked (no panic, deadline met, agent
+// finished, control probes passed). Pure.
+import type { AgentReport } from '../agent/protocol.ts';
+import type { SignalResult } from './signals/index.ts';
+import type { PanicInfo, Verdict } from './types.ts';
 
 export interface SignatureSpec {
   probe: string;
-  martian?: { src?: string; dst?: string; dev?: string };
+  /** how the signature probe ends when the behaviour is present (default: it fails) */
+  when: 'fail' | 'pass';
 }
 
 export interface VerdictInput {
   signature: SignatureSpec;
   controlProbes: string[];
-  report: AgentReport;
-  martians: MartianEvent[];
-  rpFilterDelta: number;
+  report: Pick<AgentReport, 'hello' | 'abort' | 'done' | 'probes'>;
+  signals: SignalResult[];
   panic: PanicInfo | null;
   vmTimedOut: boolean;
   deadlineMs: number;
+}
+
+/** "martian×1 (martian source ...)" */
+function said(s: SignalResult): string {
+  return `${s.name} ×${s.count} (${s.matches[0]?.text ?? s.description})`;
 }
 
 export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: string } {
@@ -37,22 +43,23 @@ export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: stri
   }
   const sig = v.report.probes.find((x) => x.name === v.signature.probe);
   if (!sig) return { verdict: 'error', reason: `signature probe ${v.signature.probe} did not run` };
-  const matching = v.signature.martian ? v.martians.filter((m) => matchesMartian(m, v.signature.martian!)) : [];
-  const kernelSaysDrop = v.signature.martian ? matching.length > 0 : v.rpFilterDelta > 0;
-  const want = v.signature.martian
-    ? `martian source ${v.signature.martian.dst ?? '*'} from ${v.signature.martian.src ?? '*'}, on dev ${v.signature.martian.dev ?? '*'}`
-    : 'IPReversePathFilter drop';
-  if (!sig.passed && kernelSaysDrop)
-    return {
-      verdict: 'reproduced',
-      reason: `${sig.name} failed${sig.stoppedEarly ? ' (stopped at the kernel signal)' : ''}; kernel logged ${matching.length || v.rpFilterDelta}x "${want}"${v.rpFilterDelta ? `, IPReversePathFilter +${v.rpFilterDelta}` : ''}`,
-    };
-  if (sig.passed && !kernelSaysDrop)
-    return { verdict: 'not-reproduced', reason: `${sig.name} passed; no "${want}" logged` };
-  if (sig.passed)
-    return { verdict: 'error', reason: `${sig.name} passed but the kernel logged "${want}": inconsistent evidence` };
+  const signature = v.signals.filter((s) => s.role === 'signature');
+  const fired = signature.filter((s) => s.fired);
+  const missing = signature.filter((s) => !s.fired);
+  const evidence = v.signals.filter((s) => s.role === 'evidence' && s.fired);
+  const also = evidence.length ? `; evidence: ${evidence.map((s) => `${s.name} ×${s.count}`).join(', ')}` : '';
+  const behaves = v.signature.when === 'fail' ? !sig.passed : sig.passed;
+  const probeSaid = sig.passed
+    ? `${sig.name} passed`
+    : `${sig.name} failed${sig.stoppedEarly ? ' (stopped at the kernel signal)' : sig.timedOut ? ' (timed out)' : ''}`;
+  const none = signature.length ? `no ${signature.map((s) => `"${s.description}"`).join(', no ')}` : 'no kernel signal declared';
+  if (behaves && missing.length === 0)
+    return { verdict: 'reproduced', reason: `${probeSaid}; ${fired.length ? `kernel: ${fired.map(said).join(', ')}` : 'no kernel signal declared'}${also}` };
+  if (!behaves && fired.length === 0) return { verdict: 'not-reproduced', reason: `${probeSaid}; ${none}${also}` };
+  if (!behaves)
+    return { verdict: 'error', reason: `${probeSaid} but the kernel showed ${fired.map(said).join(', ')}: inconsistent evidence` };
   return {
     verdict: 'error',
-    reason: `${sig.name} failed (rc ${sig.rc ?? 'none'}${sig.timedOut ? ', timed out' : ''}) without the signature's kernel evidence (no "${want}")`,
+    reason: `${probeSaid}${sig.rc !== null && !sig.passed ? ` (rc ${sig.rc})` : ''} without the signature's kernel evidence (no ${missing.map((s) => `"${s.description}"`).join(', no ')})${also}`,
   };
 }

@@ -7,7 +7,9 @@ import pLimit from 'p-limit';
 import type { LoadedCase } from '../cases/load.ts';
 import { ensurePrereqs } from '../host/prereqs.ts';
 import { ensureBaseImage, type BaseImage } from '../images/initramfs.ts';
-import { ensureKernel, type KernelArtifact } from '../kernels/build.ts';
+import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/build.ts';
+import { ensurePackageLayer } from '../images/packages.ts';
+import { caseNeeds } from '../cases/needs.ts';
 import { missingRequired, parseKconfig } from '../kernels/kconfig.ts';
 import type { LoadedKernel } from '../kernels/load.ts';
 import type { RunRecord } from '../observe/types.ts';
@@ -20,9 +22,13 @@ import { artifactInfo } from '../kernels/artifact.ts';
 import type { SysctlOverride } from '../cases/render.ts';
 
 export interface Prepared {
+  /** every kernel the runs use (a definition's own build, and variants with a case's kconfig needs merged) */
   kernels: KernelArtifact[];
   image: BaseImage;
   accel: AccelChoice;
+  /** what a case needs to run on a kernel definition: the kernel (its own, or the variant the case's
+   *  kconfig needs made), the case's package layer, the files it takes from that kernel's source tree */
+  spec(kernel: string, kcase: string, extra?: Pick<RunSpec, 'sysctlOverrides' | 'label'>): RunSpec;
 }
 
 /** The host packages the kernels need installed: Debian sources that are not pinned (a pinned one is fetched into the cache). */
@@ -54,25 +60,54 @@ export async function prepare(o: {
   workDir: string;
 }): Promise<Prepared> {
   await ensurePrereqs(prereqFilesFor(o.kernels), o.log, { install: o.install });
-  const artifacts: KernelArtifact[] = [];
+  const byPair = new Map<string, { kernel: KernelArtifact; sourceFiles: Record<string, string> }>();
+  const distinct = new Map<string, KernelArtifact>();
   for (const k of o.kernels) {
-    const a = await ensureKernel(k, { cacheDir: o.cacheDir, log: o.log });
-    o.log.info(`kernel ${a.name}: ${describeKernel(kernelEntry(a.name, artifactInfo(a)))}${a.cached ? ' (cached)' : ''}`);
-    checkCaseKconfig(a, o.cases);
-    artifacts.push(a);
+    for (const c of o.cases) {
+      // a kernel built from source gets what the case needs merged into its config; a prebuilt one is checked
+      const a = await ensureKernel(k, { cacheDir: o.cacheDir, log: o.log, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file } });
+      if (!distinct.has(a.key)) {
+        distinct.set(a.key, a);
+        o.log.info(`kernel ${a.name}: ${describeKernel(kernelEntry(a.name, artifactInfo(a)))}${a.cached ? ' (cached)' : ''}`);
+      }
+      checkCaseKconfig(a, [c]);
+      const sourceFiles = await readSourceFiles(k, c.def.sourceFiles, { cacheDir: o.cacheDir, log: o.log, artifact: a });
+      byPair.set(JSON.stringify([k.def.name, c.def.name]), { kernel: a, sourceFiles });
+    }
   }
   const image = await ensureBaseImage(o.cacheDir, (m) => o.log.info(m));
-  const first = artifacts[0];
+  const layers = new Map<string, string[]>();
+  for (const c of o.cases) {
+    const layer = await ensurePackageLayer({ packages: caseNeeds(c.def).packages, cacheDir: o.cacheDir, log: o.log, baseLibs: image.meta.libs, file: c.file });
+    layers.set(c.def.name, layer ? [layer.path] : []);
+  }
+  const kernels = [...distinct.values()];
+  const first = kernels[0];
   const accel = first
     ? await chooseAccel({ cacheDir: o.cacheDir, ...bootTarget(first), initrd: image.path, workDir: path.join(o.workDir, 'accel-probe') })
     : { accel: 'tcg' as const, reason: 'no kernel' };
   o.log.info(`accelerator: ${accel.accel} (${accel.reason})`);
-  return { kernels: artifacts, image, accel };
+  const caseByName = new Map(o.cases.map((c) => [c.def.name, c]));
+  return {
+    kernels,
+    image,
+    accel,
+    spec(kernel, kcase, extra = {}) {
+      const pair = byPair.get(JSON.stringify([kernel, kcase]));
+      const c = caseByName.get(kcase);
+      if (!pair || !c) throw new HarnessError('internal', `${kernel} x ${kcase} was not prepared`);
+      return { kernel: pair.kernel, kcase: c, layers: layers.get(kcase) ?? [], sourceFiles: pair.sourceFiles, ...extra };
+    },
+  };
 }
 
 export interface RunSpec {
   kernel: KernelArtifact;
   kcase: LoadedCase;
+  /** the case's guest package layers (cpio files appended to the boot image) */
+  layers?: string[];
+  /** files from the kernel's source tree, path -> content */
+  sourceFiles?: Record<string, string>;
   sysctlOverrides?: SysctlOverride[];
   label?: string;
 }
@@ -92,6 +127,8 @@ export async function runAll(
           kernel: s.kernel,
           kcase: s.kcase,
           baseImage: p.image.path,
+          ...(s.layers ? { layers: s.layers } : {}),
+          ...(s.sourceFiles ? { sourceFiles: s.sourceFiles } : {}),
           accel: p.accel.accel,
           runDir: o.runDir,
           ...(s.sysctlOverrides ? { sysctlOverrides: s.sysctlOverrides } : {}),

@@ -7,10 +7,13 @@ import type { LoadedCase } from '../cases/load.ts';
 import type { KernelArtifact } from '../kernels/build.ts';
 import { parseKconfig } from '../kernels/kconfig.ts';
 import { diffCounters, parseNetstat, pickCounters } from '../observe/counters.ts';
-import { parseFibTrace, summarizeFib } from '../observe/fib.ts';
-import { parseMartians } from '../observe/martian.ts';
 import { detectPanic } from '../observe/panic.ts';
-import { parseAgentOutput } from '../observe/results.ts';
+import { parseAgentOutput, sectionsByPrefix, SECTION, type AgentReport } from '../agent/protocol.ts';
+import { caseNeeds } from '../cases/needs.ts';
+import { HOST_NS } from '../cases/schema.ts';
+import { kselftestResults } from '../observe/kselftest.ts';
+import { evaluateSignals } from '../observe/signals/index.ts';
+import { parseSymbols, parseTrace } from '../observe/trace.ts';
 import type { Counters, RunRecord } from '../observe/types.ts';
 import { decideVerdict } from '../observe/verdict.ts';
 import type { Accel, Machine } from '../vm/qemu.ts';
@@ -25,6 +28,10 @@ export interface RunCaseOptions {
   kernel: KernelArtifact;
   kcase: LoadedCase;
   baseImage: string;
+  /** guest package layers appended to the boot image */
+  layers?: string[];
+  /** files from the kernel's source tree (path -> content), put at /src/<path> */
+  sourceFiles?: Record<string, string>;
   accel: Accel;
   runDir: string;
   sysctlOverrides?: SysctlOverride[];
@@ -59,13 +66,10 @@ export function preferredMachine(k: KernelArtifact): Machine {
   return cfg.get('CONFIG_PVH') === 'y' ? 'microvm' : 'pc';
 }
 
-/** Counters of every namespace: "ns:Section.Name" -> value, from the agent's counters-<tag>:<ns> sections. */
-function countersFrom(sections: Record<string, string>, tag: string): Record<string, Counters> {
+/** Counters of every namespace: ns -> "Section.Name" -> value, from the agent's counters-<tag>:<ns> sections. */
+function countersFrom(report: AgentReport, tag: 'before' | 'after'): Record<string, Counters> {
   const out: Record<string, Counters> = {};
-  for (const [name, text] of Object.entries(sections)) {
-    const m = new RegExp(`^counters-${tag}:(.+)$`).exec(name);
-    if (m?.[1]) out[m[1]] = parseNetstat(text);
-  }
+  for (const [ns, text] of Object.entries(sectionsByPrefix(report, tag === 'before' ? SECTION.countersBefore('') : SECTION.countersAfter('')))) out[ns] = parseNetstat(text);
   return out;
 }
 
@@ -78,7 +82,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   const c = o.kcase.def;
   const dir = path.join(o.runDir, safeName(`${o.kernel.name}__${c.name}${o.label ? '__' + o.label : ''}`));
   fs.mkdirSync(dir, { recursive: true });
-  const rendered = renderCase(c, { sysctlOverrides: o.sysctlOverrides ?? [] });
+  const rendered = renderCase(c, { sysctlOverrides: o.sysctlOverrides ?? [], ...(o.sourceFiles ? { sourceFiles: o.sourceFiles } : {}) });
   for (const [p, content] of Object.entries(rendered.files)) {
     const dest = path.join(dir, 'case', p.replace(/^\/case\//, ''));
     fs.mkdirSync(path.dirname(dest), { recursive: true });
@@ -91,7 +95,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   // the list of what to load travels with the case
   const bootFiles = Object.fromEntries(Object.entries(mods.files).filter(([p]) => p.startsWith('/lib/modules/')));
   const caseFiles = Object.fromEntries(Object.entries(mods.files).filter(([p]) => !p.startsWith('/lib/modules/')));
-  const initrd = await imageWithFiles(o.baseImage, bootFiles, cacheDir);
+  const initrd = await imageWithFiles(o.baseImage, bootFiles, cacheDir, o.layers ?? []);
   const caseBundle = Buffer.from(bundleScript({ ...rendered.files, ...caseFiles }));
   const target = o.machine ? { machine: o.machine, kernel: o.machine === 'microvm' ? o.kernel.vmlinux : o.kernel.bzImage } : bootTarget(o.kernel);
   const machine = target.machine;
@@ -116,40 +120,42 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   }
 
   const report = parseAgentOutput(vm.results);
+  // kselftest results of exec probes become probes of their own, after their parent
+  report.probes = report.probes.flatMap((p) => {
+    const probe = c.probes.find((x) => x.name === p.name);
+    return probe && 'exec' in probe && probe.exec.results === 'kselftest' ? [p, ...kselftestResults(p)] : [p];
+  });
   // the console (ttyS0, console_loglevel 7) holds every kernel message the case can produce
-  const martians = parseMartians(vm.console);
   const panic = detectPanic(vm.console);
-  const before = countersFrom(report.sections, 'before');
-  const after = countersFrom(report.sections, 'after');
+  const before = countersFrom(report, 'before');
+  const after = countersFrom(report, 'after');
+  const needs = caseNeeds(c);
   const counterDeltas: Record<string, number> = {};
   const counters: Record<string, number> = {};
   for (const [ns, a] of Object.entries(after)) {
     for (const [k, v] of Object.entries(diffCounters(before[ns] ?? {}, a))) counterDeltas[`${ns}:${k}`] = v;
-    for (const [k, v] of Object.entries(pickCounters(a, c.counters))) counters[`${ns}:${k}`] = v;
+    for (const [k, v] of Object.entries(pickCounters(a, needs.counters))) counters[`${ns}:${k}`] = v;
   }
-  const rpFilterDelta = Object.entries(counterDeltas)
-    .filter(([k]) => k.endsWith('.IPReversePathFilter'))
-    .reduce((s, [, v]) => s + v, 0);
-  const fib = parseFibTrace(report.sections['trace'] ?? '');
-  // the lookups that show the rp_filter mismatch: source-validation (reverse) lookups for a packet
-  // that arrived on lo (iif 1, oif 0; in v4.18+ also proto 0 and no ports) whose result device is not lo
-  const fibEvidence = fib
-    .filter(
-      (e) =>
-        e.iif === 1 &&
-        e.oif === 0 &&
-        (e.proto === undefined || (e.proto === 0 && !e.sport && !e.dport)) &&
-        e.nhDev !== undefined &&
-        e.nhDev !== 'lo',
-    )
-    .map(summarizeFib);
-  const uniqueFib = [...new Set(fibEvidence)];
+  const trace = parseTrace(report.sections[SECTION.trace] ?? '');
+  const signals = evaluateSignals(c.signals, c.signature.signals, {
+    console: vm.console,
+    trace,
+    countersBefore: before,
+    countersAfter: after,
+    symbols: parseSymbols(report.sections[SECTION.symbols] ?? ''),
+    namespaces: [HOST_NS, ...c.namespaces],
+  }).sort((a, b) => (a.role === b.role ? 0 : a.role === 'signature' ? -1 : 1));
+  const captures = report.captures.map((cap) => {
+    const file = path.join(dir, `capture-${safeName(cap.name)}.pcap`);
+    fs.writeFileSync(file, Buffer.from((report.sections[SECTION.capturePcap(cap.name)] ?? '').replace(/\s+/g, ''), 'base64'));
+    const summary = (report.sections[SECTION.captureSummary(cap.name)] ?? '').split('\n').filter((l) => l.trim());
+    return { name: cap.name, ns: cap.ns, dev: cap.dev, packets: cap.packets, file, summary };
+  });
   const { verdict, reason } = decideVerdict({
-    signature: c.signature,
-    controlProbes: c.probes.filter((p) => p.control).map((p) => p.name),
+    signature: { probe: c.signature.probe, when: c.signature.when },
+    controlProbes: [...c.probes.filter((p) => p.control).map((p) => p.name), ...c.signature.controls],
     report,
-    martians,
-    rpFilterDelta,
+    signals,
     panic,
     vmTimedOut: vm.timedOut,
     deadlineMs,
@@ -162,12 +168,12 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     sysctls,
     verdict,
     reason: vm.accelError ? `${reason} (QEMU: ${vm.accelError})` : reason,
-    martians: martians.map((m) => ({ src: m.src, dst: m.dst, dev: m.dev, ...(m.time !== undefined ? { time: m.time } : {}), raw: m.raw })),
     counters,
     counterDeltas,
     probes: report.probes,
-    fibEvidence: uniqueFib,
-    fibEventCount: fib.length,
+    signals,
+    traceEvents: trace.length,
+    captures,
     ...(panic && panic.kind !== 'warning' ? { panic } : {}),
     kernelInfo: { ...artifactInfo(o.kernel), release: report.hello?.kernel || o.kernel.meta.release },
     vm: {
@@ -190,9 +196,9 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     durationMs: Date.now() - started,
     files: { console: consoleFile, results: resultsFile, record: path.join(dir, 'record.json'), ...(bootConsole ? { bootConsole } : {}) },
   };
-  if (report.steps.some((s) => s.rc !== 0)) {
-    const failed = report.steps.find((s) => s.rc !== 0)!;
-    const out = report.sections[`step-output:${failed.label}`];
+  const failed = report.steps.find((s) => !s.ok);
+  if (failed) {
+    const out = report.sections[SECTION.stepOutput(failed.label)];
     if (out) record.reason += `: ${out.trim().split('\n').slice(0, 3).join(' / ')}`;
   }
   fs.writeFileSync(path.join(dir, 'record.json'), JSON.stringify(record, null, 2));

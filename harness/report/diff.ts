@@ -32,12 +32,23 @@ export interface CaseDiff {
   verdicts: Record<string, Verdict>;
   /** the verdicts of the kernels in this group are not all equal */
   flips: boolean;
-  /** kernel -> distinct "martian source DST from SRC, on dev DEV" strings, " (xN)" when N > 1 */
-  martians: Record<string, string[]>;
   probes: ProbeDiffRow[];
+  /** the case's signals: what each kernel showed */
+  signals: SignalDiffRow[];
   counters: CounterDiffRow[];
-  /** kernel -> fib evidence lines */
-  fib: Record<string, string[]>;
+}
+
+export interface SignalDiffRow {
+  name: string;
+  role: 'signature' | 'evidence';
+  description: string;
+  /** kernel -> how many times it fired (0 when it did not) */
+  counts: Record<string, number>;
+  /** kernel -> fired */
+  fired: Record<string, boolean>;
+  /** kernel -> its distinct evidence lines, " (xN)" when a line came N > 1 times */
+  evidence: Record<string, string[]>;
+  differs: boolean;
 }
 
 export const DELTA_PREFIX = 'Δ ';
@@ -50,18 +61,10 @@ export function variantOf(sysctls: Record<string, string>): string {
     .join(',');
 }
 
-/** The kernel's own wording: "martian source <dst> from <src>, on dev <dev>". */
-export function martianText(m: { src: string; dst: string; dev: string }): string {
-  return `martian source ${m.dst} from ${m.src}, on dev ${m.dev}`;
-}
-
-/** Distinct martian strings in first-seen order, with " (xN)" when seen N > 1 times. */
-export function martianLines(martians: RunRecord['martians']): string[] {
+/** Distinct lines in first-seen order, with " (xN)" when one came N > 1 times. */
+export function distinctLines(lines: string[]): string[] {
   const counts = new Map<string, number>();
-  for (const m of martians) {
-    const t = martianText(m);
-    counts.set(t, (counts.get(t) ?? 0) + 1);
-  }
+  for (const t of lines) counts.set(t, (counts.get(t) ?? 0) + 1);
   return [...counts].map(([t, n]) => (n > 1 ? `${t} (x${n})` : t));
 }
 
@@ -102,13 +105,7 @@ function probeOutcome(run: RunRecord, name: string): ProbeOutcome {
 function diffGroup(g: Group): CaseDiff {
   const kernels = g.entries.map((e) => e.label);
   const verdicts: Record<string, Verdict> = {};
-  const martians: Record<string, string[]> = {};
-  const fib: Record<string, string[]> = {};
-  for (const { label, run } of g.entries) {
-    verdicts[label] = run.verdict;
-    martians[label] = martianLines(run.martians);
-    fib[label] = [...run.fibEvidence];
-  }
+  for (const { label, run } of g.entries) verdicts[label] = run.verdict;
 
   const probeNames: string[] = [];
   for (const { run } of g.entries) {
@@ -148,16 +145,40 @@ function diffGroup(g: Group): CaseDiff {
     });
   }
 
+  const signalNames: string[] = [];
+  for (const { run } of g.entries) for (const x of run.signals) if (!signalNames.includes(x.name)) signalNames.push(x.name);
+  const signals: SignalDiffRow[] = signalNames.map((name) => {
+    const counts: Record<string, number> = {};
+    const fired: Record<string, boolean> = {};
+    const evidence: Record<string, string[]> = {};
+    let first: RunRecord['signals'][number] | undefined;
+    for (const { label, run } of g.entries) {
+      const x = run.signals.find((y) => y.name === name);
+      first ??= x;
+      counts[label] = x?.count ?? 0;
+      fired[label] = x?.fired ?? false;
+      evidence[label] = distinctLines((x?.matches ?? []).map((m) => m.text));
+    }
+    return {
+      name,
+      role: first?.role ?? 'evidence',
+      description: first?.description ?? name,
+      counts,
+      fired,
+      evidence,
+      differs: !allEqual(kernels.map((k) => fired[k])) || !allEqual(kernels.map((k) => counts[k])),
+    };
+  });
+
   return {
     case: g.case,
     variant: g.variant,
     kernels,
     verdicts,
     flips: !allEqual(kernels.map((k) => verdicts[k])),
-    martians,
     probes,
+    signals,
     counters,
-    fib,
   };
 }
 

@@ -5,7 +5,7 @@
 // and only wires the grid's cell buttons to their evidence sections by id.
 
 import type { RunRecord, Verdict } from '../observe/types.ts';
-import { diffRuns, martianLines, variantOf } from './diff.ts';
+import { diffRuns, distinctLines, variantOf } from './diff.ts';
 import { stripAnsi } from './table.ts';
 import { describeKernel, kernelEntry, type KernelEntry } from './kernels.ts';
 import type { KernelChange } from '../matrix/logic.ts';
@@ -201,6 +201,19 @@ function renderProbes(r: RunRecord): string {
   );
 }
 
+function renderSignals(r: RunRecord): string {
+  if (r.signals.length === 0) return '<p class="none">no signals declared</p>';
+  const rows = r.signals.map(
+    (x) =>
+      `<tr data-signal="${escapeHtml(x.name)}"><td>${escapeHtml(x.name)}</td><td>${escapeHtml(x.role)}</td><td>${x.fired ? '<strong>fired</strong>' : 'no'}</td>` +
+      `<td>${x.count}</td><td>${escapeHtml(x.description)}</td><td>${x.matches.length ? `<pre>${escapeHtml(distinctLines(x.matches.map((m) => m.text)).join('\n'))}</pre>` : ''}</td></tr>`,
+  );
+  return (
+    '<table class="signals"><thead><tr><th>signal</th><th>role</th><th>fired</th><th>count</th><th>looks for</th><th>evidence</th></tr></thead>' +
+    `<tbody>${rows.join('')}</tbody></table>`
+  );
+}
+
 function renderCounters(r: RunRecord): string {
   const names: string[] = [];
   for (const n of Object.keys(r.counters)) if (!names.includes(n)) names.push(n);
@@ -252,15 +265,14 @@ function renderEvidence(x: Indexed): string {
       `${vm.stoppedAfterDone ? ', stopped by the harness after the agent was done' : `, exit ${escapeHtml(vm.exitCode === null ? '-' : String(vm.exitCode))}`}${vm.timedOut ? ', timed out' : ''}</p>`,
   );
   out.push('<h4>Probes</h4>', renderProbes(r));
-  out.push(`<h4>Martians (${r.martians.length})</h4>`, list(martianLines(r.martians), 'no martian logged'));
-  if (r.martians.length) {
-    out.push(`<details><summary>raw martian lines</summary>${pre(r.martians.map((m) => m.raw).join('\n'), '')}</details>`);
-  }
+  out.push('<h4>Signals</h4>', renderSignals(r));
   out.push('<h4>Counters</h4>', renderCounters(r));
-  out.push(
-    `<h4>Fib evidence (${r.fibEvidence.length} of ${r.fibEventCount} lookups)</h4>`,
-    list(r.fibEvidence, 'no fib lookup with a mismatching device'),
-  );
+  for (const cap of r.captures)
+    out.push(
+      `<h4>Capture ${escapeHtml(cap.name)} (${escapeHtml(cap.ns)}:${escapeHtml(cap.dev)}, ${cap.packets} packets)</h4>`,
+      `<p class="file">${escapeHtml(cap.file)}</p>`,
+      pre(cap.summary.join('\n'), 'no packets'),
+    );
   if (r.panic) {
     out.push(`<h4>${escapeHtml(r.panic.kind)}: ${escapeHtml(r.panic.title)}</h4>`, pre(r.panic.text, ''));
   }
@@ -268,7 +280,7 @@ function renderEvidence(x: Indexed): string {
     `<details class="console"><summary>console log (${escapeHtml(r.files.console)})</summary>` +
       `${pre(evidence.console, 'empty')}</details>`,
   );
-  out.push(`<details class="trace"><summary>fib trace</summary>${pre(evidence.trace, 'empty')}</details>`);
+  out.push(`<details class="trace"><summary>trace (${r.traceEvents} events)</summary>${pre(evidence.trace, 'empty')}</details>`);
   out.push('</section>');
   return out.join('\n');
 }

@@ -5,7 +5,7 @@
 // <error>; everything else passes.
 
 import type { RunRecord, Verdict } from '../observe/types.ts';
-import { martianLines, variantOf } from './diff.ts';
+import { distinctLines, variantOf } from './diff.ts';
 import { stripAnsi } from './table.ts';
 import { describeKernel, kernelEntry } from './kernels.ts';
 
@@ -68,10 +68,17 @@ function testName(r: RunRecord): string {
   return variant ? `${r.case}[${variant}]` : r.case;
 }
 
+function signalLines(r: RunRecord): string[] {
+  const lines: string[] = [];
+  for (const x of r.signals) {
+    lines.push(`signal ${x.name} (${x.role}): ${x.fired ? 'fired' : 'not fired'} x${x.count} - ${x.description}`);
+    for (const m of distinctLines(x.matches.map((y) => y.text)).slice(0, 5)) lines.push(`  ${m}`);
+  }
+  return lines;
+}
+
 function detailText(r: RunRecord): string {
-  const lines = [`reason: ${r.reason}`];
-  const m = martianLines(r.martians);
-  lines.push(m.length ? 'martians:' : 'martians: none', ...m.map((l) => `  ${l}`));
+  const lines = [`reason: ${r.reason}`, ...signalLines(r)];
   if (r.panic) lines.push(`${r.panic.kind}: ${r.panic.title}`, r.panic.text);
   return lines.join('\n');
 }
@@ -79,14 +86,8 @@ function detailText(r: RunRecord): string {
 function systemOut(r: RunRecord, kernelChange?: string): string {
   const lines = [`verdict: ${r.verdict}`, `reason: ${r.reason}`, `kernel: ${describeKernel(kernelEntry(r.kernel, r.kernelInfo))}`];
   if (kernelChange) lines.push(`kernel changed since the baseline: ${kernelChange}`);
-  const m = martianLines(r.martians);
-  lines.push(m.length ? `martians (${r.martians.length}):` : 'martians: none', ...m.map((l) => `  ${l}`));
-  lines.push(
-    r.fibEvidence.length
-      ? `fib evidence (${r.fibEvidence.length} of ${r.fibEventCount} lookups):`
-      : `fib evidence: none (${r.fibEventCount} lookups)`,
-    ...r.fibEvidence.map((l) => `  ${l}`),
-  );
+  lines.push(...signalLines(r));
+  for (const p of r.probes) lines.push(`probe ${p.name}: ${p.passed ? 'pass' : 'FAIL'}`);
   lines.push(`console: ${r.files.console}`);
   return lines.join('\n');
 }

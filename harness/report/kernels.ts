@@ -12,6 +12,8 @@ export interface KernelEntry {
   release: string;
   configHash: string;
   patches: string[];
+  /** kconfig options merged in for the cases (absent: the kernel's own config had them all) */
+  caseConfig?: string[];
   key: string;
 }
 
@@ -24,6 +26,7 @@ export function kernelEntry(name: string, ki: KernelInfo): KernelEntry {
     release: ki.release,
     configHash: ki.configHash,
     patches: [...ki.patches],
+    ...(ki.caseConfig?.length ? { caseConfig: [...ki.caseConfig] } : {}),
     key: ki.key,
   };
 }
@@ -48,10 +51,11 @@ function patchName(p: string): string {
 }
 
 /** One line: source and version (pinned or as installed), patches, release, config hash. */
-export function describeKernel(e: Pick<KernelEntry, 'source' | 'sourceVersion' | 'pinned' | 'release' | 'configHash' | 'patches'>): string {
+export function describeKernel(e: Pick<KernelEntry, 'source' | 'sourceVersion' | 'pinned' | 'release' | 'configHash' | 'patches' | 'caseConfig'>): string {
   const how = e.pinned === true ? ' (pinned)' : e.pinned === false ? ' (installed, not pinned)' : '';
   const parts = [`${e.source}${how}`];
   if (e.patches.length) parts.push(e.patches.map(patchName).join(', '));
+  if (e.caseConfig?.length) parts.push(`+ ${e.caseConfig.join(' ')} (for the case)`);
   parts.push(`release ${e.release}`, `config ${e.configHash.slice(0, 12)}`);
   return parts.join(', ');
 }

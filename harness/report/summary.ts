@@ -1,6 +1,7 @@
 // The machine-readable summary (summary.json). Pure: builds a plain, JSON-serialisable object.
 
-import type { KernelInfo, PanicInfo, RunRecord, Verdict } from '../observe/types.ts';
+import type { CaptureResult, KernelInfo, PanicInfo, RunRecord, Verdict } from '../observe/types.ts';
+import type { SignalResult } from '../observe/signals/index.ts';
 import { kernelsOf, type KernelEntry } from './kernels.ts';
 
 export interface SummaryProbe {
@@ -11,6 +12,9 @@ export interface SummaryProbe {
   durationMs: number;
   stoppedEarly: boolean;
   timedOut: boolean;
+  /** a kselftest result: the exec probe it was read from */
+  parent?: string;
+  skipped?: boolean;
 }
 
 export interface SummaryRun {
@@ -20,13 +24,15 @@ export interface SummaryRun {
   sysctls: Record<string, string>;
   verdict: Verdict;
   reason: string;
-  martians: Array<{ src: string; dst: string; dev: string }>;
   /** absolute counters as recorded, plus "delta:<ns:Section.Name>" for every counter delta */
   counters: Record<string, number>;
   durationMs: number;
   probes: SummaryProbe[];
-  fibEvidence: string[];
-  fibEventCount: number;
+  /** each declared signal: name, kind, role (signature | evidence), description, fired, count, matches[] ({text, fields}) */
+  signals: SignalResult[];
+  traceEvents: number;
+  /** packet captures: the pcap file and one line per packet */
+  captures: CaptureResult[];
   panic: Pick<PanicInfo, 'kind' | 'title' | 'text'> | null;
   kernelInfo: KernelInfo;
   vm: {
@@ -47,7 +53,8 @@ export interface SummaryRun {
 
 export interface Summary {
   tool: 'kernel-repro';
-  version: 1;
+  /** 2: signals[] replaced martians[] and fibEvidence[] */
+  version: 2;
   runId: string;
   startedAt: string;
   host: { accel: string; qemu?: string };
@@ -77,7 +84,6 @@ function summarizeRun(r: RunRecord): SummaryRun {
     sysctls: { ...r.sysctls },
     verdict: r.verdict,
     reason: r.reason,
-    martians: r.martians.map((m) => ({ src: m.src, dst: m.dst, dev: m.dev })),
     counters,
     durationMs: r.durationMs,
     probes: r.probes.map((p) => ({
@@ -88,9 +94,12 @@ function summarizeRun(r: RunRecord): SummaryRun {
       durationMs: p.durationMs,
       stoppedEarly: p.stoppedEarly,
       timedOut: p.timedOut ?? false,
+      ...(p.parent ? { parent: p.parent } : {}),
+      ...(p.skipped ? { skipped: true } : {}),
     })),
-    fibEvidence: [...r.fibEvidence],
-    fibEventCount: r.fibEventCount,
+    signals: r.signals.map((x) => ({ ...x, matches: x.matches.map((m) => ({ ...m })) })),
+    traceEvents: r.traceEvents,
+    captures: r.captures.map((c) => ({ ...c, summary: [...c.summary] })),
     panic: r.panic ? { kind: r.panic.kind, title: r.panic.title, text: r.panic.text } : null,
     kernelInfo: { ...r.kernelInfo, patches: [...r.kernelInfo.patches] },
     vm: {
@@ -114,7 +123,7 @@ export function buildSummary(meta: SummaryMeta, runs: RunRecord[]): Summary {
   if (meta.qemu !== undefined) host.qemu = meta.qemu;
   return {
     tool: 'kernel-repro',
-    version: 1,
+    version: 2,
     runId: meta.runId,
     startedAt: meta.startedAt,
     host,

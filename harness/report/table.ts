@@ -49,20 +49,9 @@ function probeCell(p: ProbeResult): string {
   return `${p.name}:FAIL${tags.length ? `(${tags.join(',')})` : ''}`;
 }
 
-/** Sum of every counterDeltas entry named "<ns>:<Section>.IPReversePathFilter"; null when the run
- * recorded no counters at all (so "0" is only shown when the counters were actually read). */
-export function rpFilterDelta(r: RunRecord): number | null {
-  let sum = 0;
-  let found = false;
-  for (const [k, v] of Object.entries(r.counterDeltas)) {
-    if (k.endsWith('.IPReversePathFilter')) {
-      sum += v;
-      found = true;
-    }
-  }
-  if (found) return sum;
-  if (Object.keys(r.counterDeltas).length === 0 && Object.keys(r.counters).length === 0) return null;
-  return 0;
+/** The signals of a run, signature first: "martian:1 rp-drop:1 fib-lo:0" (how many times each fired). */
+export function signalsCell(r: RunRecord): string {
+  return r.signals.length ? r.signals.map((x) => `${x.name}:${x.count}`).join(' ') : '-';
 }
 
 function seconds(ms: number): string {
@@ -94,29 +83,24 @@ function renderTable(cols: Column[], rows: string[][]): string {
   return out.join('\n');
 }
 
-/** One row per run: kernel, case [variant], verdict, probes, martians, rp_filter delta, duration. */
+/** One row per run: kernel, case [variant], verdict, probes, signals, duration. */
 export function renderRunsTable(runs: RunRecord[], opts: RenderOptions = {}): string {
   const cols: Column[] = [
     { header: 'KERNEL', align: 'left' },
     { header: 'CASE', align: 'left' },
     { header: 'VERDICT', align: 'left' },
     { header: 'PROBES', align: 'left' },
-    { header: 'MARTIANS', align: 'right' },
-    { header: 'RPF Δ', align: 'right' },
+    { header: 'SIGNALS', align: 'left' },
     { header: 'TIME', align: 'right' },
   ];
-  const rows = runs.map((r) => {
-    const rpf = rpFilterDelta(r);
-    return [
-      r.kernel,
-      caseLabel(r.case, variantOf(r.sysctls)),
-      colorVerdict(r.verdict, opts.color),
-      r.probes.length ? r.probes.map(probeCell).join(' ') : '-',
-      String(r.martians.length),
-      rpf === null ? '-' : String(rpf),
-      seconds(r.durationMs),
-    ];
-  });
+  const rows = runs.map((r) => [
+    r.kernel,
+    caseLabel(r.case, variantOf(r.sysctls)),
+    colorVerdict(r.verdict, opts.color),
+    r.probes.length ? r.probes.map(probeCell).join(' ') : '-',
+    signalsCell(r),
+    seconds(r.durationMs),
+  ]);
   return renderTable(cols, rows);
 }
 
@@ -124,8 +108,7 @@ function kvLine(kernels: string[], value: (k: string) => string): string {
   return kernels.map((k) => `${k}=${value(k)}`).join('  ');
 }
 
-/** Per case/variant group: verdicts, then only the probe and counter rows that differ, martians
- * and fib evidence per kernel. */
+/** Per case/variant group: verdicts, then only the probe, signal and counter rows that differ, then each signal's evidence per kernel. */
 export function renderDiff(diffs: CaseDiff[], opts: RenderOptions = {}): string {
   const blocks: string[] = [];
   for (const d of diffs) {
@@ -152,6 +135,12 @@ export function renderDiff(diffs: CaseDiff[], opts: RenderOptions = {}): string 
       out.push('probes: no differences');
     }
 
+    const sigDiff = d.signals.filter((x) => x.differs);
+    if (sigDiff.length) {
+      out.push('signals (differing):');
+      for (const x of sigDiff) out.push(`  ${x.name}: ${kvLine(d.kernels, (k) => `${x.counts[k] ?? 0}`)}`);
+    } else out.push(d.signals.length ? 'signals: no differences' : 'signals: none declared');
+
     const differing = d.counters.filter((c) => c.differs);
     // the counters the case names come first; other moved counters only with allCounters
     const counters = opts.allCounters ? differing : differing.filter((c) => c.named);
@@ -166,23 +155,18 @@ export function renderDiff(diffs: CaseDiff[], opts: RenderOptions = {}): string 
     const hidden = differing.length - counters.length;
     if (hidden > 0) out.push(`  (${hidden} other counters differ; all of them in report.txt)`);
 
-    out.push('martians:');
-    for (const k of d.kernels) {
-      const lines = d.martians[k] ?? [];
-      if (lines.length === 0) out.push(`  ${k}: (none)`);
-      for (const l of lines) out.push(`  ${k}: ${l}`);
-    }
-
-    out.push('fib evidence:');
-    for (const k of d.kernels) {
-      const lines = d.fib[k] ?? [];
-      if (lines.length === 0) {
-        out.push(`  ${k}: (none)`);
-        continue;
+    for (const x of d.signals) {
+      out.push(`${x.name} (${x.role}: ${x.description}):`);
+      for (const k of d.kernels) {
+        const lines = x.evidence[k] ?? [];
+        if (lines.length === 0) out.push(`  ${k}: (none)`);
+        else if (lines.length === 1) out.push(`  ${k}: ${lines[0]}`);
+        else {
+          out.push(`  ${k}:`);
+          for (const l of lines.slice(0, 3)) out.push(`    ${l}`);
+          if (lines.length > 3) out.push(`    ... (${lines.length - 3} more)`);
+        }
       }
-      out.push(`  ${k}:`);
-      for (const l of lines.slice(0, 3)) out.push(`    ${l}`);
-      if (lines.length > 3) out.push(`    ... (${lines.length - 3} more)`);
     }
     blocks.push(out.join('\n'));
   }
@@ -217,9 +201,12 @@ export function renderRunDetails(r: RunRecord): string {
     );
   }
 
-  out.push(`  martians (${r.martians.length}):`);
-  for (const m of r.martians.slice(0, 5)) out.push(`    ${m.raw}`);
-  out.push(...more(r.martians.length, 5, '    '));
+  out.push(`  signals (${r.signals.length}):`);
+  for (const x of r.signals) {
+    out.push(`    ${x.name} [${x.role}, ${x.kind}]: ${x.fired ? 'FIRED' : 'not fired'} x${x.count} (${x.description})`);
+    for (const m of x.matches.slice(0, 5)) out.push(`      ${m.text}`);
+    out.push(...more(x.matches.length, 5, '      '));
+  }
 
   const counters = Object.entries(r.counters);
   const deltas = Object.entries(r.counterDeltas);
@@ -228,9 +215,12 @@ export function renderRunDetails(r: RunRecord): string {
   out.push(`  counter deltas (${deltas.length}):`);
   for (const [k, v] of deltas) out.push(`    ${k} ${v >= 0 ? '+' : ''}${v}`);
 
-  out.push(`  fib evidence (${r.fibEvidence.length} of ${r.fibEventCount} lookups):`);
-  for (const l of r.fibEvidence.slice(0, 5)) out.push(`    ${l}`);
-  out.push(...more(r.fibEvidence.length, 5, '    '));
+  out.push(`  trace events: ${r.traceEvents}`);
+  for (const cap of r.captures) {
+    out.push(`  capture ${cap.name} (${cap.ns}:${cap.dev}, ${cap.packets} packets, ${cap.file}):`);
+    for (const l of cap.summary.slice(0, 20)) out.push(`    ${l}`);
+    out.push(...more(cap.summary.length, 20, '    '));
+  }
 
   if (r.panic) {
     out.push(`  ${r.panic.kind}: ${r.panic.title}`);

@@ -62,41 +62,54 @@ export function diffstat(p: PatchInfo): string {
 
 export type Conclusion = 'fixed' | 'still reproduces' | 'newly broken' | 'unchanged' | 'inconclusive' | 'build failed' | 'boot failed';
 
+export interface SideSignal {
+  name: string;
+  role: 'signature' | 'evidence';
+  description: string;
+  /** how many times it fired, per run */
+  counts: number[];
+  /** its distinct evidence lines over the runs */
+  evidence: string[];
+}
+
 export interface SideSummary {
   reproduced: number;
   runs: number;
   /** runs that ended in error / timeout / panic */
   failed: number;
-  martians: string[];
-  rpFilterDelta: number[];
-  fib: string[];
+  signals: SideSignal[];
 }
 
 export function summarizeSide(records: RunRecord[]): SideSummary {
-  const martians = new Set<string>();
-  const fib = new Set<string>();
-  for (const r of records) {
-    for (const m of r.martians) martians.add(`martian source ${m.dst} from ${m.src}, on dev ${m.dev}`);
-    for (const f of r.fibEvidence) fib.add(f);
-  }
+  const signals: SideSignal[] = [];
+  for (const r of records)
+    for (const x of r.signals) {
+      let s = signals.find((y) => y.name === x.name);
+      if (!s) {
+        s = { name: x.name, role: x.role, description: x.description, counts: [], evidence: [] };
+        signals.push(s);
+      }
+      s.counts.push(x.count);
+      for (const m of x.matches) if (!s.evidence.includes(m.text)) s.evidence.push(m.text);
+    }
   return {
     reproduced: records.filter((r) => r.verdict === 'reproduced').length,
     runs: records.length,
     failed: records.filter((r) => r.verdict !== 'reproduced' && r.verdict !== 'not-reproduced').length,
-    martians: [...martians],
-    rpFilterDelta: records.map((r) =>
-      Object.entries(r.counterDeltas)
-        .filter(([k]) => k.endsWith('.IPReversePathFilter'))
-        .reduce((s, [, v]) => s + v, 0),
-    ),
-    fib: [...fib],
+    signals,
   };
+}
+
+/** The signature signals' evidence, for "did the kernel say the same thing": sorted distinct lines. */
+function signatureEvidence(s: SideSummary): string {
+  return JSON.stringify(s.signals.filter((x) => x.role === 'signature').flatMap((x) => x.evidence.map((e) => `${x.name}: ${e}`)).sort());
 }
 
 /**
  * fixed: reproduced in every run before, in none after. newly broken: the reverse. unchanged: the
- * same all-or-nothing outcome on both sides with the same kernel evidence (martian lines).
- * still reproduces: reproduced in every run on both sides but the evidence changed. Anything
+ * same all-or-nothing outcome on both sides with the same kernel evidence.
+ * still reproduces: reproduced in every run on both sides but the evidence changed (the signature
+ * signals' lines). Anything
  * else (a mix of outcomes on one side, or runs that errored) is inconclusive.
  */
 export function conclude(before: SideSummary, after: SideSummary, afterProblem?: 'build failed' | 'boot failed'): Conclusion {
@@ -107,7 +120,7 @@ export function conclude(before: SideSummary, after: SideSummary, afterProblem?:
   const none = (s: SideSummary): boolean => s.reproduced === 0 && s.runs > 0;
   if (all(before) && none(after)) return 'fixed';
   if (none(before) && all(after)) return 'newly broken';
-  const sameEvidence = JSON.stringify([...before.martians].sort()) === JSON.stringify([...after.martians].sort());
+  const sameEvidence = signatureEvidence(before) === signatureEvidence(after);
   if ((all(before) && all(after)) || (none(before) && none(after))) return sameEvidence || none(before) ? 'unchanged' : 'still reproduces';
   return 'inconclusive';
 }
@@ -145,15 +158,14 @@ export function renderMarkdown(r: VerifyReport): string {
   for (const c of r.cases) {
     out.push('', `### ${c.case}: ${c.conclusion}`, '');
     const side = (label: string, s: SideSummary): void => {
-      out.push(`${label}: ${s.reproduced}/${s.runs} reproduced${s.failed ? `, ${s.failed} errored` : ''}; IPReversePathFilter delta per run: ${s.rpFilterDelta.join(', ') || '-'}`);
-      out.push(s.martians.length ? fence(s.martians.join('\n')) : '  (no martian lines)');
+      out.push(`${label}: ${s.reproduced}/${s.runs} reproduced${s.failed ? `, ${s.failed} errored` : ''}`);
+      for (const x of s.signals) {
+        out.push(`- ${x.name} (${x.role}: ${x.description}): fired ${x.counts.join(', ')} time(s) per run`);
+        if (x.evidence.length) out.push(fence(x.evidence.slice(0, 6).join('\n')));
+      }
     };
     side('Before', c.before);
     side('After', c.after);
-    const fibBefore = c.before.fib.slice(0, 3);
-    const fibAfter = c.after.fib.slice(0, 3);
-    if (fibBefore.length || fibAfter.length)
-      out.push('fib source-validation lookups (before | after):', fence([...fibBefore.map((f) => `before: ${f}`), ...fibAfter.map((f) => `after:  ${f}`)].join('\n')));
   }
   return out.join('\n') + '\n';
 }

@@ -8,6 +8,7 @@ import { hashOf } from '../util/cache.ts';
 import { run } from '../util/proc.ts';
 import type { Accel, Machine } from './qemu.ts';
 import { bootVm, QEMU } from './run.ts';
+import { reportsDone } from '../agent/protocol.ts';
 
 export interface AccelChoice {
   accel: Accel;
@@ -56,7 +57,7 @@ export async function chooseAccel(opts: { cacheDir: string; kernel: string; mach
   let choice: AccelChoice;
   if (res.accelError) choice = { accel: 'tcg', reason: `KVM unusable here: ${res.accelError}` };
   else if (res.timedOut) choice = { accel: 'tcg', reason: `KVM guest made no progress within ${PROBE_DEADLINE_MS / 1000}s` };
-  else if (!/@@KR done/.test(res.results)) choice = { accel: 'tcg', reason: `KVM guest did not finish (QEMU exit ${res.exitCode})` };
+  else if (!reportsDone(res.results)) choice = { accel: 'tcg', reason: `KVM guest did not finish (QEMU exit ${res.exitCode})` };
   else choice = { accel: 'kvm', reason: `KVM works (probe boot ${res.durationMs} ms)` };
   choice.probedMs = res.durationMs;
   fs.mkdirSync(path.dirname(memo), { recursive: true });

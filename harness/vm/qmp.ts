@@ -99,7 +99,7 @@ export class Qmp {
 }
 
 /** Wait for a line matching `re` in a file QEMU appends to (the result channel); null when `stop()`. */
-export async function waitForLine(file: string, re: RegExp, stop: () => boolean): Promise<string | null> {
+export async function waitForLine(file: string, matches: (line: string) => boolean, stop: () => boolean): Promise<string | null> {
   let offset = 0;
   let partial = '';
   for (;;) {
@@ -117,7 +117,7 @@ export async function waitForLine(file: string, re: RegExp, stop: () => boolean)
         while ((nl = partial.indexOf('\n')) >= 0) {
           const line = partial.slice(0, nl).replace(/\r$/, '');
           partial = partial.slice(nl + 1);
-          if (re.test(line)) return line;
+          if (matches(line)) return line;
         }
       }
     } catch {

@@ -12,6 +12,7 @@ import { accelFailure, qemuArgs, shellQuote, type VmSpec } from './qemu.ts';
 import { QEMU, judgeQemuExit, type VmResult } from './run.ts';
 import { snapshotKey, type Snapshot, type SnapshotStore } from './snapshot.ts';
 import { ensureFree, GB } from '../util/disk.ts';
+import { frameCase, helloUptime, isDone, isReady } from '../agent/protocol.ts';
 
 export type SnapshotUse = 'restored' | 'created' | 'cold';
 
@@ -48,8 +49,6 @@ export interface SessionOptions {
 
 const RESTORE_LIMIT_MS = 15_000;
 
-const READY = /^@@KR ready\b/;
-const DONE = /^@@KR done\b/;
 let qemuId: Promise<string> | null = null;
 
 async function poll<T>(fn: () => Promise<T | undefined>, stop: () => boolean): Promise<T | undefined> {
@@ -61,9 +60,6 @@ async function poll<T>(fn: () => Promise<T | undefined>, stop: () => boolean): P
   }
 }
 
-function frame(bundle: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`@@CASE ${bundle.length}\n`), bundle]);
-}
 
 export async function runSession(o: SessionOptions): Promise<SessionResult> {
   const temp = tempDir('kr-vm-');
@@ -121,7 +117,7 @@ async function attempt(
   });
   const isGone = (): boolean => exited;
   const send = (): void => {
-    stdin?.write(frame(o.bundle));
+    stdin?.write(frameCase(o.bundle));
   };
 
   let qmp: Qmp | null = null;
@@ -133,7 +129,7 @@ async function attempt(
   let hung: string | undefined;
   const guestRunning = (): void => {
     // every record is in the file once "done" is: end QEMU now rather than wait for the guest's reboot
-    void waitForLine(o.resultsFile, DONE, isGone).then((line) => {
+    void waitForLine(o.resultsFile, isDone, isGone).then((line) => {
       if (line && !exited) {
         stoppedAfterDone = true;
         abort.abort();
@@ -167,7 +163,7 @@ async function attempt(
       }
     } else {
       await q.execute('cont');
-      if (await waitForLine(o.resultsFile, READY, isGone)) {
+      if (await waitForLine(o.resultsFile, isReady, isGone)) {
         if (mode.save && o.snapshots) {
           const saved = await save(q, o, mode.save, started).catch((e: Error) => {
             note = `no snapshot saved: ${e.message}`;
@@ -248,10 +244,9 @@ async function save(q: Qmp, o: SessionOptions, key: string, started: number): Pr
     if (status !== 'completed') throw new Error('migration did not complete');
     fs.copyFileSync(o.consoleFile, path.join(staging, 'boot-console.log'));
     const bootResults = fs.readFileSync(o.resultsFile, 'utf8');
-    const hello = /^@@KR hello .*uptime_ms=(\d+)/m.exec(bootResults);
     store.publish(key, staging, {
       bootResults,
-      bootMs: hello?.[1] ? Number(hello[1]) : null,
+      bootMs: helloUptime(bootResults),
       bootWallMs,
       saveMs: Date.now() - t0,
       sizeBytes: fs.statSync(file).size,

@@ -1,7 +1,7 @@
 # kernel-repro guest agent library, sourced by /init. Receives the case from the harness on the
 # console's input (fd 4 = /dev/ttyS0), runs the steps the harness rendered into /case/steps.sh and
 # reports structured records on the result channel (fd 3 = /dev/ttyS1), separate from the kernel
-# console (ttyS0). Record lines start with "@@KR ".
+# console (ttyS0). Record lines start with "@@KR "; their grammar is in harness/agent/protocol.ts.
 # Only builtins and busybox applets on the hot path; iproute2 is called by full path because the
 # busybox applets `ip` and `tc` would shadow it by name.
 KR_IP=/usr/lib/kr/ip
@@ -24,17 +24,50 @@ kr_in() { # kr_in NS CMD...: run CMD in network namespace NS ("host" = the initi
 	_ns=$1; shift
 	if [ "$_ns" = host ]; then "$@"; else /bin/busybox nsenter --net=/run/netns/"$_ns" "$@"; fi
 }
+kr_path() { # kr_path CMD: CMD's absolute path, a real file in PATH before a busybox applet of that name
+	case "$1" in */*) echo "$1"; return ;; esac
+	_IFS=$IFS; IFS=:
+	for _d in $PATH; do
+		if [ -x "$_d/$1" ] && [ ! -d "$_d/$1" ]; then IFS=$_IFS; echo "$_d/$1"; return; fi
+	done
+	IFS=$_IFS; echo "$1"
+}
 kr_run() { # kr_run LABEL CMD...: a setup step; on failure report it and stop the case
 	_label=$1; shift
 	_t0=$(kr_now)
 	if "$@" > /tmp/kr.step 2>&1; then
-		_t1=$(kr_now); kr_rec "step $_label rc=0 ms=$(( _t1 - _t0 )) at=$_t1"
+		_t1=$(kr_now); kr_rec "step $_label rc=0 ok=1 ms=$(( _t1 - _t0 )) at=$_t1"
 	else
 		_rc=$?
-		kr_rec "step $_label rc=$_rc ms=$(( $(kr_now) - _t0 ))"
+		kr_rec "step $_label rc=$_rc ok=0 ms=$(( $(kr_now) - _t0 ))"
 		kr_section "step-output:$_label" < /tmp/kr.step
 		for _f in "$@"; do case "$_f" in /case/*) kr_section "step-input:$_label" < "$_f";; esac; done
 		kr_finish "setup step $_label failed"
+	fi
+}
+kr_bg() { # kr_bg NS OUT CMD...: start CMD (resolved in PATH) in NS in the background, output to OUT; $! is it
+	_ns=$1 _out=$2; shift 2
+	_cmd=$(kr_path "$1"); shift
+	# started directly (not through a function) so that $! is the process itself
+	if [ "$_ns" = host ]; then "$_cmd" "$@" > "$_out" 2>&1 &
+	else /bin/busybox nsenter --net=/run/netns/"$_ns" "$_cmd" "$@" > "$_out" 2>&1 & fi
+}
+kr_step() { # kr_step LABEL NS TIMEOUT_MS EXPECT_RC CMD...: a command of the case; another exit code stops the case
+	_label=$1 _ns=$2 _tmo=$3 _erc=$4; shift 4
+	_t0=$(kr_now)
+	kr_bg "$_ns" /tmp/kr.step "$@"; _pid=$!
+	_timedout=0
+	while kill -0 "$_pid" 2>/dev/null; do
+		[ $(( $(kr_now) - _t0 )) -ge "$_tmo" ] && { _timedout=1; kill -9 "$_pid" 2>/dev/null; break; }
+		usleep 10000
+	done
+	wait "$_pid"; _rc=$?
+	_ok=0; [ "$_timedout" = 0 ] && [ "$_rc" = "$_erc" ] && _ok=1
+	kr_rec "step $_label rc=$_rc ok=$_ok ms=$(( $(kr_now) - _t0 )) timedout=$_timedout"
+	kr_section "step-output:$_label" < /tmp/kr.step
+	if [ "$_ok" != 1 ]; then
+		_why=; [ "$_timedout" = 1 ] && _why=" (timed out after $_tmo ms)"
+		kr_finish "step $_label ended with exit code $_rc$_why, expected $_erc"
 	fi
 }
 kr_recv_case() { # read "@@CASE <bytes>" then the case: a script that writes the /case files (fd 4)
@@ -50,61 +83,78 @@ kr_recv_case() { # read "@@CASE <bytes>" then the case: a script that writes the
 	_t2=$(kr_now)
 	kr_rec "case bytes=$_n header_at=$_t0 read_ms=$((_t1 - _t0)) unpack_ms=$((_t2 - _t1)) uptime_ms=$_t2"
 }
-kr_martians() { dmesg | grep -c 'martian source'; }
-kr_probe() { # kr_probe NAME NS TIMEOUT_MS STOP_ON_MARTIAN EXPECT CMD...
-	_name=$1 _ns=$2 _tmo=$3 _stop=$4 _expect=$5; shift 5
-	_m0=0; [ "$_stop" = 1 ] && _m0=$(kr_martians)
+kr_watch_count() { dmesg | grep -cE -- "$KR_WATCH"; } # kernel-log lines matching the signature's signals
+kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN CMD...
+	_name=$1 _ns=$2 _tmo=$3 _watch=$4 _erc=$5 _expect=$6 _stoptok=$7; shift 7
+	[ -n "$KR_WATCH" ] || _watch=0
+	_m0=0; [ "$_watch" = 1 ] && _m0=$(kr_watch_count)
+	_out="/tmp/kr.probe.$_name"
 	_t0=$(kr_now)
-	# started directly (not through a function) so that $! is the probe process itself
-	if [ "$_ns" = host ]; then "$@" > "/tmp/kr.probe.$_name" 2>&1 &
-	else /bin/busybox nsenter --net=/run/netns/"$_ns" "$@" > "/tmp/kr.probe.$_name" 2>&1 & fi
-	_pid=$!
-	_early=0 _timedout=0
+	kr_bg "$_ns" "$_out" "$@"; _pid=$!
+	_early=0 _timedout=0 _gotok=0
 	while kill -0 "$_pid" 2>/dev/null; do
 		_el=$(( $(kr_now) - _t0 ))
 		if [ "$_el" -ge "$_tmo" ]; then _timedout=1; kill -9 "$_pid" 2>/dev/null; break; fi
-		if [ "$_stop" = 1 ] && [ "$(kr_martians)" -gt "$_m0" ]; then _early=1; kill -9 "$_pid" 2>/dev/null; break; fi
+		if [ "$_watch" = 1 ] && [ "$(kr_watch_count)" -gt "$_m0" ]; then _early=1; kill -9 "$_pid" 2>/dev/null; break; fi
+		if [ "$_stoptok" = 1 ] && grep -qF -- "$_expect" "$_out"; then _gotok=1; kill -9 "$_pid" 2>/dev/null; break; fi
 		usleep 5000
 	done
 	wait "$_pid"; _rc=$?
 	_ms=$(( $(kr_now) - _t0 ))
+	[ "$_gotok" = 1 ] && _rc=$_erc # the answer arrived: what the command would have ended with
 	[ "$_early" = 1 ] || [ "$_timedout" = 1 ] && _rc=none
 	_pass=0
-	if [ "$_rc" = 0 ]; then
-		if [ -z "$_expect" ] || grep -qF -- "$_expect" "/tmp/kr.probe.$_name"; then _pass=1; fi
+	if [ "$_rc" = "$_erc" ]; then
+		if [ -z "$_expect" ] || grep -qF -- "$_expect" "$_out"; then _pass=1; fi
 	fi
 	kr_rec "probe $_name ns=$_ns rc=$_rc pass=$_pass ms=$_ms early=$_early timedout=$_timedout at=$(kr_now)"
-	kr_section "probe-output:$_name" < "/tmp/kr.probe.$_name"
+	kr_section "probe-output:$_name" < "$_out"
 }
-kr_server() { # kr_server NAME NS PORT REPLY: a TCP server answering every connection with REPLY
-	if [ "$2" = host ]; then /bin/busybox nc -ll -p "$3" -e /bin/busybox echo "$4" > "/tmp/kr.server.$1" 2>&1 &
-	else /bin/busybox nsenter --net=/run/netns/"$2" /bin/busybox nc -ll -p "$3" -e /bin/busybox echo "$4" > "/tmp/kr.server.$1" 2>&1 & fi
-	kr_rec "server $1 ns=$2 port=$3 pid=$!"
+kr_server() { # kr_server NAME NS tcp|udp PORT REPLY: a server answering every connection (datagram) with REPLY
+	_name=$1 _ns=$2 _proto=$3 _port=$4
+	if [ "$_proto" = tcp ]; then
+		kr_bg "$_ns" "/tmp/kr.server.$_name" /bin/busybox nc -ll -p "$_port" -e /bin/busybox echo "$5"
+	else
+		printf '%s\n' "$5" > "/tmp/kr.reply.$_name"
+		_listen="UDP6-RECVFROM:$_port,fork,ipv6only=0"; [ -e /proc/net/if_inet6 ] || _listen="UDP4-RECVFROM:$_port,fork"
+		kr_bg "$_ns" "/tmp/kr.server.$_name" socat "$_listen" "EXEC:/bin/cat /tmp/kr.reply.$_name"
+	fi
+	kr_rec "server $_name ns=$_ns proto=$_proto port=$_port pid=$!"
 }
-kr_wait_listen() { # kr_wait_listen NS PORT: wait (max 2 s) until a socket listens on PORT
-	_hex=$(printf '%04X' "$2"); _i=0
+kr_wait_listen() { # kr_wait_listen NS tcp|udp PORT: wait (max 2 s) until a socket listens on PORT
+	_hex=$(printf '%04X' "$3"); _i=0
+	if [ "$2" = tcp ]; then _files="/proc/net/tcp /proc/net/tcp6"; _st=0A; else _files="/proc/net/udp /proc/net/udp6"; _st=07; fi
 	while [ $_i -lt 100 ]; do
-		# a dual-stack listener shows in tcp6 only
-		kr_in "$1" cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q ":$_hex [0-9A-F:]* 0A " && return 0
+		# a dual-stack listener shows in tcp6/udp6 only
+		kr_in "$1" cat $_files 2>/dev/null | grep -q ":$_hex [0-9A-F:]* $_st " && return 0
 		usleep 20000; _i=$((_i + 1))
 	done
-	kr_rec "warn server on $1:$2 not listening after 2 s"
-	kr_in "$1" cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | kr_section "proc-net-tcp:$1"
+	kr_rec "warn server on $1:$2/$3 not listening after 2 s"
+	kr_in "$1" cat $_files 2>/dev/null | kr_section "proc-net-$2:$1"
 	for _f in /tmp/kr.server.*; do [ -s "$_f" ] && kr_section "server-output:${_f#/tmp/kr.server.}" < "$_f"; done
 }
 kr_counters_here() { # kr_counters_here TAG NS [NAME...]: this namespace's counters (run inside NS)
-	# /proc/net/netstat and /proc/net/snmp in their own header/values format, but only the counters
-	# that are not zero plus the NAMEd ones: the serial channel costs ~4 ms per KB under TCG
+	# /proc/net/netstat and /proc/net/snmp in their own header/values format (snmp6 is turned into it),
+	# but only the counters that are not zero plus the NAMEd ones: the serial channel costs ~4 ms per KB under TCG
 	_tag=$1 _ns=$2; shift 2
 	kr_rec "begin counters-$_tag:$_ns"
-	awk -v keep=" $* " '{
+	awk -v keep=" $* " '
+	function kept(sec, name, v) { return v != 0 || index(keep, " " name " ") || index(keep, " " sec "." name " ") || index(keep, " " sec name " ") }
+	FILENAME ~ /snmp6$/ {
+		if (!match($1, /^(Ip6|Icmp6|Udp6|UdpLite6)/)) next
+		sec = substr($1, 1, RLENGTH); name = substr($1, RLENGTH + 1)
+		if (kept(sec, name, $2)) { h6[sec] = h6[sec] " " name; v6[sec] = v6[sec] " " $2; if (!(sec in seen)) { seen[sec] = 1; order[++n6] = sec } }
+		next
+	}
+	{
 		if (!($1 in hdr)) { hdr[$1] = $0; next }
 		n = split(hdr[$1], h); s = substr($1, 1, length($1) - 1); hl = $1; vl = $1
 		for (i = 2; i <= NF && i <= n; i++)
-			if ($i != 0 || index(keep, " " h[i] " ") || index(keep, " " s "." h[i] " ")) { hl = hl " " h[i]; vl = vl " " $i }
+			if (kept(s, h[i], $i)) { hl = hl " " h[i]; vl = vl " " $i }
 		delete hdr[$1]
 		if (hl != $1) print hl "\n" vl
-	}' /proc/net/netstat /proc/net/snmp >&3
+	}
+	END { for (i = 1; i <= n6; i++) { s = order[i]; print s ":" h6[s] "\n" s ":" v6[s] } }' /proc/net/netstat /proc/net/snmp $( [ -r /proc/net/snmp6 ] && echo /proc/net/snmp6 ) >&3
 	kr_rec "end counters-$_tag:$_ns"
 }
 kr_tcstats_here() { # kr_tcstats_here NS BATCH: which tc filters matched (run inside NS), one tc process
@@ -112,11 +162,34 @@ kr_tcstats_here() { # kr_tcstats_here NS BATCH: which tc filters matched (run in
 	  "$KR_TC" -s -batch "$2" 2>&1; } > /tmp/kr.tcs
 	kr_section "tc-stats:$1" < /tmp/kr.tcs
 }
+kr_capture_start() { # kr_capture_start NAME NS DEV SNAPLEN COUNT: tcpdump on DEV until kr_capture_stop
+	# -Z root: there is no tcpdump user to drop to; -U: every packet is in the file at once
+	kr_bg "$2" "/tmp/kr.cap.$1.log" tcpdump -Z root -i "$3" -U -n -s "$4" -c "$5" -w "/tmp/kr.cap.$1"
+	echo "$! $2 $3" > "/tmp/kr.cap.$1.pid"
+	_i=0
+	while [ $_i -lt 150 ]; do # it listens once it says so (max 3 s)
+		grep -q 'listening on' "/tmp/kr.cap.$1.log" && return 0
+		kill -0 $! 2>/dev/null || break
+		usleep 20000; _i=$((_i + 1))
+	done
+	kr_rec "warn capture $1 on $2:$3 did not start"
+	kr_section "capture-log:$1" < "/tmp/kr.cap.$1.log"
+}
+kr_capture_stop() { # kr_capture_stop NAME: stop it; send its one-line-per-packet summary and the pcap (base64)
+	read -r _pid _ns _dev < "/tmp/kr.cap.$1.pid"
+	kill -INT "$_pid" 2>/dev/null; wait "$_pid" 2>/dev/null
+	[ -e "/tmp/kr.cap.$1" ] || { kr_rec "warn capture $1 wrote nothing"; return 0; }
+	"$(kr_path tcpdump)" -r "/tmp/kr.cap.$1" -nn -tt > /tmp/kr.capsum 2>/dev/null
+	_n=$(grep -c . /tmp/kr.capsum); _b=$(wc -c < "/tmp/kr.cap.$1")
+	kr_section "capture-summary:$1" < /tmp/kr.capsum
+	base64 < "/tmp/kr.cap.$1" | kr_section "capture-pcap:$1"
+	kr_rec "capture $1 ns=$_ns dev=$_dev packets=$_n pcap_bytes=$_b"
+}
 KR_TRACEFS=/sys/kernel/tracing
-kr_trace_on() { # kr_trace_on GROUP...
+kr_trace_on() { # kr_trace_on GROUP|GROUP/EVENT...
 	for _g in "$@"; do
 		if [ -w "$KR_TRACEFS/events/$_g/enable" ]; then echo 1 > "$KR_TRACEFS/events/$_g/enable"
-		else kr_rec "warn tracepoint group $_g not available"; fi
+		else kr_rec "warn tracepoint $_g not available"; fi
 	done
 	# no clearing of the buffer: it is empty until now (nothing is enabled at boot), and clearing it
 	# waits for an RCU grace period
@@ -126,6 +199,23 @@ kr_trace_dump() {
 	echo 0 > "$KR_TRACEFS/tracing_on"
 	grep -v '^#' "$KR_TRACEFS/trace" > /tmp/kr.trace
 	kr_section trace < /tmp/kr.trace
+}
+kr_symbols() { # kr_symbols FIELD...: the kernel addresses in FIELD=<hex> of the trace, as kallsyms symbols
+	# The trace is read again with raw pointers (it is not consumed, and tracing is off by now): 6.1
+	# prints a kfree_skb event's reason empty when pointers are not hashed, so the events themselves
+	# come from the first read. Output: "<event line, from 0> <field> <address> <symbol>+0x<offset>",
+	# the nearest symbol at or below each address; 16-digit lower-case hex compares as text.
+	echo nohash-ptr > "$KR_TRACEFS/trace_options" 2>/dev/null
+	grep -v '^#' "$KR_TRACEFS/trace" > /tmp/kr.trace.raw
+	echo hash-ptr > "$KR_TRACEFS/trace_options" 2>/dev/null
+	awk -v fields=" $* " '
+	function hex(s,  i, v) { v = 0; for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return v }
+	NR == FNR { for (i = 1; i <= NF; i++) if (split($i, kv, "=") == 2 && index(fields, " " kv[1] " ") && kv[2] ~ /^(0x)?[0-9a-f]+$/) {
+			a = kv[2]; sub(/^0x/, "", a); while (length(a) < 16) a = "0" a; want[a] = 1; at[++n] = (FNR - 1) " " kv[1] " " a }
+		next }
+	{ for (w in want) if (($1 "") <= (w "") && (!(w in best) || ($1 "") > best[w])) { best[w] = $1 ""; sym[w] = $3 } }
+	END { for (i = 1; i <= n; i++) { split(at[i], x, " "); w = x[3]; if (w in best) printf "%s %s+0x%x\n", at[i], sym[w], hex(substr(w, 9)) - hex(substr(best[w], 9)) } }' /tmp/kr.trace.raw /proc/kallsyms > /tmp/kr.syms
+	kr_section symbols < /tmp/kr.syms
 }
 kr_finish() { # kr_finish [REASON]: final evidence, then end the VM
 	[ -n "$1" ] && kr_rec "abort $1"

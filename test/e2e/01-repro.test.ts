@@ -8,11 +8,10 @@ interface SummaryRun {
   kernel: string;
   case: string;
   verdict: string;
-  martians: Array<{ src: string; dst: string; dev: string }>;
+  signals: Array<{ name: string; role: string; fired: boolean; count: number; matches: Array<{ text: string; fields?: Record<string, string | number> }> }>;
   counters: Record<string, number>;
   durationMs: number;
   probes: Array<{ name: string; passed: boolean; stoppedEarly: boolean }>;
-  fibEvidence: string[];
   kernelInfo: { release: string; configHash: string };
   files: { console: string };
 }
@@ -40,10 +39,14 @@ describe('npm run repro (default job)', () => {
     expect([vs.verdict, vm.verdict, fs1.verdict, fm.verdict]).toEqual(['reproduced', 'reproduced', 'not-reproduced', 'not-reproduced']);
 
     // the write-up's exact line, parsed from the vanilla kernel's log
-    expect(vm.martians).toContainEqual({ src: '10.53.180.130', dst: '10.53.180.130', dev: 'lo' });
-    expect(vs.martians).toContainEqual({ src: '192.0.2.1', dst: '192.0.2.1', dev: 'lo' });
-    expect(fs1.martians).toEqual([]);
-    expect(fm.martians).toEqual([]);
+    const signal = (r: SummaryRun, name: string): SummaryRun['signals'][number] => r.signals.find((x) => x.name === name)!;
+    const martians = (r: SummaryRun): unknown[] => signal(r, 'martian').matches.map((m) => ({ src: m.fields?.src, dst: m.fields?.dst, dev: m.fields?.dev }));
+    expect(martians(vm)).toContainEqual({ src: '10.53.180.130', dst: '10.53.180.130', dev: 'lo' });
+    expect(martians(vs)).toContainEqual({ src: '192.0.2.1', dst: '192.0.2.1', dev: 'lo' });
+    expect(martians(fs1)).toEqual([]);
+    expect(martians(fm)).toEqual([]);
+    expect([vm, vs, fs1, fm].map((r) => signal(r, 'martian').role)).toEqual(['signature', 'signature', 'signature', 'signature']);
+    expect([vm, vs, fs1, fm].map((r) => signal(r, 'rp-drop').fired)).toEqual([true, true, false, false]);
     // the drop is counted where it happened
     const rpf = (r: SummaryRun): number =>
       Object.entries(r.counters)
@@ -57,7 +60,7 @@ describe('npm run repro (default job)', () => {
     expect(fm.probes.find((p) => p.name === 'host-to-container')?.passed).toBe(true);
     for (const r of [vs, fs1]) expect(r.probes.find((p) => p.name === 'ping-loopback')?.passed).toBe(true);
     // the fib trace shows the reverse lookup on lo resolving to the veth/eth0 nexthop
-    expect(vs.fibEvidence.join('\n')).toMatch(/iif 1 192\.0\.2\.1 -> 192\.0\.2\.1 ==> dev veth1/);
+    expect(signal(vs, 'fib-lo-mismatch').matches.map((m) => m.text).join('\n')).toMatch(/iif 1 proto 0 192\.0\.2\.1\/0 -> 192\.0\.2\.1\/0 .*==> dev veth1/);
     // the raw console is kept and holds the kernel's own line
     expect(fs.readFileSync(vm.files.console, 'utf8')).toContain('martian source 10.53.180.130 from 10.53.180.130, on dev lo');
     expect(vs.kernelInfo.configHash).toBe(fs1.kernelInfo.configHash); // same config, only the patch differs

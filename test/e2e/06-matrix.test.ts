@@ -8,7 +8,7 @@ import { cli } from './helpers.ts';
 import { fileTempDir } from '../tmp.ts';
 
 const out = fileTempDir('kr-matrix-');
-interface Cell { kernel: string; case: string; variant: string; verdict: string; expected?: string; unexpected: boolean; martians: Array<{ src: string; dst: string; dev: string }> }
+interface Cell { kernel: string; case: string; variant: string; verdict: string; expected?: string; unexpected: boolean; signals: Record<string, { fired: boolean; count: number; evidence: string[] }> }
 let json: { cells: Cell[]; flips: Array<{ case: string; variant: string; verdicts: Record<string, string> }>; unexpected: number };
 
 beforeAll(async () => {
@@ -27,7 +27,8 @@ describe('npm run matrix (default matrix)', () => {
     }
     expect(json.unexpected).toBe(0);
     const mesosV1 = json.cells.find((c) => c.kernel === '6.1-vanilla' && c.case === 'rp-filter-mesos' && c.variant === 'all.rp_filter=1')!;
-    expect(mesosV1.martians).toContainEqual({ src: '10.53.180.130', dst: '10.53.180.130', dev: 'lo' });
+    expect(mesosV1.signals['martian']?.evidence).toContain('martian source 10.53.180.130 from 10.53.180.130, on dev lo');
+    expect(mesosV1.signals['rp-drop']?.fired).toBe(true);
   });
 
   it('the flips are exactly the rp_filter=1 cells', () => {

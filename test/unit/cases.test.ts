@@ -44,7 +44,8 @@ describe('built-in cases', () => {
 
   it('the mesos case carries the write-up address and signature', () => {
     const c = loadCase('rp-filter-mesos').def;
-    expect(c.signature.martian).toEqual({ src: '10.53.180.130', dst: '10.53.180.130', dev: 'lo' });
+    expect(c.signature).toMatchObject({ probe: 'host-to-container', when: 'fail', signals: ['martian'] });
+    expect(c.signals.find((x) => x.name === 'martian')).toEqual({ name: 'martian', kind: 'martian', src: '10.53.180.130', dst: '10.53.180.130', dev: 'lo' });
     expect(c.sysctls).toContainEqual({ ns: 'host', key: 'net.ipv4.conf.all.rp_filter', value: '1' });
   });
 
@@ -97,7 +98,9 @@ describe('renderCase', () => {
     expect(r.files['/case/sysctl-host.sh']).toContain('echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter');
     expect(r.files['/case/sysctl-ns2.sh']).toContain('echo 1 > /proc/sys/net/ipv4/conf/all/log_martians');
     expect(r.files['/case/addr-ns2.ip']).toContain('address add 192.0.2.1/24 dev veth2');
-    expect(r.files['/case/steps.sh']).toContain('kr_probe ping-local ns2 3000 1 \'\' /bin/busybox ping -c 1 -W 3 192.0.2.1');
+    expect(r.files['/case/steps.sh']).toContain("kr_probe ping-local ns2 3000 1 0 '' 0 /bin/busybox ping -c 1 -W 3 192.0.2.1");
+    // the martian signal watches the kernel log: an ERE the agent greps dmesg with
+    expect(r.files['/case/steps.sh']).toContain("KR_WATCH='(martian source 192\\.0\\.2\\.1 from 192\\.0\\.2\\.1, on dev lo( |$))'");
   });
 
   it('renders u32 port-range filters as Mesos installs them', () => {

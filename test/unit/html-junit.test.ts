@@ -4,7 +4,7 @@ import type { RunRecord, Verdict } from '../../harness/observe/types.ts';
 import { escapeHtml, renderHtmlReport, type MatrixCell } from '../../harness/report/html.ts';
 import { escapeXml, renderJUnit } from '../../harness/report/junit.ts';
 
-const MARTIAN_RAW = 'IPv4: martian source 10.53.180.130 from 10.53.180.130, on dev lo';
+const MARTIAN_TEXT = 'martian source 10.53.180.130 from 10.53.180.130, on dev lo';
 const RP1 = { 'host:net.ipv4.conf.all.rp_filter': '1' };
 const RP0 = { 'host:net.ipv4.conf.all.rp_filter': '0' };
 const META = { title: 'rp_filter matrix', runId: 'r-20240501-1', startedAt: '2024-05-01T10:00:00Z', accel: 'kvm' };
@@ -19,15 +19,6 @@ function record(kernel: string, sysctls: Record<string, string>, verdict: Verdic
     reason: reproduced
       ? 'martian source logged for 10.53.180.130 and host-to-container dropped'
       : 'all probes passed, no martian logged',
-    martians: reproduced
-      ? [1.5, 2.5].map((time) => ({
-          src: '10.53.180.130',
-          dst: '10.53.180.130',
-          dev: 'lo',
-          time,
-          raw: `[    ${time.toFixed(6)}] ${MARTIAN_RAW}`,
-        }))
-      : [],
     counters: { 'host:TcpExt.IPReversePathFilter': reproduced ? 2 : 0 },
     counterDeltas: reproduced
       ? { 'host:TcpExt.IPReversePathFilter': 2, 'host:Ip.InReceives': 12 }
@@ -43,8 +34,28 @@ function record(kernel: string, sysctls: Record<string, string>, verdict: Verdic
         output: reproduced ? '' : 'PING ok',
       },
     ],
-    fibEvidence: reproduced ? ['table 255 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.130 ==> dev eth0'] : [],
-    fibEventCount: 17,
+    signals: [
+      {
+        name: 'martian',
+        kind: 'martian',
+        role: 'signature',
+        description: 'martian source 10.53.180.130 from 10.53.180.130, on dev lo',
+        fired: reproduced,
+        count: reproduced ? 2 : 0,
+        matches: reproduced ? [MARTIAN_TEXT, MARTIAN_TEXT].map((text) => ({ text })) : [],
+      },
+      {
+        name: 'fib-lo',
+        kind: 'tracepoint',
+        role: 'evidence',
+        description: 'fib:fib_table_lookup events',
+        fired: reproduced,
+        count: reproduced ? 1 : 0,
+        matches: reproduced ? [{ text: 'table 255 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.130 ==> dev eth0' }] : [],
+      },
+    ],
+    traceEvents: 17,
+    captures: [],
     kernelInfo: {
       release: '6.1.0',
       configHash: '0123456789abcdef0123',
@@ -60,7 +71,7 @@ function record(kernel: string, sysctls: Record<string, string>, verdict: Verdic
 
 const CONSOLE = [
   '[    0.000000] Linux version 6.1.0',
-  `[    1.500000] ${MARTIAN_RAW}`,
+  `[    1.500000] IPv4: ${MARTIAN_TEXT}`,
   '[    1.500001] <script>alert(1)</script> & "quoted" \'single\'',
   '\x1b[31mred\x1b[0m and a NUL\x00 here',
 ].join('\n');

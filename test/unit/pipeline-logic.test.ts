@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fragmentMismatches, missingRequired, parseKconfig } from '../../harness/kernels/kconfig.ts';
 import { kernelSchema } from '../../harness/kernels/schema.ts';
 import { builtinKernels, loadKernel } from '../../harness/kernels/load.ts';
-import { parseAgentOutput } from '../../harness/observe/results.ts';
+import { parseAgentOutput } from '../../harness/agent/protocol.ts';
+import { evaluateSignals, type Observations } from '../../harness/observe/signals/index.ts';
 import { decideVerdict, type VerdictInput } from '../../harness/observe/verdict.ts';
 import { parseMartians } from '../../harness/observe/martian.ts';
 import { accelFailure, qemuArgs } from '../../harness/vm/qemu.ts';
@@ -94,7 +95,7 @@ describe('agent result channel', () => {
   it('parses records and sections', () => {
     const r = parseAgentOutput(agentOut);
     expect(r.hello).toEqual({ kernel: '6.1.192', uptimeMs: 890 });
-    expect(r.steps).toEqual([{ label: 'netns:ns2', rc: 0, ms: 50 }]);
+    expect(r.steps).toEqual([{ label: 'netns:ns2', rc: 0, ok: true, ms: 50 }]);
     expect(r.probes[0]).toMatchObject({ name: 'ping-local', ns: 'ns2', rc: null, passed: false, stoppedEarly: true });
     expect(r.probes[0]?.output).toBe('PING 192.0.2.1 (192.0.2.1): 56 data bytes');
     expect(r.probes[1]).toMatchObject({ name: 'ping-loopback', rc: 0, passed: true });
@@ -109,35 +110,60 @@ describe('agent result channel', () => {
 });
 
 describe('verdict', () => {
-  const base = (): VerdictInput => {
+  const martianSpec = { name: 'martian', kind: 'martian' as const, src: '192.0.2.1', dst: '192.0.2.1', dev: 'lo' };
+  const counterSpec = { name: 'rp-drop', kind: 'counter' as const, counter: 'TcpExt.IPReversePathFilter', min: 1 };
+  const obs = (consoleText: string, delta: number): Observations => ({
+    console: consoleText,
+    trace: [],
+    countersBefore: { host: { 'TcpExt.IPReversePathFilter': 0 } },
+    countersAfter: { host: { 'TcpExt.IPReversePathFilter': delta } },
+    symbols: {},
+    namespaces: ['host'],
+  });
+  const base = (o: { console?: string; delta?: number; signature?: string[] } = {}): VerdictInput => {
     const report = parseAgentOutput(agentOut);
     return {
-      signature: { probe: 'ping-local', martian: { src: '192.0.2.1', dst: '192.0.2.1', dev: 'lo' } },
+      signature: { probe: 'ping-local', when: 'fail' },
       controlProbes: ['ping-loopback'],
       report,
-      martians: parseMartians(report.sections['dmesg'] ?? ''),
-      rpFilterDelta: 1,
+      signals: evaluateSignals([martianSpec, counterSpec], o.signature ?? ['martian'], obs(o.console ?? report.sections['dmesg'] ?? '', o.delta ?? 1)),
       panic: null,
       vmTimedOut: false,
       deadlineMs: 1000,
     };
   };
-  it('reproduced: signature probe failed and the martian line matches', () => {
+  it('reproduced: signature probe failed and the signature signal fired; evidence signals are named', () => {
     const v = decideVerdict(base());
     expect(v.verdict).toBe('reproduced');
     expect(v.reason).toContain('martian source 192.0.2.1 from 192.0.2.1, on dev lo');
+    expect(v.reason).toContain('evidence: rp-drop ×1');
   });
-  it('not-reproduced: probe passed, no martian', () => {
-    const i = base();
+  it('not-reproduced: probe passed, no signature signal', () => {
+    const i = base({ console: '', delta: 0 });
     i.report.probes[0]!.passed = true;
-    i.martians = [];
-    i.rpFilterDelta = 0;
     expect(decideVerdict(i).verdict).toBe('not-reproduced');
   });
-  it('error when the probe failed without kernel evidence', () => {
+  it('error when the probe failed without the kernel evidence, naming what is missing', () => {
+    const v = decideVerdict(base({ console: '' }));
+    expect(v.verdict).toBe('error');
+    expect(v.reason).toMatch(/without the signature's kernel evidence \(no "martian source 192\.0\.2\.1 from 192\.0\.2\.1, on dev lo"\)/);
+  });
+  it('inconsistent evidence: the probe passed but a signature signal fired', () => {
     const i = base();
-    i.martians = [];
-    expect(decideVerdict(i)).toMatchObject({ verdict: 'error' });
+    i.report.probes[0]!.passed = true;
+    expect(decideVerdict(i).reason).toMatch(/inconsistent evidence/);
+  });
+  it('every signature signal must fire; evidence-only signals do not decide', () => {
+    expect(decideVerdict(base({ signature: ['martian', 'rp-drop'], delta: 0 })).verdict).toBe('error');
+    expect(decideVerdict(base({ signature: ['martian', 'rp-drop'] })).verdict).toBe('reproduced');
+    expect(decideVerdict(base({ signature: ['martian'], delta: 0 })).verdict).toBe('reproduced');
+  });
+  it('when: pass -- the behaviour is a probe that passes (a packet that should have been dropped)', () => {
+    const i = base({ console: '' , delta: 0, signature: [] });
+    i.signature.when = 'pass';
+    expect(decideVerdict(i).verdict).toBe('not-reproduced'); // ping-local failed: the behaviour is absent
+    i.report.probes[0]!.passed = true;
+    expect(decideVerdict(i)).toMatchObject({ verdict: 'reproduced', reason: expect.stringContaining('no kernel signal declared') });
   });
   it('error when a control probe fails', () => {
     const i = base();

@@ -1,16 +1,47 @@
 import { describe, it, expect } from 'vitest';
 import type { RunRecord } from '../../harness/observe/types.ts';
-import { diffRuns, martianLines, variantOf } from '../../harness/report/diff.ts';
+import { diffRuns, distinctLines, variantOf } from '../../harness/report/diff.ts';
+import type { SignalResult } from '../../harness/observe/signals/index.ts';
 import {
   renderRunsTable,
   renderDiff,
   renderRunDetails,
-  rpFilterDelta,
+  signalsCell,
   stripAnsi,
 } from '../../harness/report/table.ts';
 import { buildSummary, allCompleted } from '../../harness/report/summary.ts';
 
-const MARTIAN_RAW = 'IPv4: martian source 10.53.180.130 from 10.53.180.130, on dev lo';
+const MARTIAN_TEXT = 'martian source 10.53.180.130 from 10.53.180.130, on dev lo';
+const FIB = [
+  'table 255 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.130 ==> dev eth0',
+  'table 254 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.130 ==> dev eth0',
+  'table 255 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.1 ==> dev eth0',
+  'table 254 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.1 ==> dev eth0',
+];
+
+function signals(martians: number, drops: number, fib: string[]): SignalResult[] {
+  return [
+    {
+      name: 'martian',
+      kind: 'martian',
+      role: 'signature',
+      description: 'martian source 10.53.180.130 from 10.53.180.130, on dev lo',
+      fired: martians > 0,
+      count: martians,
+      matches: Array.from({ length: martians }, (_, i) => ({ text: MARTIAN_TEXT, fields: { src: '10.53.180.130', dst: '10.53.180.130', dev: 'lo', time: 1.5 + i } })),
+    },
+    {
+      name: 'rp-drop',
+      kind: 'counter',
+      role: 'evidence',
+      description: 'TcpExt.IPReversePathFilter +1 or more',
+      fired: drops > 0,
+      count: drops,
+      matches: drops ? [{ text: `host:TcpExt.IPReversePathFilter +${drops}`, fields: { ns: 'host', counter: 'TcpExt.IPReversePathFilter', delta: drops } }] : [],
+    },
+    { name: 'fib-lo', kind: 'tracepoint', role: 'evidence', description: 'fib:fib_table_lookup events', fired: fib.length > 0, count: fib.length, matches: fib.map((text) => ({ text })) },
+  ];
+}
 
 function vanilla(): RunRecord {
   return {
@@ -19,13 +50,6 @@ function vanilla(): RunRecord {
     sysctls: {},
     verdict: 'reproduced',
     reason: 'martian source logged for 10.53.180.130 and host-to-container dropped',
-    martians: [1.5, 2.5, 3.5].map((time) => ({
-      src: '10.53.180.130',
-      dst: '10.53.180.130',
-      dev: 'lo',
-      time,
-      raw: `[    ${time.toFixed(6)}] ${MARTIAN_RAW}`,
-    })),
     counters: { 'host:TcpExt.IPReversePathFilter': 3 },
     counterDeltas: { 'host:TcpExt.IPReversePathFilter': 3, 'host:Ip.InReceives': 12 },
     probes: [
@@ -48,13 +72,9 @@ function vanilla(): RunRecord {
         output: 'ok',
       },
     ],
-    fibEvidence: [
-      'table 255 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.130 ==> dev eth0',
-      'table 254 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.130 ==> dev eth0',
-      'table 255 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.1 ==> dev eth0',
-      'table 254 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.1 ==> dev eth0',
-    ],
-    fibEventCount: 17,
+    signals: signals(3, 3, FIB),
+    traceEvents: 17,
+    captures: [],
     kernelInfo: {
       release: '6.1.0',
       configHash: '0123456789abcdef0123',
@@ -75,7 +95,6 @@ function fixed(): RunRecord {
     sysctls: {},
     verdict: 'not-reproduced',
     reason: 'all probes passed, no martian logged',
-    martians: [],
     counters: { 'host:TcpExt.IPReversePathFilter': 0 },
     counterDeltas: { 'host:Ip.InReceives': 12 },
     probes: [
@@ -98,8 +117,9 @@ function fixed(): RunRecord {
         output: 'ok',
       },
     ],
-    fibEvidence: [],
-    fibEventCount: 9,
+    signals: signals(0, 0, []),
+    traceEvents: 9,
+    captures: [],
     kernelInfo: {
       release: '6.1.0',
       configHash: 'fedcba9876543210fedc',
@@ -117,7 +137,7 @@ function fixed(): RunRecord {
   };
 }
 
-const MARTIAN_LINE = 'martian source 10.53.180.130 from 10.53.180.130, on dev lo (x3)';
+const MARTIAN_LINE = `${MARTIAN_TEXT} (x3)`;
 
 describe('diffRuns', () => {
   it('groups by case + variant and flags a verdict flip', () => {
@@ -131,12 +151,15 @@ describe('diffRuns', () => {
     expect(d.flips).toBe(true);
   });
 
-  it('renders martians in the kernel wording with a count suffix', () => {
+  it('compares each signal: counts, fired, distinct evidence lines with a count suffix', () => {
     const d = diffRuns([vanilla(), fixed()])[0]!;
-    expect(d.martians).toEqual({ '6.1-vanilla': [MARTIAN_LINE], '6.1-fixed': [] });
-    expect(martianLines([{ src: '10.0.0.2', dst: '10.0.0.1', dev: 'eth0', raw: '' }])).toEqual([
-      'martian source 10.0.0.1 from 10.0.0.2, on dev eth0',
+    expect(d.signals.map((x) => [x.name, x.role, x.counts, x.differs])).toEqual([
+      ['martian', 'signature', { '6.1-vanilla': 3, '6.1-fixed': 0 }, true],
+      ['rp-drop', 'evidence', { '6.1-vanilla': 3, '6.1-fixed': 0 }, true],
+      ['fib-lo', 'evidence', { '6.1-vanilla': 4, '6.1-fixed': 0 }, true],
     ]);
+    expect(d.signals[0]!.evidence).toEqual({ '6.1-vanilla': [MARTIAN_LINE], '6.1-fixed': [] });
+    expect(distinctLines(['a', 'b', 'a'])).toEqual(['a (x2)', 'b']);
   });
 
   it('compares probes and counters', () => {
@@ -168,8 +191,7 @@ describe('diffRuns', () => {
       },
       { name: 'Δ host:Ip.InReceives', values: { '6.1-vanilla': 12, '6.1-fixed': 12 }, differs: false, named: false },
     ]);
-    expect(d.fib['6.1-vanilla']).toHaveLength(4);
-    expect(d.fib['6.1-fixed']).toEqual([]);
+    expect(d.signals[2]!.evidence['6.1-vanilla']).toHaveLength(4);
   });
 
   it('separates sysctl variants and keeps first-seen order; equal verdicts do not flip', () => {
@@ -196,10 +218,10 @@ describe('renderRunsTable', () => {
     const t = renderRunsTable([vanilla(), fixed()]);
     expect(t).toBe(
       [
-        'KERNEL       CASE             VERDICT         PROBES                                                MARTIANS  RPF Δ  TIME',
-        '-----------  ---------------  --------------  ----------------------------------------------------  --------  -----  ----',
-        '6.1-vanilla  rp-filter-mesos  reproduced      host-to-container:FAIL(early) container-to-host:pass         3      3  4.3s',
-        '6.1-fixed    rp-filter-mesos  not-reproduced  host-to-container:pass container-to-host:pass                0      0  2.1s',
+        'KERNEL       CASE             VERDICT         PROBES                                                SIGNALS                       TIME',
+        '-----------  ---------------  --------------  ----------------------------------------------------  ----------------------------  ----',
+        '6.1-vanilla  rp-filter-mesos  reproduced      host-to-container:FAIL(early) container-to-host:pass  martian:3 rp-drop:3 fib-lo:4  4.3s',
+        '6.1-fixed    rp-filter-mesos  not-reproduced  host-to-container:pass container-to-host:pass         martian:0 rp-drop:0 fib-lo:0  2.1s',
       ].join('\n'),
     );
   });
@@ -212,20 +234,15 @@ describe('renderRunsTable', () => {
     expect(stripAnsi(colored)).toBe(plain);
   });
 
-  it('adds the variant to the case and sums IPReversePathFilter over namespaces', () => {
-    const r = {
-      ...vanilla(),
-      sysctls: { 'host:net.ipv4.conf.all.rp_filter': '2' },
-      counterDeltas: { 'host:TcpExt.IPReversePathFilter': 3, 'c1:TcpExt.IPReversePathFilter': 2 },
-    };
-    expect(rpFilterDelta(r)).toBe(5);
+  it('adds the variant to the case; a run without signals shows "-"', () => {
+    const r = { ...vanilla(), sysctls: { 'host:net.ipv4.conf.all.rp_filter': '2' } };
     expect(renderRunsTable([r])).toContain('rp-filter-mesos [host:net.ipv4.conf.all.rp_filter=2]');
-    expect(rpFilterDelta({ ...fixed(), counters: {}, counterDeltas: {} })).toBeNull();
+    expect(signalsCell({ ...fixed(), signals: [] })).toBe('-');
   });
 });
 
 describe('renderDiff', () => {
-  it('shows the flip, differing rows only, martians and fib evidence', () => {
+  it('shows the flip, differing rows only, then the evidence of each signal per kernel', () => {
     const out = renderDiff(diffRuns([vanilla(), fixed()]));
     expect(out).toBe(
       [
@@ -233,13 +250,20 @@ describe('renderDiff', () => {
         'verdicts: 6.1-vanilla=reproduced  6.1-fixed=not-reproduced  <- differs',
         'probes (differing):',
         '  host-to-container: 6.1-vanilla=fail  6.1-fixed=pass',
+        'signals (differing):',
+        '  martian: 6.1-vanilla=3  6.1-fixed=0',
+        '  rp-drop: 6.1-vanilla=3  6.1-fixed=0',
+        '  fib-lo: 6.1-vanilla=4  6.1-fixed=0',
         'counters (differing):',
         '  host:TcpExt.IPReversePathFilter: 6.1-vanilla=3  6.1-fixed=0',
         '  Δ host:TcpExt.IPReversePathFilter: 6.1-vanilla=3  6.1-fixed=0',
-        'martians:',
+        `martian (signature: ${MARTIAN_TEXT}):`,
         `  6.1-vanilla: ${MARTIAN_LINE}`,
         '  6.1-fixed: (none)',
-        'fib evidence:',
+        'rp-drop (evidence: TcpExt.IPReversePathFilter +1 or more):',
+        '  6.1-vanilla: host:TcpExt.IPReversePathFilter +3',
+        '  6.1-fixed: (none)',
+        'fib-lo (evidence: fib:fib_table_lookup events):',
         '  6.1-vanilla:',
         '    table 255 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.130 ==> dev eth0',
         '    table 254 oif 0 iif 1 src 10.53.180.130 dst 10.53.180.130 ==> dev eth0',
@@ -263,26 +287,26 @@ describe('renderDiff', () => {
 });
 
 describe('renderRunDetails', () => {
-  it('includes reason, kernel identity, probes, martians, counters, fib and files', () => {
+  it('includes reason, kernel identity, probes, signals, counters and files', () => {
     const out = renderRunDetails(vanilla());
     expect(out).toContain('  reason: martian source logged for 10.53.180.130 and host-to-container dropped');
     expect(out).toContain('  kernel: 6.1.0 config 0123456789ab (');
     expect(out).not.toContain('0123456789abc');
     expect(out).toContain('    host-to-container [host]: FAIL rc=- 1.2s (stopped early)');
-    expect(out).toContain(`    [    1.500000] ${MARTIAN_RAW}`);
+    expect(out).toContain(`    martian [signature, martian]: FIRED x3 (${MARTIAN_TEXT})`);
+    expect(out).toContain(`      ${MARTIAN_TEXT}`);
     expect(out).toContain('    host:TcpExt.IPReversePathFilter +3');
-    expect(out).toContain('  fib evidence (4 of 17 lookups):');
+    expect(out).toContain('  trace events: 17');
     expect(out).toContain('    console: out/r1/6.1-vanilla/console.log');
     expect(out).not.toContain('panic');
   });
 
-  it('caps martians at 5 and panic text at 15 lines', () => {
+  it('caps the evidence of a signal at 5 lines and panic text at 15 lines', () => {
     const base = vanilla();
-    const m = base.martians[0]!;
     const r: RunRecord = {
       ...base,
       verdict: 'panic',
-      martians: Array.from({ length: 7 }, () => m),
+      signals: signals(7, 0, []),
       panic: {
         kind: 'panic',
         title: 'Kernel panic - not syncing: Fatal exception in interrupt',
@@ -290,7 +314,7 @@ describe('renderRunDetails', () => {
       },
     };
     const out = renderRunDetails(r);
-    expect(out.split(MARTIAN_RAW).length - 1).toBe(5);
+    expect(out.split(`      ${MARTIAN_TEXT}`).length - 1).toBe(5);
     expect(out).toContain('    ... (2 more)');
     expect(out).toContain('  panic: Kernel panic - not syncing: Fatal exception in interrupt');
     expect(out).toContain('    line 15\n    ... (5 more)');
@@ -304,7 +328,8 @@ describe('buildSummary', () => {
   it('has the exact fields for each run', () => {
     const s = buildSummary(meta, [vanilla(), fixed()]);
     expect(s.tool).toBe('kernel-repro');
-    expect(s.version).toBe(1);
+    expect(s.version).toBe(2);
+    expect(s.kernels.map((k) => k.name)).toEqual(['6.1-vanilla', '6.1-fixed']);
     expect(s.runId).toBe('r1');
     expect(s.startedAt).toBe('2025-01-02T03:04:05.000Z');
     expect(s.host).toEqual({ accel: 'kvm', qemu: '8.2.2' });
@@ -316,11 +341,6 @@ describe('buildSummary', () => {
       sysctls: {},
       verdict: 'reproduced',
       reason: 'martian source logged for 10.53.180.130 and host-to-container dropped',
-      martians: [
-        { src: '10.53.180.130', dst: '10.53.180.130', dev: 'lo' },
-        { src: '10.53.180.130', dst: '10.53.180.130', dev: 'lo' },
-        { src: '10.53.180.130', dst: '10.53.180.130', dev: 'lo' },
-      ],
       counters: {
         'host:TcpExt.IPReversePathFilter': 3,
         'delta:host:TcpExt.IPReversePathFilter': 3,
@@ -347,15 +367,16 @@ describe('buildSummary', () => {
           timedOut: false,
         },
       ],
-      fibEvidence: vanilla().fibEvidence,
-      fibEventCount: 17,
+      signals: vanilla().signals,
+      traceEvents: 17,
+      captures: [],
       panic: null,
       kernelInfo: vanilla().kernelInfo,
       vm: { accel: 'kvm', machine: 'q35', bootMs: 850, guestMs: null, caseMs: null, wallMs: null, exitCode: 0, timedOut: false, stoppedAfterDone: false, snapshot: 'cold' },
       files: { console: 'out/r1/6.1-vanilla/console.log', results: 'out/r1/6.1-vanilla/results.txt' },
     });
     expect(b?.verdict).toBe('not-reproduced');
-    expect(b?.martians).toEqual([]);
+    expect(b?.signals.map((x) => x.fired)).toEqual([false, false, false]);
     expect(b?.counters).toEqual({ 'host:TcpExt.IPReversePathFilter': 0, 'delta:host:Ip.InReceives': 12 });
     expect(b?.files.record).toBe('out/r1/6.1-fixed/record.json');
   });
@@ -375,9 +396,9 @@ describe('buildSummary', () => {
     const r = vanilla();
     const s = buildSummary(meta, [r]);
     r.kernelInfo.patches.push('p');
-    r.fibEvidence.push('x');
+    r.signals[2]!.matches.push({ text: 'x' });
     expect(s.runs[0]?.kernelInfo.patches).toEqual([]);
-    expect(s.runs[0]?.fibEvidence).toHaveLength(4);
+    expect(s.runs[0]?.signals[2]?.matches).toHaveLength(4);
   });
 });
 

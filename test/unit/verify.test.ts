@@ -5,7 +5,16 @@ import { repoRoot } from '../../harness/util/paths.ts';
 import { conclude, diffstat, parsePatch, type SideSummary } from '../../harness/verify/logic.ts';
 import { markdownToHtml } from '../../harness/cli/verify.ts';
 
-const side = (reproduced: number, runs: number, martians: string[] = [], failed = 0): SideSummary => ({ reproduced, runs, failed, martians, rpFilterDelta: [], fib: [] });
+const side = (reproduced: number, runs: number, martians: string[] = [], failed = 0): SideSummary => ({
+  reproduced,
+  runs,
+  failed,
+  signals: [
+    { name: 'martian', role: 'signature', description: 'martian source', counts: Array.from({ length: runs }, () => (martians.length ? 1 : 0)), evidence: martians },
+    // evidence-only signals do not decide whether the evidence changed
+    { name: 'fib', role: 'evidence', description: 'fib lookups', counts: [], evidence: [`lookup ${Math.random()}`] },
+  ],
+});
 const M = ['martian source 10.53.180.130 from 10.53.180.130, on dev lo'];
 
 describe('verify logic', () => {

@@ -1,0 +1,203 @@
+// The guest agent's protocol, harness side: the one place that knows the record grammar of the
+// result channel (ttyS1) and the framing of the case on the console's input. Its other half is
+// images/agent/agent.sh. Pure: no I/O.
+//
+// Result channel, one record per line (README, "Adding a case": the agent protocol):
+//   @@KR <type> [<word>] [key=value ...]        a record
+//   @@KR begin <section>  ...raw lines...  @@KR end <section>    a section of raw text
+// Record types:
+//   hello kernel=<uname -r> uptime_ms=<n>       the agent started (boot phase)
+//   ready uptime_ms=<n>                         waiting for the case (a snapshot may be saved here)
+//   case bytes=<n> header_at=<n> read_ms=<n> unpack_ms=<n> uptime_ms=<n>   the case arrived
+//   step <label> rc=<n> ok=0|1 ms=<n> [at=<n>] [timedout=0|1]   a setup or exec step finished (ok: as expected)
+//   probe <name> ns=<ns> rc=<n|none> pass=0|1 ms=<n> early=0|1 timedout=0|1 at=<n>
+//   server <name> ns=<ns> port=<n> pid=<n>      a server was started
+//   capture <name> ns=<ns> dev=<dev> packets=<n> pcap_bytes=<n>   a capture was stopped
+//   warn <text>                                 something the run should mention
+//   abort <text>                                the case stopped early (a setup step failed, ...)
+//   fault crash|hang                            fault injection (the harness's own tests)
+//   done uptime_ms=<n>                          the agent finished: every record is in
+// Sections (names below): counters-before:<ns>, counters-after:<ns>, trace, symbols,
+// probe-output:<probe>, step-output:<label>, step-input:<label>, server-output:<name>,
+// tc-stats:<ns>, links-at-start, proc-net-tcp:<ns>, capture-summary:<name>, capture-pcap:<name>.
+// Case input (console, ttyS0): "@@CASE <bytes>\n" followed by exactly <bytes> bytes of the bundle.
+
+export const RECORD_PREFIX = '@@KR ';
+export const CASE_HEADER = '@@CASE';
+
+/** Section names, spelled here only. */
+export const SECTION = {
+  countersBefore: (ns: string) => `counters-before:${ns}`,
+  countersAfter: (ns: string) => `counters-after:${ns}`,
+  trace: 'trace',
+  symbols: 'symbols',
+  probeOutput: (probe: string) => `probe-output:${probe}`,
+  stepOutput: (label: string) => `step-output:${label}`,
+  stepInput: (label: string) => `step-input:${label}`,
+  serverOutput: (name: string) => `server-output:${name}`,
+  tcStats: (ns: string) => `tc-stats:${ns}`,
+  linksAtStart: 'links-at-start',
+  captureSummary: (name: string) => `capture-summary:${name}`,
+  capturePcap: (name: string) => `capture-pcap:${name}`,
+} as const;
+
+export interface StepRecord {
+  label: string;
+  rc: number;
+  /** the step ended as expected (a setup step with 0, an exec step with its expected code) */
+  ok: boolean;
+  ms: number;
+}
+
+export interface ProbeRecord {
+  name: string;
+  ns: string;
+  /** exit status of the probe command; null when it was stopped (early or at its deadline) */
+  rc: number | null;
+  passed: boolean;
+  durationMs: number;
+  stoppedEarly: boolean;
+  timedOut?: boolean;
+  output: string;
+}
+
+export interface CaptureRecord {
+  name: string;
+  ns: string;
+  dev: string;
+  packets: number;
+  pcapBytes: number;
+}
+
+export interface AgentReport {
+  hello?: { kernel: string; uptimeMs: number };
+  steps: StepRecord[];
+  probes: ProbeRecord[];
+  captures: CaptureRecord[];
+  sections: Record<string, string>;
+  warnings: string[];
+  abort?: string;
+  done: boolean;
+  /** guest uptime when the agent finished */
+  doneUptimeMs?: number;
+  /** guest uptime when the agent waited for its case, and when it had received it */
+  readyUptimeMs?: number;
+  caseUptimeMs?: number;
+}
+
+/** `key=value` words of a record (other words are ignored). */
+export function fields(rest: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const tok of rest.split(/\s+/)) {
+    const i = tok.indexOf('=');
+    if (i > 0) out[tok.slice(0, i)] = tok.slice(i + 1);
+  }
+  return out;
+}
+
+/** A record line -> its type and the rest; null for other lines. */
+export function recordOf(line: string): { type: string; rest: string } | null {
+  if (!line.startsWith(RECORD_PREFIX)) return null;
+  const m = /^(\S+)\s*(.*)$/.exec(line.slice(RECORD_PREFIX.length));
+  return m ? { type: m[1]!, rest: m[2] ?? '' } : null;
+}
+
+export const isReady = (line: string): boolean => recordOf(line)?.type === 'ready';
+export const isDone = (line: string): boolean => recordOf(line)?.type === 'done';
+
+/** Has the agent reported done anywhere in this text? */
+export function reportsDone(text: string): boolean {
+  return text.split('\n').some((l) => isDone(l.replace(/\r$/, '')));
+}
+
+/** The guest uptime (ms) of the agent's hello, from the boot-phase records. */
+export function helloUptime(text: string): number | null {
+  return parseAgentOutput(text).hello?.uptimeMs ?? null;
+}
+
+const num = (v: string | undefined): number => (v === undefined ? NaN : Number(v));
+
+export function parseAgentOutput(text: string): AgentReport {
+  const report: AgentReport = { steps: [], probes: [], captures: [], sections: {}, warnings: [], done: false };
+  const lines = text.replace(/\r/g, '').split('\n');
+  let section: string | null = null;
+  let buf: string[] = [];
+  for (const line of lines) {
+    if (section !== null) {
+      if (line === `${RECORD_PREFIX}end ${section}`) {
+        report.sections[section] = buf.join('\n');
+        section = null;
+        buf = [];
+      } else buf.push(line);
+      continue;
+    }
+    const r = recordOf(line);
+    if (!r) continue;
+    const word = r.rest.split(/\s+/)[0] ?? '';
+    const f = fields(r.rest);
+    switch (r.type) {
+      case 'begin':
+        section = r.rest.trim();
+        buf = [];
+        break;
+      case 'hello':
+        report.hello = { kernel: f.kernel ?? '', uptimeMs: num(f.uptime_ms) || 0 };
+        break;
+      case 'step':
+        report.steps.push({ label: word, rc: num(f.rc), ok: f.ok === undefined ? num(f.rc) === 0 : f.ok === '1', ms: num(f.ms) });
+        break;
+      case 'probe': {
+        const rc = f.rc === 'none' || f.rc === undefined ? null : Number(f.rc);
+        report.probes.push({
+          name: word,
+          ns: f.ns ?? 'host',
+          rc,
+          passed: f.pass === '1',
+          durationMs: num(f.ms) || 0,
+          stoppedEarly: f.early === '1',
+          output: '',
+          ...(f.timedout === '1' ? { timedOut: true } : {}),
+        });
+        break;
+      }
+      case 'capture':
+        report.captures.push({ name: word, ns: f.ns ?? 'host', dev: f.dev ?? '', packets: num(f.packets) || 0, pcapBytes: num(f.pcap_bytes) || 0 });
+        break;
+      case 'warn':
+        report.warnings.push(r.rest);
+        break;
+      case 'abort':
+        report.abort = r.rest;
+        break;
+      case 'ready':
+      case 'case': {
+        const up = num(f.uptime_ms);
+        if (Number.isFinite(up)) report[r.type === 'ready' ? 'readyUptimeMs' : 'caseUptimeMs'] = up;
+        break;
+      }
+      case 'done': {
+        report.done = true;
+        const up = num(f.uptime_ms);
+        if (Number.isFinite(up) && up > 0) report.doneUptimeMs = up;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  if (section !== null) report.sections[section] = buf.join('\n'); // truncated (the guest died)
+  for (const p of report.probes) p.output = report.sections[SECTION.probeOutput(p.name)] ?? '';
+  return report;
+}
+
+/** The sections whose name starts with `prefix`, keyed by the rest of the name (e.g. counters per namespace). */
+export function sectionsByPrefix(report: Pick<AgentReport, 'sections'>, prefix: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, text] of Object.entries(report.sections)) if (name.startsWith(prefix)) out[name.slice(prefix.length)] = text;
+  return out;
+}
+
+/** The case framed for the agent's input. */
+export function frameCase(bundle: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${CASE_HEADER} ${bundle.length}\n`), bundle]);
+}

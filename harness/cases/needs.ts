@@ -1,0 +1,46 @@
+// What a case needs besides its own fields, derived from what it declares. Pure.
+//   - guest packages: UDP probes and servers use socat, captures tcpdump, rulesets nftables;
+//   - what its signals need from the guest (tracepoints, counters, symbols, sysctls, a kernel-log watch).
+import { mergedNeeds, signalNeeds } from '../observe/signals/index.ts';
+import type { CaseDef } from './schema.ts';
+
+export interface CaseNeeds {
+  /** Debian packages for the guest: the case's own plus what its features use */
+  packages: string[];
+  /** tracepoints to enable during the probes: the case's plus its signals' */
+  tracepoints: string[];
+  /** counters reported even at zero */
+  counters: string[];
+  /** event fields holding kernel addresses to turn into symbols */
+  symbolize: string[];
+  /** sysctls the signals need, applied before the case's own ("*" = every namespace) */
+  sysctls: Array<{ ns: string; key: string; value: string }>;
+  /** ERE for the kernel log that probes with stopOnSignal stop at (the signature's martian/log signals) */
+  logWatch: string | null;
+}
+
+/** The packages a case's features run in the guest (the harness provides everything else from busybox and iproute2). */
+export function featurePackages(c: CaseDef): string[] {
+  const out: string[] = [];
+  if (c.probes.some((p) => 'udp' in p) || c.servers.some((s) => s.udpListen !== undefined)) out.push('socat');
+  if (c.captures.length) out.push('tcpdump');
+  if (c.nftables.length) out.push('nftables');
+  return out;
+}
+
+export function caseNeeds(c: CaseDef): CaseNeeds {
+  const m = mergedNeeds(c.signals);
+  const uniq = (xs: string[]): string[] => [...new Set(xs)];
+  const watches = c.signals
+    .filter((s) => c.signature.signals.includes(s.name))
+    .map((s) => signalNeeds(s).logWatch)
+    .filter((w): w is string => !!w);
+  return {
+    packages: uniq([...c.packages, ...featurePackages(c)]).sort(),
+    tracepoints: uniq([...c.tracepoints, ...m.tracepoints]),
+    counters: uniq([...c.counters, ...m.counters]),
+    symbolize: m.symbolize,
+    sysctls: m.sysctls,
+    logWatch: watches.length ? watches.map((w) => `(${w})`).join('|') : null,
+  };
+}

@@ -1,0 +1,75 @@
+// The registry of signal kinds. Adding a kind: a module in this folder, and one line here.
+import { z } from 'zod';
+import { counterSignal, schema as counter } from './counter.ts';
+import { dropReasonSignal, schema as dropReason } from './dropReason.ts';
+import { logSignal, schema as log } from './log.ts';
+import { martianSignal, schema as martian } from './martian.ts';
+import { schema as tracepoint, tracepointSignal } from './tracepoint.ts';
+import type { GuestNeeds, Observations, SignalKind, SignalMatch } from './types.ts';
+
+export const SIGNAL_KINDS = [martianSignal, counterSignal, dropReasonSignal, logSignal, tracepointSignal] as const;
+
+const byKind = new Map<string, SignalKind<{ kind: string }>>(SIGNAL_KINDS.map((k) => [k.kind, k as unknown as SignalKind<{ kind: string }>]));
+
+const named = { name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a name: letters, digits, _ . or - (at most 64)') };
+
+/** The case-file entry of a signal: a name, plus the fields of its kind. */
+export const signalSchema = z.discriminatedUnion('kind', [
+  martian.extend(named),
+  counter.extend(named),
+  dropReason.extend(named),
+  log.extend(named),
+  tracepoint.extend(named),
+]);
+export type SignalSpec = z.output<typeof signalSchema>;
+
+function kindOf(s: { kind: string }): SignalKind<{ kind: string }> {
+  const k = byKind.get(s.kind);
+  if (!k) throw new Error(`internal: no signal kind ${s.kind}`);
+  return k;
+}
+
+export function describeSignal(s: SignalSpec): string {
+  return kindOf(s).describe(s);
+}
+
+export function signalNeeds(s: SignalSpec): GuestNeeds {
+  return kindOf(s).needs(s);
+}
+
+/** What one run says about one declared signal. */
+export interface SignalResult {
+  name: string;
+  kind: string;
+  /** part of the case's signature, or evidence only */
+  role: 'signature' | 'evidence';
+  description: string;
+  fired: boolean;
+  count: number;
+  matches: SignalMatch[];
+}
+
+export function evaluateSignals(specs: SignalSpec[], signature: string[], o: Observations): SignalResult[] {
+  return specs.map((s) => ({
+    name: s.name,
+    kind: s.kind,
+    role: signature.includes(s.name) ? 'signature' : 'evidence',
+    description: describeSignal(s),
+    ...kindOf(s).evaluate(s, o),
+  }));
+}
+
+/** Everything the guest must do for these signals, merged. */
+export function mergedNeeds(specs: SignalSpec[]): Required<Omit<GuestNeeds, 'logWatch'>> {
+  const out = { tracepoints: [] as string[], counters: [] as string[], symbolize: [] as string[], sysctls: [] as Array<{ ns: string; key: string; value: string }> };
+  for (const s of specs) {
+    const n = signalNeeds(s);
+    for (const t of n.tracepoints ?? []) if (!out.tracepoints.includes(t)) out.tracepoints.push(t);
+    for (const c of n.counters ?? []) if (!out.counters.includes(c)) out.counters.push(c);
+    for (const f of n.symbolize ?? []) if (!out.symbolize.includes(f)) out.symbolize.push(f);
+    for (const x of n.sysctls ?? []) if (!out.sysctls.some((y) => y.ns === x.ns && y.key === x.key)) out.sysctls.push(x);
+  }
+  return out;
+}
+
+export type { GuestNeeds, Observations, SignalMatch } from './types.ts';

@@ -1,0 +1,44 @@
+// Signal kind `tracepoint`: an event of a tracepoint (fib:fib_table_lookup, fib6:fib6_table_lookup,
+// net:netif_receive_skb, ...) whose text matches a regular expression, during the probes.
+import { z } from 'zod';
+import { eventName } from '../trace.ts';
+import { MAX_MATCHES, type SignalKind } from './types.ts';
+
+export const TRACEPOINT_RE = /^[a-z0-9_]{1,64}(?::[a-z0-9_]{1,64})?$/;
+
+export const schema = z.strictObject({
+  kind: z.literal('tracepoint'),
+  /** "group:event", as under /sys/kernel/tracing/events/<group>/<event> */
+  event: z.string().regex(/^[a-z0-9_]{1,64}:[a-z0-9_]{1,64}$/, 'must be group:event like fib:fib_table_lookup'),
+  /** a regular expression (JavaScript syntax) the event's text must match; default: any event */
+  match: z
+    .string()
+    .min(1)
+    .max(300)
+    .refine((p) => {
+      try {
+        new RegExp(p);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'is not a valid regular expression')
+    .optional(),
+  min: z.number().int().min(1).max(1_000_000).default(1),
+});
+export type TracepointSignal = z.output<typeof schema>;
+
+export const tracepointSignal: SignalKind<TracepointSignal> = {
+  kind: 'tracepoint',
+  schema,
+  describe: (s) => `${s.event} events${s.match ? ` matching /${s.match}/` : ''}`,
+  needs: (s) => ({ tracepoints: [s.event] }),
+  evaluate(s, o) {
+    const name = eventName(s.event);
+    const re = s.match ? new RegExp(s.match) : null;
+    const hits = o.trace.filter((e) => e.event === name && (!re || re.test(e.text)));
+    // identical lookups repeat (retransmits): the evidence lists each distinct text once
+    const distinct = [...new Set(hits.map((e) => e.text.trim()))];
+    return { fired: hits.length >= s.min, count: hits.length, matches: distinct.slice(0, MAX_MATCHES).map((text) => ({ text })) };
+  },
+};

@@ -1,0 +1,67 @@
+// Signals: the kernel's own evidence a case declares (its signature, or plain evidence). Each kind
+// is one module in this folder behind the `SignalKind` interface and registered in index.ts:
+// what it needs from the guest, how it reads its evidence, how it describes a match. Pure.
+import type { z } from 'zod';
+import type { Counters } from '../types.ts';
+import type { TraceEvent } from '../trace.ts';
+
+/** What the kernel and the agent reported for one run, as the signals read it. */
+export interface Observations {
+  /** every kernel message of the run (the console) */
+  console: string;
+  /** tracepoint events (events the case or its signals enabled) */
+  trace: TraceEvent[];
+  /** counters per namespace, before and after the probes */
+  countersBefore: Record<string, Counters>;
+  countersAfter: Record<string, Counters>;
+  /** kernel addresses -> "symbol+0xoff" (from the guest's kallsyms), for events that print addresses */
+  symbols: Record<string, string>;
+  /** the case's namespaces, the initial one first */
+  namespaces: string[];
+}
+
+/** What a signal needs the guest to collect or set. */
+export interface GuestNeeds {
+  /** tracepoints to enable during the probes: "group" or "group:event" */
+  tracepoints?: string[];
+  /** counters to report even when they are zero */
+  counters?: string[];
+  /** event fields (e.g. `location`) holding kernel addresses the agent turns into symbols */
+  symbolize?: string[];
+  /** sysctls the kernel needs to produce the signal at all ("*" = every namespace), applied before the case's own */
+  sysctls?: Array<{ ns: string; key: string; value: string }>;
+  /** an extended regular expression (grep -E) for the kernel log: a probe with stopOnSignal stops at its first new match */
+  logWatch?: string;
+}
+
+export interface SignalMatch {
+  /** one line of evidence, as the kernel printed it (or close to it) */
+  text: string;
+  /** structured fields, where the kind has them */
+  fields?: Record<string, string | number>;
+}
+
+export interface SignalOutcome {
+  fired: boolean;
+  /** how many times it fired (matching lines or events; a counter's delta) */
+  count: number;
+  /** the first matches (bounded) */
+  matches: SignalMatch[];
+}
+
+export interface SignalKind<S extends { kind: string }> {
+  kind: S['kind'];
+  /** the case-file fields of this kind, besides `name` and `kind` */
+  schema: z.ZodType<S>;
+  /** one line saying what the signal looks for */
+  describe(s: S): string;
+  needs(s: S): GuestNeeds;
+  evaluate(s: S, o: Observations): SignalOutcome;
+}
+
+export const MAX_MATCHES = 20;
+
+/** Escape a literal for a POSIX extended regular expression. */
+export function ereEscape(s: string): string {
+  return s.replace(/[.[\]()*+?{}|^$\\]/g, '\\$&');
+}
