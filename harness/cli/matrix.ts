@@ -13,7 +13,7 @@ import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
 import { diffRuns } from '../report/diff.ts';
 import { renderHtmlReport, type MatrixCell } from '../report/html.ts';
 import { renderJUnit } from '../report/junit.ts';
-import { renderRunsTable } from '../report/table.ts';
+import { renderDiff, renderRunDetails, renderRunsTable } from '../report/table.ts';
 import { ExitCode, HarnessError } from '../util/errors.ts';
 import { loadDataFile } from '../util/load.ts';
 import { makeLogger } from '../util/log.ts';
@@ -92,7 +92,10 @@ export function writeReports(
       ...(baseline ? { baseline: { runId: baseline.runId, kernelChanges } } : {}),
     }),
   );
-  const flips = diffRuns(runs).filter((d) => d.flips);
+  const diffs = diffRuns(runs);
+  const flips = diffs.filter((d) => d.flips);
+  // report.txt as repro writes it: the table, the diff with every counter, each run's evidence
+  fs.writeFileSync(path.join(dir, 'report.txt'), [renderKernels(kernels), '', renderRunsTable(runs), '', renderDiff(diffs, { allCounters: true }), ...runs.map((r) => '\n' + renderRunDetails(r))].join('\n') + '\n');
   const lines = [renderKernels(kernels), '', renderRunsTable(runs), ''];
   const unexpected = res.cells.filter((c) => c.unexpected);
   lines.push(`unexpected verdicts: ${unexpected.length}${unexpected.map((c) => `\n  ${c.id}: expected ${c.expected}, got ${c.verdict} (${c.reason})`).join('')}`);
@@ -106,7 +109,7 @@ export function writeReports(
     for (const k of kernelChanges)
       lines.push(`  ${k.kernel}: ${k.change} (${k.cells.length} cell${k.cells.length === 1 ? '' : 's'}, ${k.verdictChanges} with another verdict)`);
   }
-  lines.push('', `reports: ${path.join(dir, 'report.html')}, junit.xml, matrix.json`);
+  lines.push('', `reports: ${path.join(dir, 'report.html')}, report.txt, junit.xml, matrix.json`);
   return { text: lines.join('\n'), changes, kernelChanges };
 }
 

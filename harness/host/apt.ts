@@ -14,6 +14,8 @@ export const LISTS_MAX_AGE_MS = 24 * 3600_000;
 export interface AptOps {
   /** ms since the package lists were last refreshed (by anyone), or null when unknown (never) */
   listsAgeMs(): number | null;
+  /** changes whenever the package lists change (what apt would resolve a name to may change with it) */
+  listsStamp(): string;
   /** `apt-get update`; true when it succeeded */
   update(): Promise<{ ok: boolean; output: string }>;
   /** the versions the archive serves, newest first (empty when apt knows no such package) */
@@ -84,6 +86,18 @@ export function systemApt(): AptOps {
       }
       const newest = newestTime([mtime(APT_STAMP), mtime(OWN_STAMP), ...lists.map((f) => mtime(path.join(LISTS_DIR, f)))]);
       return newest === null ? null : Math.max(0, Date.now() - newest);
+    },
+    listsStamp() {
+      let files: string[] = [];
+      try {
+        files = fs.readdirSync(LISTS_DIR).filter((f) => /(?:InRelease|Release|Packages(?:\.\w+)?)$/.test(f));
+      } catch {
+        /* no lists */
+      }
+      return files
+        .sort()
+        .map((f) => `${f}:${mtime(path.join(LISTS_DIR, f)) ?? 0}`)
+        .join(',');
     },
     async update() {
       const r = await run('apt-get', ['update', '-q'], { timeoutMs: 10 * 60_000, env: ENV });

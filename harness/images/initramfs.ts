@@ -9,7 +9,7 @@ import { EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.
 import { repoRoot } from '../util/paths.ts';
 import { run, runOk } from '../util/proc.ts';
 
-const IMAGE_FORMAT = 5; // bump when the layout below changes
+const IMAGE_FORMAT = 6; // bump when the layout below changes
 const agentDir = path.join(repoRoot, 'images', 'agent');
 const AGENT_FILES = ['init', 'agent.sh', 'udp-probe'];
 
@@ -127,6 +127,10 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
       fs.copyFileSync(fs.realpathSync(lib), dest);
     }
     // the dynamic loader is looked up at its canonical path
+    // users and groups for programs that look them up (tcpdump -Z root, bash's ~)
+    fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+    fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+    fs.mkdirSync(path.join(root, 'root'), { recursive: true });
     fs.copyFileSync(path.join(agentDir, 'init'), path.join(root, 'init'));
     fs.chmodSync(path.join(root, 'init'), 0o755);
     fs.copyFileSync(path.join(agentDir, 'agent.sh'), path.join(root, 'kr/agent.sh'));

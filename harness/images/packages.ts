@@ -104,6 +104,19 @@ export async function ensurePackageLayer(o: {
 }): Promise<PackageLayer | null> {
   if (o.packages.length === 0) return null;
   const apt = o.apt ?? systemApt();
+  const store = new EntryStore<LayerMeta>(path.join(o.cacheDir, 'images'));
+  // what these names resolved to with these package lists: a warm run asks apt nothing (~20 apt-cache calls)
+  const memo = path.join(store.dir, 'package-index', hashOf({ LAYER_FORMAT, packages: [...o.packages].sort(), lists: apt.listsStamp(), baseLibs: o.baseLibs }));
+  if (fs.existsSync(memo)) {
+    const k = fs.readFileSync(memo, 'utf8').trim();
+    const m = store.get(k, { verify: false });
+    if (m) return { path: path.join(store.entryDir(k), 'layer.cpio'), key: k, meta: m.meta, cached: true };
+  }
+  const remember = (k: string): void => {
+    fs.mkdirSync(path.dirname(memo), { recursive: true });
+    fs.writeFileSync(`${memo}.tmp`, k);
+    fs.renameSync(`${memo}.tmp`, memo);
+  };
   const refresher = new ListsRefresher(apt, o.log, canRefreshLists());
   const closure = await packageClosure(o.packages, aptDepends);
   const versions: Array<{ name: string; version: string }> = [];
@@ -119,13 +132,18 @@ export async function ensurePackageLayer(o: {
     versions.push({ name, version: v });
   }
   const key = hashOf({ LAYER_FORMAT, kind: 'packages', versions, baseLibs: o.baseLibs });
-  const store = new EntryStore<LayerMeta>(path.join(o.cacheDir, 'images'));
   const layerOf = (meta: LayerMeta, cached: boolean): PackageLayer => ({ path: path.join(store.entryDir(key), 'layer.cpio'), key, meta, cached });
   const hit = store.get(key, { verify: false });
-  if (hit) return layerOf(hit.meta, true);
+  if (hit) {
+    remember(key);
+    return layerOf(hit.meta, true);
+  }
   return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
     const again = store.get(key, { verify: false });
-    if (again) return layerOf(again.meta, true);
+    if (again) {
+      remember(key);
+      return layerOf(again.meta, true);
+    }
     const t0 = Date.now();
     o.log.info(`building the guest package layer: ${versions.map((v) => `${v.name} ${v.version}`).join(', ')}`);
     const staging = store.staging(key);
@@ -174,6 +192,7 @@ export async function ensurePackageLayer(o: {
       fs.rmSync(root, { recursive: true, force: true });
       const meta: LayerMeta = { packages: versions, hostLibs: [...hostLibs].sort(), sizeBytes: fs.statSync(out).size };
       const m = store.publish(key, staging, meta);
+      remember(key);
       o.log.info(`guest package layer ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (${(meta.sizeBytes / 1e6).toFixed(1)} MB)`);
       return layerOf(m.meta, false);
     } catch (e) {

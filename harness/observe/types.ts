@@ -118,6 +118,8 @@ export interface RunRecord {
   /** tracepoint events recorded during the probes */
   traceEvents: number;
   captures: CaptureResult[];
+  /** what the agent warned about (a tracepoint the kernel lacks, a server not listening, a capture that did not start) */
+  warnings: string[];
   panic?: PanicInfo;
   kernelInfo: KernelInfo;
   /** bootMs: guest uptime when the agent started; guestMs: when it finished; wallMs: QEMU start to exit */

@@ -174,6 +174,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     signals,
     traceEvents: trace.length,
     captures,
+    warnings: report.warnings,
     ...(panic && panic.kind !== 'warning' ? { panic } : {}),
     kernelInfo: { ...artifactInfo(o.kernel), release: report.hello?.kernel || o.kernel.meta.release },
     vm: {

@@ -33,6 +33,8 @@ export interface SummaryRun {
   traceEvents: number;
   /** packet captures: the pcap file and one line per packet */
   captures: CaptureResult[];
+  /** what the guest agent warned about */
+  warnings: string[];
   panic: Pick<PanicInfo, 'kind' | 'title' | 'text'> | null;
   kernelInfo: KernelInfo;
   vm: {
@@ -100,6 +102,7 @@ function summarizeRun(r: RunRecord): SummaryRun {
     signals: r.signals.map((x) => ({ ...x, matches: x.matches.map((m) => ({ ...m })) })),
     traceEvents: r.traceEvents,
     captures: r.captures.map((c) => ({ ...c, summary: [...c.summary] })),
+    warnings: [...r.warnings],
     panic: r.panic ? { kind: r.panic.kind, title: r.panic.title, text: r.panic.text } : null,
     kernelInfo: { ...r.kernelInfo, patches: [...r.kernelInfo.patches] },
     vm: {

@@ -215,6 +215,7 @@ export function renderRunDetails(r: RunRecord): string {
   out.push(`  counter deltas (${deltas.length}):`);
   for (const [k, v] of deltas) out.push(`    ${k} ${v >= 0 ? '+' : ''}${v}`);
 
+  for (const w of r.warnings) out.push(`  warning: ${w}`);
   out.push(`  trace events: ${r.traceEvents}`);
   for (const cap of r.captures) {
     out.push(`  capture ${cap.name} (${cap.ns}:${cap.dev}, ${cap.packets} packets, ${cap.file}):`);

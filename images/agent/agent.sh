@@ -116,8 +116,10 @@ kr_server() { # kr_server NAME NS tcp|udp PORT REPLY: a server answering every c
 		kr_bg "$_ns" "/tmp/kr.server.$_name" /bin/busybox nc -ll -p "$_port" -e /bin/busybox echo "$5"
 	else
 		printf '%s\n' "$5" > "/tmp/kr.reply.$_name"
-		_listen="UDP6-RECVFROM:$_port,fork,ipv6only=0"; [ -e /proc/net/if_inet6 ] || _listen="UDP4-RECVFROM:$_port,fork"
-		kr_bg "$_ns" "/tmp/kr.server.$_name" socat "$_listen" "EXEC:/bin/cat /tmp/kr.reply.$_name"
+		# UDP-LISTEN with fork: a child per peer, on its own socket connected to that peer (same port,
+		# reuseaddr), so peers never read each other's datagrams; an idle child ends after 2 s
+		_listen="UDP6-LISTEN:$_port,fork,reuseaddr,ipv6only=0"; [ -e /proc/net/if_inet6 ] || _listen="UDP4-LISTEN:$_port,fork,reuseaddr"
+		kr_bg "$_ns" "/tmp/kr.server.$_name" socat -T 2 "$_listen" "EXEC:/bin/cat /tmp/kr.reply.$_name"
 	fi
 	kr_rec "server $_name ns=$_ns proto=$_proto port=$_port pid=$!"
 }
@@ -163,8 +165,9 @@ kr_tcstats_here() { # kr_tcstats_here NS BATCH: which tc filters matched (run in
 	kr_section "tc-stats:$1" < /tmp/kr.tcs
 }
 kr_capture_start() { # kr_capture_start NAME NS DEV SNAPLEN COUNT: tcpdump on DEV until kr_capture_stop
-	# -Z root: there is no tcpdump user to drop to; -U: every packet is in the file at once
-	kr_bg "$2" "/tmp/kr.cap.$1.log" tcpdump -Z root -i "$3" -U -n -s "$4" -c "$5" -w "/tmp/kr.cap.$1"
+	# -Z root: there is no tcpdump user to drop to; --immediate-mode and -U: every packet is in the
+	# file at once (else packets wait up to a second in the ring buffer and are lost at the stop)
+	kr_bg "$2" "/tmp/kr.cap.$1.log" tcpdump -Z root --immediate-mode -i "$3" -U -n -s "$4" -c "$5" -w "/tmp/kr.cap.$1"
 	echo "$! $2 $3" > "/tmp/kr.cap.$1.pid"
 	_i=0
 	while [ $_i -lt 150 ]; do # it listens once it says so (max 3 s)
@@ -179,7 +182,7 @@ kr_capture_stop() { # kr_capture_stop NAME: stop it; send its one-line-per-packe
 	read -r _pid _ns _dev < "/tmp/kr.cap.$1.pid"
 	kill -INT "$_pid" 2>/dev/null; wait "$_pid" 2>/dev/null
 	[ -e "/tmp/kr.cap.$1" ] || { kr_rec "warn capture $1 wrote nothing"; return 0; }
-	"$(kr_path tcpdump)" -r "/tmp/kr.cap.$1" -nn -tt > /tmp/kr.capsum 2>/dev/null
+	"$(kr_path tcpdump)" -Z root -r "/tmp/kr.cap.$1" -nn -tt > /tmp/kr.capsum 2>/tmp/kr.capsum.err || kr_section "capture-read:$1" < /tmp/kr.capsum.err
 	_n=$(grep -c . /tmp/kr.capsum); _b=$(wc -c < "/tmp/kr.cap.$1")
 	kr_section "capture-summary:$1" < /tmp/kr.capsum
 	base64 < "/tmp/kr.cap.$1" | kr_section "capture-pcap:$1"

@@ -56,6 +56,7 @@ function record(kernel: string, sysctls: Record<string, string>, verdict: Verdic
     ],
     traceEvents: 17,
     captures: [],
+    warnings: [],
     kernelInfo: {
       release: '6.1.0',
       configHash: '0123456789abcdef0123',

@@ -45,6 +45,7 @@ function fakeApt(o: {
   return {
     calls,
     listsAgeMs: () => (updated ? 0 : o.ageMs),
+    listsStamp: () => (updated ? 'new' : 'old'),
     async update() {
       calls.push('update');
       updated = true;

@@ -75,6 +75,7 @@ function vanilla(): RunRecord {
     signals: signals(3, 3, FIB),
     traceEvents: 17,
     captures: [],
+    warnings: [],
     kernelInfo: {
       release: '6.1.0',
       configHash: '0123456789abcdef0123',
@@ -120,6 +121,7 @@ function fixed(): RunRecord {
     signals: signals(0, 0, []),
     traceEvents: 9,
     captures: [],
+    warnings: [],
     kernelInfo: {
       release: '6.1.0',
       configHash: 'fedcba9876543210fedc',
@@ -370,6 +372,7 @@ describe('buildSummary', () => {
       signals: vanilla().signals,
       traceEvents: 17,
       captures: [],
+      warnings: [],
       panic: null,
       kernelInfo: vanilla().kernelInfo,
       vm: { accel: 'kvm', machine: 'q35', bootMs: 850, guestMs: null, caseMs: null, wallMs: null, exitCode: 0, timedOut: false, stoppedAfterDone: false, snapshot: 'cold' },
