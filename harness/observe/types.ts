@@ -1,5 +1,6 @@
 // Data types shared by the pure stages (observe, report, bisect). No I/O here.
 import type { SignalResult } from './signals/index.ts';
+import type { ProbeRecord } from '../agent/protocol.ts';
 
 /** `IPv4: martian source <src> from <dst>, on dev <dev>` as the kernel prints it.
  * Note the kernel's wording: "martian source DST from SRC" (ip_handle_martian_source prints
@@ -51,18 +52,8 @@ export interface PanicInfo {
 
 export type Verdict = 'reproduced' | 'not-reproduced' | 'error' | 'timeout' | 'panic';
 
-export interface ProbeResult {
-  name: string;
-  ns: string;
-  /** exit status of the probe command in the guest; null if it was stopped early (or for a kselftest result) */
-  rc: number | null;
-  passed: boolean;
-  durationMs: number;
-  /** stopped as soon as the kernel signalled, without waiting out a user-space timeout */
-  stoppedEarly: boolean;
-  /** the probe hit its own deadline inside the guest */
-  timedOut?: boolean;
-  output: string;
+/** A probe as the agent reported it, or a kselftest result read from an exec probe's output. */
+export interface ProbeResult extends ProbeRecord {
   /** a kselftest result read from this exec probe's output */
   parent?: string;
   /** a kselftest result that was skipped */

@@ -3,22 +3,13 @@
 // log for it with grep -E (a probe with stopOnSignal); the harness matches it per message line.
 import { z } from 'zod';
 import { parseKernelLine, splitLines } from '../kernelLog.ts';
-import { MAX_MATCHES, type SignalKind } from './types.ts';
+import { MAX_MATCHES, regexString, type SignalKind } from './types.ts';
 
 /** An ERE that means the same to grep -E and to JavaScript: no escapes for classes, no lookaround, no backreferences. */
-export const erePattern = z
-  .string()
-  .min(1)
-  .max(200)
-  .refine((p) => !/\\[dDwWsSbB1-9]|\(\?/.test(p), 'must be a POSIX extended regular expression: use [0-9] not \\d, [[:space:]] not \\s, no (?...) or backreferences')
-  .refine((p) => {
-    try {
-      new RegExp(p);
-      return true;
-    } catch {
-      return false;
-    }
-  }, 'is not a valid regular expression');
+export const erePattern = regexString(200).refine(
+  (p) => !/\\[dDwWsSbB1-9]|\(\?/.test(p),
+  'must be a POSIX extended regular expression: use [0-9] not \\d, [[:space:]] not \\s, no (?...) or backreferences',
+);
 
 export const schema = z.strictObject({
   kind: z.literal('log'),

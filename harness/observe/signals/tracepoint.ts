@@ -2,7 +2,7 @@
 // net:netif_receive_skb, ...) whose text matches a regular expression, during the probes.
 import { z } from 'zod';
 import { eventName } from '../trace.ts';
-import { MAX_MATCHES, type SignalKind } from './types.ts';
+import { MAX_MATCHES, regexString, type SignalKind } from './types.ts';
 
 export const TRACEPOINT_RE = /^[a-z0-9_]{1,64}(?::[a-z0-9_]{1,64})?$/;
 
@@ -11,19 +11,7 @@ export const schema = z.strictObject({
   /** "group:event", as under /sys/kernel/tracing/events/<group>/<event> */
   event: z.string().regex(/^[a-z0-9_]{1,64}:[a-z0-9_]{1,64}$/, 'must be group:event like fib:fib_table_lookup'),
   /** a regular expression (JavaScript syntax) the event's text must match; default: any event */
-  match: z
-    .string()
-    .min(1)
-    .max(300)
-    .refine((p) => {
-      try {
-        new RegExp(p);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'is not a valid regular expression')
-    .optional(),
+  match: regexString(300).optional(),
   min: z.number().int().min(1).max(1_000_000).default(1),
 });
 export type TracepointSignal = z.output<typeof schema>;

@@ -1,7 +1,7 @@
 // Signals: the kernel's own evidence a case declares (its signature, or plain evidence). Each kind
 // is one module in this folder behind the `SignalKind` interface and registered in index.ts:
 // what it needs from the guest, how it reads its evidence, how it describes a match. Pure.
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Counters } from '../types.ts';
 import type { TraceEvent } from '../trace.ts';
 
@@ -60,6 +60,22 @@ export interface SignalKind<S extends { kind: string }> {
 }
 
 export const MAX_MATCHES = 20;
+
+/** A string that compiles as a JavaScript regular expression (bounded length). */
+export function regexString(max: number): z.ZodType<string> {
+  return z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((p) => {
+      try {
+        new RegExp(p);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'is not a valid regular expression');
+}
 
 /** Escape a literal for a POSIX extended regular expression. */
 export function ereEscape(s: string): string {
