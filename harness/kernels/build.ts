@@ -23,6 +23,9 @@ import { resolveDebianSource } from './debsource.ts';
 
 const RECIPE = 2; // bump when the way kernels are configured or built changes
 
+/** Kernel entries whose files this process has already checked against their manifest. */
+const verifiedKeys = new Set<string>();
+
 export interface KernelMeta {
   name: string;
   release: string;
@@ -294,7 +297,8 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
   const configInput = hashOf({ RECIPE, base: def.config.base, fragments: fragments.map((f) => f.text) });
   // the options the cases to run need, merged into the config when the kernel's own config lacks them
   const needs = [...new Set(opts.needs?.options ?? [])].sort();
-  const inputKey = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler, ...(needs.length ? { needs } : {}) });
+  const plainKey = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler });
+  const inputKey = needs.length ? hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler, needs }) : plainKey;
 
   // who asks decides the name and how the source was resolved (a cached kernel may have been built
   // for another definition of the same source: pinned or not, under another name)
@@ -303,16 +307,24 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
   const indexDir = path.join(store.dir, 'index');
   fs.mkdirSync(indexDir, { recursive: true });
   const indexFile = path.join(indexDir, inputKey);
-  const lookup = (): KernelArtifact | null => {
-    if (!fs.existsSync(indexFile)) return null;
-    const key = fs.readFileSync(indexFile, 'utf8').trim();
-    const m = store.get(key);
+  const lookupIn = (file: string): KernelArtifact | null => {
+    if (!fs.existsSync(file)) return null;
+    const key = fs.readFileSync(file, 'utf8').trim();
+    // a kernel's files are checked against its manifest once per process (vmlinux is tens of MB)
+    const m = store.get(key, { verify: !verifiedKeys.has(key) });
     if (!m) {
       if (store.lastDiscard) log.warn(store.lastDiscard + ' (rebuilding)');
       return null;
     }
+    verifiedKeys.add(key);
     return artifactFrom(store, key, { ...m.meta, ...identity }, true);
   };
+  const lookup = (): KernelArtifact | null => lookupIn(indexFile);
+  // the kernel as its definition builds it, when it has every option the case needs: no variant
+  if (needs.length) {
+    const plain = lookupIn(path.join(indexDir, plainKey));
+    if (plain && missingRequired(parseKconfig(fs.readFileSync(plain.config, 'utf8')), needs).length === 0) return plain;
+  }
   const hit = lookup();
   if (hit) return hit;
 
@@ -380,6 +392,13 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       // the cases' needs the kernel's own config lacks go into a variant with its own build directory
       // (kselftest-style config fragments), so that switching between cases never rebuilds the kernel
       let caseConfig: string[] = [];
+      // the index: these inputs -> this kernel (and the plain inputs too, when no option had to be merged)
+      const remember = (key: string): void => {
+        for (const f of new Set([indexFile, ...(caseConfig.length ? [] : [path.join(indexDir, plainKey)])])) {
+          fs.writeFileSync(`${f}.tmp`, key);
+          fs.renameSync(`${f}.tmp`, f);
+        }
+      };
       if (needs.length) {
         caseConfig = missingRequired(parseKconfig(configText), needs);
         if (caseConfig.length) {
@@ -403,7 +422,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       const key = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configHash, compiler });
       const existing = store.get(key);
       if (existing) {
-        fs.writeFileSync(indexFile, key);
+        remember(key);
         return artifactFrom(store, key, { ...existing.meta, ...identity }, true);
       }
 
@@ -454,8 +473,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
         builtAt: new Date().toISOString(),
       };
       const m = store.publish(key, staging, meta);
-      fs.writeFileSync(indexFile + '.tmp', key);
-      fs.renameSync(indexFile + '.tmp', indexFile);
+      remember(key);
       return artifactFrom(store, key, m.meta, false);
     },
     () => log.info(`waiting for another run building in ${treeRoot}`),

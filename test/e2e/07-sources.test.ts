@@ -7,7 +7,11 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { repoRoot } from '../../harness/util/paths.ts';
+import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
+import { ensureKernel } from '../../harness/kernels/build.ts';
+import { parseKconfig } from '../../harness/kernels/kconfig.ts';
+import { loadKernel } from '../../harness/kernels/load.ts';
+import { silentLogger } from '../../harness/util/log.ts';
 import { cli } from './helpers.ts';
 import { fileTempDir } from '../tmp.ts';
 
@@ -52,6 +56,19 @@ describe('kernel sources', () => {
     }
   });
 
+  it("a prebuilt kernel that lacks a case's option fails before boot, naming the option and the case", async () => {
+    // an option this kernel's own config leaves unset (read from the kernel the harness fetched, not assumed)
+    const k = await ensureKernel(loadKernel('debian-cloud'), { cacheDir: cacheRoot(), log: silentLogger });
+    const unset = [...parseKconfig(fs.readFileSync(k.config, 'utf8'))].find(([o, v]) => v === 'n' && /^CONFIG_NET_|^CONFIG_ATM$|^CONFIG_HAMRADIO$/.test(o))?.[0];
+    expect(unset).toBeDefined();
+    const needy = path.join(work, 'needy.yaml');
+    fs.writeFileSync(needy, `name: needy\ndescription: needs ${unset}\nkconfig: [${unset}]\nprobes:\n  - { name: p, ping: 127.0.0.1 }\nsignature: { probe: p }\n`);
+    const r = await cli(['repro', '--kernel', 'debian-cloud', '--case', needy, '--no-install']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`error (bad-input): ${needy}: kconfig: kernel debian-cloud lacks ${unset}, which case needy needs`);
+    expect(r.stderr).not.toMatch(/accelerator:/); // nothing booted
+  });
+
   it('a tarball by URL (127.0.0.1): an unpinned definition is refused, a pinned one is downloaded, cached and built', async () => {
     const url = `http://127.0.0.1:${port}/pub/linux-6.1.tar.xz`;
     const unpinned = path.join(work, 'unpinned.yaml');
@@ -64,6 +81,8 @@ describe('kernel sources', () => {
     const def = path.join(work, 'from-url.yaml');
     fs.writeFileSync(def, `name: from-url\nsource: { type: url, url: "${url}", sha256: ${sha} }\nconfig: { fragments: [${base}] }\n`);
     hits = 0;
+    // a download another run of this cache made would hide this one: start without it
+    fs.rmSync(path.join(cacheRoot(), 'downloads', sha), { recursive: true, force: true });
     const r1 = await cli(['repro', '--kernel', def, '--case', 'rp-filter-selftest', '--json', '--no-install']);
     if (r1.exitCode !== 0) console.error(r1.stderr.slice(-3000));
     expect(r1.exitCode).toBe(0);

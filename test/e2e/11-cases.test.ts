@@ -108,17 +108,3 @@ describe('the built-in cases on both kernels (matrices/cases.yaml)', () => {
     expect(signal(v, 'rpfilter-drop').matches[0]?.text).toMatch(/^IP_RPFILTER at ip_rcv_finish_core/);
   });
 });
-
-describe('case kconfig needs', () => {
-  it('an option the kernel cannot enable (its dependencies are off) is an error naming it and the case', async () => {
-    const file = path.join(out, 'needs-deps.yaml');
-    fs.writeFileSync(
-      file,
-      ['name: needs-deps', 'description: asks for the nft fib expression without nf_tables', 'kconfig: [CONFIG_NFT_FIB_INET]', 'probes:', '  - { name: p, ping: 127.0.0.1 }', 'signature: { probe: p }', ''].join('\n'),
-    );
-    const r = await cli(['repro', '--kernel', '6.1-fixed', '--case', file, '--results', path.join(out, 'needs')]);
-    expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain(`error (bad-input): ${file}: kconfig: kernel 6.1-fixed cannot enable CONFIG_NFT_FIB_INET, which case needs-deps needs`);
-    expect(r.stderr).not.toMatch(/\n\s+at /);
-  });
-});
