@@ -17,6 +17,8 @@ export interface CaseNeeds {
   sysctls: Array<{ ns: string; key: string; value: string }>;
   /** ERE for the kernel log that probes with stopOnSignal stop at (the signature's martian/log signals) */
   logWatch: string | null;
+  /** read /proc/net/snmp6 too: the case uses IPv6 or names an IPv6 counter (it costs guest time otherwise spared) */
+  snmp6: boolean;
 }
 
 /** The packages a case's features run in the guest (the harness provides everything else from busybox and iproute2). */
@@ -26,6 +28,16 @@ export function featurePackages(c: CaseDef): string[] {
   if (c.captures.length) out.push('tcpdump');
   if (c.nftables.length) out.push('nftables');
   return out;
+}
+
+/** Any IPv6 address in the topology or the probes. */
+export function usesIpv6(c: CaseDef): boolean {
+  const v6 = (a: string | undefined): boolean => !!a && a.includes(':');
+  return (
+    c.interfaces.some((i) => i.addresses.some(v6)) ||
+    c.routes.some((r) => v6(r.dst) || v6(r.via) || r.family === 6) ||
+    c.probes.some((p) => ('ping' in p && v6(p.ping)) || ('tcp' in p && v6(p.tcp.host)) || ('udp' in p && v6(p.udp.host)))
+  );
 }
 
 export function caseNeeds(c: CaseDef): CaseNeeds {
@@ -42,5 +54,6 @@ export function caseNeeds(c: CaseDef): CaseNeeds {
     symbolize: m.symbolize,
     sysctls: m.sysctls,
     logWatch: watches.length ? watches.map((w) => `(${w})`).join('|') : null,
+    snmp6: usesIpv6(c) || [...c.counters, ...m.counters].some((n) => /^(?:Ip6|Icmp6|Udp6|UdpLite6)/.test(n)),
   };
 }

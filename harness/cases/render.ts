@@ -131,8 +131,8 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   const nft = byNs(c.nftables);
   for (const ns of allNs) {
     // the initial namespace's script is sourced by the agent's own shell; another namespace's runs in
-    // a shell started inside it (and loads the agent's functions itself)
-    const setup: string[] = ns === HOST_NS ? [] : ['. /kr/agent.sh'];
+    // a shell started inside it (and loads the agent's shared functions itself)
+    const setup: string[] = ns === HOST_NS ? [] : ['. /kr/lib.sh'];
     const lines: string[] = ns === HOST_NS ? [...first] : [];
     const list = ifaces.get(ns) ?? [];
     if (!list.some((i) => i.dev === 'lo')) lines.push('link set dev lo up');
@@ -173,7 +173,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
       files[`/case/nft-${ns}.nft`] = n.ruleset.endsWith('\n') ? n.ruleset : n.ruleset + '\n';
       setup.push(cmd('kr_run', `nftables:${ns}`, 'nft', '-f', `/case/nft-${ns}.nft`));
     }
-    setup.push(cmd('kr_counters_here', 'before', ns, ...needs.counters));
+    setup.push(cmd('kr_counters_here', 'before', ns, needs.snmp6 ? '1' : '0', ...needs.counters));
     files[`/case/setup-${ns}.sh`] = setup.join('\n') + '\n';
     steps.push(inNs(ns, `/case/setup-${ns}.sh`));
   }
@@ -202,7 +202,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   c.captures.forEach((_, i) => steps.push(cmd('kr_capture_stop', captureName(i))));
   // after the probes, per namespace in one shell: counters, and which tc filters matched
   for (const ns of allNs) {
-    const ev = [...(ns === HOST_NS ? [] : ['. /kr/agent.sh']), cmd('kr_counters_here', 'after', ns, ...needs.counters)];
+    const ev = [...(ns === HOST_NS ? [] : ['. /kr/lib.sh']), cmd('kr_counters_here', 'after', ns, needs.snmp6 ? '1' : '0', ...needs.counters)];
     // one tc process per namespace for the filters' match counters
     const stats = (qd.get(ns) ?? []).map((q) => ({ dev: q.dev, parent: q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root') }));
     if (stats.length) {

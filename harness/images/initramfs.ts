@@ -9,9 +9,9 @@ import { EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.
 import { repoRoot } from '../util/paths.ts';
 import { run, runOk } from '../util/proc.ts';
 
-const IMAGE_FORMAT = 6; // bump when the layout below changes
+const IMAGE_FORMAT = 7; // bump when the layout below changes
 const agentDir = path.join(repoRoot, 'images', 'agent');
-const AGENT_FILES = ['init', 'agent.sh', 'udp-probe'];
+const AGENT_FILES = ['init', 'agent.sh', 'lib.sh', 'counters.awk', 'symbols.awk', 'udp-probe'];
 
 export interface ImageMeta {
   busybox: string;
@@ -133,8 +133,7 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
     fs.mkdirSync(path.join(root, 'root'), { recursive: true });
     fs.copyFileSync(path.join(agentDir, 'init'), path.join(root, 'init'));
     fs.chmodSync(path.join(root, 'init'), 0o755);
-    fs.copyFileSync(path.join(agentDir, 'agent.sh'), path.join(root, 'kr/agent.sh'));
-    fs.copyFileSync(path.join(agentDir, 'udp-probe'), path.join(root, 'kr/udp-probe'));
+    for (const f of AGENT_FILES.filter((x) => x !== 'init')) fs.copyFileSync(path.join(agentDir, f), path.join(root, 'kr', f));
     fs.chmodSync(path.join(root, 'kr/udp-probe'), 0o755);
     const out = path.join(staging, 'base.cpio');
     // uncompressed: unpacking a gzip image cost the guest ~0.25 s of TCG time per boot

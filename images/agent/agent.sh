@@ -1,64 +1,26 @@
-# kernel-repro guest agent library, sourced by /init. Receives the case from the harness on the
-# console's input (fd 4 = /dev/ttyS0), runs the steps the harness rendered into /case/steps.sh and
-# reports structured records on the result channel (fd 3 = /dev/ttyS1), separate from the kernel
-# console (ttyS0). Record lines start with "@@KR "; their grammar is in harness/agent/protocol.ts.
-# Only builtins and busybox applets on the hot path; iproute2 is called by full path because the
-# busybox applets `ip` and `tc` would shadow it by name.
-KR_IP=/usr/lib/kr/ip
-KR_TC=/usr/lib/kr/tc
+# kernel-repro guest agent, sourced by /init (lib.sh holds what the shells inside namespaces need too).
+# Receives the case from the harness on the console's input (fd 4 = /dev/ttyS0), runs the steps the
+# harness rendered into /case/steps.sh and reports structured records on the result channel (fd 3 =
+# /dev/ttyS1), separate from the kernel console (ttyS0). Record lines start with "@@KR "; their
+# grammar is in harness/agent/protocol.ts. Only builtins and busybox applets on the hot path (a
+# process, or a $(...) subshell, costs ~10 ms under TCG); iproute2 is called by full path because
+# the busybox applets `ip` and `tc` would shadow it by name.
+. /kr/lib.sh
 
-kr_rec() { echo "@@KR $*" >&3; }
-kr_now() { # guest uptime in ms (10 ms resolution), builtins only
-	read -r _up _rest < /proc/uptime
-	_s=${_up%.*}; _c=${_up#*.}
-	echo $((_s * 1000 + 1${_c} * 10 - 1000))
-}
-kr_section() { # kr_section NAME < data
-	kr_rec "begin $1"
-	awk 1 >&3 # one process, not one shell iteration per line; ends the last line with a newline
-	kr_rec "end $1"
-}
-kr_in() { # kr_in NS CMD...: run CMD in network namespace NS ("host" = the initial one)
-	# busybox nsenter only does setns(CLONE_NEWNET): much cheaper under TCG than `ip netns exec`
-	# (no mount namespace, no sysfs remount, no dynamic loading); nothing here reads /sys per netns
-	_ns=$1; shift
-	if [ "$_ns" = host ]; then "$@"; else /bin/busybox nsenter --net=/run/netns/"$_ns" "$@"; fi
-}
-kr_path() { # kr_path CMD: CMD's absolute path, a real file in PATH before a busybox applet of that name
-	case "$1" in */*) echo "$1"; return ;; esac
-	_IFS=$IFS; IFS=:
-	for _d in $PATH; do
-		if [ -x "$_d/$1" ] && [ ! -d "$_d/$1" ]; then IFS=$_IFS; echo "$_d/$1"; return; fi
-	done
-	IFS=$_IFS; echo "$1"
-}
-kr_run() { # kr_run LABEL CMD...: a setup step; on failure report it and stop the case
-	_label=$1; shift
-	_t0=$(kr_now)
-	if "$@" > /tmp/kr.step 2>&1; then
-		_t1=$(kr_now); kr_rec "step $_label rc=0 ok=1 ms=$(( _t1 - _t0 )) at=$_t1"
-	else
-		_rc=$?
-		kr_rec "step $_label rc=$_rc ok=0 ms=$(( $(kr_now) - _t0 ))"
-		kr_section "step-output:$_label" < /tmp/kr.step
-		for _f in "$@"; do case "$_f" in /case/*) kr_section "step-input:$_label" < "$_f";; esac; done
-		kr_finish "setup step $_label failed"
-	fi
-}
 kr_bg() { # kr_bg NS OUT CMD...: start CMD (resolved in PATH) in NS in the background, output to OUT; $! is it
 	_ns=$1 _out=$2; shift 2
-	_cmd=$(kr_path "$1"); shift
+	kr_which "$1"; _cmd=$KR_WHICH; shift
 	# started directly (not through a function) so that $! is the process itself
 	if [ "$_ns" = host ]; then "$_cmd" "$@" > "$_out" 2>&1 &
 	else /bin/busybox nsenter --net=/run/netns/"$_ns" "$_cmd" "$@" > "$_out" 2>&1 & fi
 }
 kr_step() { # kr_step LABEL NS TIMEOUT_MS EXPECT_RC CMD...: a command of the case; another exit code stops the case
 	_label=$1 _ns=$2 _tmo=$3 _erc=$4; shift 4
-	_t0=$(kr_now)
+	kr_t; _t0=$KR_T
 	kr_bg "$_ns" /tmp/kr.step "$@"; _pid=$!
 	_timedout=0
 	while kill -0 "$_pid" 2>/dev/null; do
-		[ $(( $(kr_now) - _t0 )) -ge "$_tmo" ] && { _timedout=1; kill -9 "$_pid" 2>/dev/null; break; }
+		kr_t; [ $(( KR_T - _t0 )) -ge "$_tmo" ] && { _timedout=1; kill -9 "$_pid" 2>/dev/null; break; }
 		usleep 10000
 	done
 	wait "$_pid"; _rc=$?
@@ -89,18 +51,18 @@ kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN 
 	[ -n "$KR_WATCH" ] || _watch=0
 	_m0=0; [ "$_watch" = 1 ] && _m0=$(kr_watch_count)
 	_out="/tmp/kr.probe.$_name"
-	_t0=$(kr_now)
+	kr_t; _t0=$KR_T
 	kr_bg "$_ns" "$_out" "$@"; _pid=$!
 	_early=0 _timedout=0 _gotok=0
 	while kill -0 "$_pid" 2>/dev/null; do
-		_el=$(( $(kr_now) - _t0 ))
+		kr_t; _el=$(( KR_T - _t0 ))
 		if [ "$_el" -ge "$_tmo" ]; then _timedout=1; kill -9 "$_pid" 2>/dev/null; break; fi
 		if [ "$_watch" = 1 ] && [ "$(kr_watch_count)" -gt "$_m0" ]; then _early=1; kill -9 "$_pid" 2>/dev/null; break; fi
 		if [ "$_stoptok" = 1 ] && grep -qF -- "$_expect" "$_out"; then _gotok=1; kill -9 "$_pid" 2>/dev/null; break; fi
 		usleep 5000
 	done
 	wait "$_pid"; _rc=$?
-	_ms=$(( $(kr_now) - _t0 ))
+	kr_t; _ms=$(( KR_T - _t0 ))
 	[ "$_gotok" = 1 ] && _rc=$_erc # the answer arrived: what the command would have ended with
 	[ "$_early" = 1 ] || [ "$_timedout" = 1 ] && _rc=none
 	_pass=0
@@ -134,35 +96,6 @@ kr_wait_listen() { # kr_wait_listen NS tcp|udp PORT: wait (max 2 s) until a sock
 	kr_rec "warn server on $1:$2/$3 not listening after 2 s"
 	kr_in "$1" cat $_files 2>/dev/null | kr_section "proc-net-$2:$1"
 	for _f in /tmp/kr.server.*; do [ -s "$_f" ] && kr_section "server-output:${_f#/tmp/kr.server.}" < "$_f"; done
-}
-kr_counters_here() { # kr_counters_here TAG NS [NAME...]: this namespace's counters (run inside NS)
-	# /proc/net/netstat and /proc/net/snmp in their own header/values format (snmp6 is turned into it),
-	# but only the counters that are not zero plus the NAMEd ones: the serial channel costs ~4 ms per KB under TCG
-	_tag=$1 _ns=$2; shift 2
-	kr_rec "begin counters-$_tag:$_ns"
-	awk -v keep=" $* " '
-	function kept(sec, name, v) { return v != 0 || index(keep, " " name " ") || index(keep, " " sec "." name " ") || index(keep, " " sec name " ") }
-	FILENAME ~ /snmp6$/ {
-		if (!match($1, /^(Ip6|Icmp6|Udp6|UdpLite6)/)) next
-		sec = substr($1, 1, RLENGTH); name = substr($1, RLENGTH + 1)
-		if (kept(sec, name, $2)) { h6[sec] = h6[sec] " " name; v6[sec] = v6[sec] " " $2; if (!(sec in seen)) { seen[sec] = 1; order[++n6] = sec } }
-		next
-	}
-	{
-		if (!($1 in hdr)) { hdr[$1] = $0; next }
-		n = split(hdr[$1], h); s = substr($1, 1, length($1) - 1); hl = $1; vl = $1
-		for (i = 2; i <= NF && i <= n; i++)
-			if (kept(s, h[i], $i)) { hl = hl " " h[i]; vl = vl " " $i }
-		delete hdr[$1]
-		if (hl != $1) print hl "\n" vl
-	}
-	END { for (i = 1; i <= n6; i++) { s = order[i]; print s ":" h6[s] "\n" s ":" v6[s] } }' /proc/net/netstat /proc/net/snmp $( [ -r /proc/net/snmp6 ] && echo /proc/net/snmp6 ) >&3
-	kr_rec "end counters-$_tag:$_ns"
-}
-kr_tcstats_here() { # kr_tcstats_here NS BATCH: which tc filters matched (run inside NS), one tc process
-	{ echo "== tc -s -batch, in order:"; while IFS= read -r _l; do echo "== $_l"; done < "$2"
-	  "$KR_TC" -s -batch "$2" 2>&1; } > /tmp/kr.tcs
-	kr_section "tc-stats:$1" < /tmp/kr.tcs
 }
 kr_capture_start() { # kr_capture_start NAME NS DEV SNAPLEN COUNT: tcpdump on DEV until kr_capture_stop
 	# -Z root: there is no tcpdump user to drop to; --immediate-mode and -U: every packet is in the
@@ -211,20 +144,6 @@ kr_symbols() { # kr_symbols FIELD...: the kernel addresses in FIELD=<hex> of the
 	echo nohash-ptr > "$KR_TRACEFS/trace_options" 2>/dev/null
 	grep -v '^#' "$KR_TRACEFS/trace" > /tmp/kr.trace.raw
 	echo hash-ptr > "$KR_TRACEFS/trace_options" 2>/dev/null
-	awk -v fields=" $* " '
-	function hex(s,  i, v) { v = 0; for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return v }
-	NR == FNR { for (i = 1; i <= NF; i++) if (split($i, kv, "=") == 2 && index(fields, " " kv[1] " ") && kv[2] ~ /^(0x)?[0-9a-f]+$/) {
-			a = kv[2]; sub(/^0x/, "", a); while (length(a) < 16) a = "0" a; want[a] = 1; at[++n] = (FNR - 1) " " kv[1] " " a }
-		next }
-	{ for (w in want) if (($1 "") <= (w "") && (!(w in best) || ($1 "") > best[w])) { best[w] = $1 ""; sym[w] = $3 } }
-	END { for (i = 1; i <= n; i++) { split(at[i], x, " "); w = x[3]; if (w in best) printf "%s %s+0x%x\n", at[i], sym[w], hex(substr(w, 9)) - hex(substr(best[w], 9)) } }' /tmp/kr.trace.raw /proc/kallsyms > /tmp/kr.syms
+	awk -v fields=" $* " -f /kr/symbols.awk /tmp/kr.trace.raw /proc/kallsyms > /tmp/kr.syms
 	kr_section symbols < /tmp/kr.syms
-}
-kr_finish() { # kr_finish [REASON]: final evidence, then end the VM
-	[ -n "$1" ] && kr_rec "abort $1"
-	# no dmesg copy: every kernel message already went to the console (ttyS0), which the harness keeps
-	kr_rec "done uptime_ms=$(kr_now)"
-	exec 3>&- # closing the tty waits until its output has drained
-	reboot -f
-	sleep 5
 }

@@ -161,9 +161,17 @@ describe('rendering the new features', () => {
     expect(at.every((i) => i >= 0)).toBe(true);
     expect([...at].sort((a, b) => a - b)).toEqual(at);
     // the counter a signal reads is reported even at zero
-    expect(r.files['/case/setup-ns2.sh']).toContain('kr_counters_here before ns2 Icmp6InNeighborSolicits');
+    expect(r.files['/case/setup-ns2.sh']).toContain('kr_counters_here before ns2 1 Icmp6InNeighborSolicits');
     // a log signal in the signature: its ERE is what a stopOnSignal probe would watch for
     expect(steps).toContain("KR_WATCH='(WARNING: CPU: [0-9]+)'");
+  });
+
+  it('snmp6 is read only by cases that use IPv6 or name an IPv6 counter (it costs guest time)', () => {
+    expect(caseNeeds(c).snmp6).toBe(true);
+    const v4 = parse(`${BASE}counters: [IPReversePathFilter]`);
+    expect(caseNeeds(v4).snmp6).toBe(false);
+    expect(renderCase(v4).files['/case/setup-host.sh']).toContain('kr_counters_here before host 0 IPReversePathFilter');
+    expect(caseNeeds(parse(`${BASE}counters: [Ip6InNoRoutes]`)).snmp6).toBe(true);
   });
 
   it('files from the kernel tree travel with the case at /src/<path>', () => {
@@ -293,10 +301,18 @@ describe('guest packages', () => {
   });
 });
 
-describe('the agent, run by a real busybox sh', () => {
-  const agent = path.join(repoRoot, 'images/agent/agent.sh');
+describe('the agent, run by a real busybox sh and awk', () => {
+  it.runIf(fs.existsSync('/bin/busybox'))('counters.awk keeps non-zero and named counters, and turns snmp6 into the same format', () => {
+    const dir = testTempDir('kr-counters-');
+    fs.writeFileSync(path.join(dir, 'netstat'), 'TcpExt: SyncookiesSent IPReversePathFilter ListenDrops\nTcpExt: 0 0 3\n');
+    fs.writeFileSync(path.join(dir, 'snmp6'), 'Ip6InReceives                   \t5\nIp6InNoRoutes                   \t0\nIcmp6InMsgs                     \t0\nUdpLite6InErrors 0\n');
+    const out = execFileSync('/bin/busybox', ['awk', '-v', 'keep= IPReversePathFilter Ip6InNoRoutes ', '-f', path.join(repoRoot, 'images/agent/counters.awk'), path.join(dir, 'netstat'), path.join(dir, 'snmp6')]).toString();
+    expect(parseNetstat(out)).toEqual({ 'TcpExt.IPReversePathFilter': 0, 'TcpExt.ListenDrops': 3, 'Ip6.InReceives': 5, 'Ip6.InNoRoutes': 0 });
+  });
+
+  const lib = path.join(repoRoot, 'images/agent/lib.sh');
   const sh = (script: string, env: Record<string, string> = {}): string =>
-    execFileSync('/bin/busybox', ['sh', '-c', `. ${shq(agent)}\n${script}`], { env: { PATH: process.env.PATH ?? '', ...env } }).toString();
+    execFileSync('/bin/busybox', ['sh', '-c', `. ${shq(lib)}\n${script}`], { env: { PATH: process.env.PATH ?? '', ...env } }).toString();
 
   it.runIf(fs.existsSync('/bin/busybox'))('kr_path prefers a real program in PATH over the busybox applet of that name', () => {
     const dir = testTempDir('kr-path-');
@@ -307,7 +323,7 @@ describe('the agent, run by a real busybox sh', () => {
     expect(sh('kr_path sub', { PATH: `${dir}:/bin` }).trim()).toBe('sub'); // a directory is not a program
   });
 
-  it.runIf(fs.existsSync('/bin/busybox') && fs.existsSync('/proc/kallsyms'))('kr_symbols turns trace addresses into kallsyms symbols with their offset (this host\'s kallsyms)', () => {
+  it.runIf(fs.existsSync('/bin/busybox') && fs.existsSync('/proc/kallsyms'))('the agent\'s symbols.awk turns trace addresses into kallsyms symbols with their offset (this host\'s kallsyms, busybox awk)', () => {
     const line = fs
       .readFileSync('/proc/kallsyms', 'utf8')
       .split('\n')
@@ -317,21 +333,7 @@ describe('the agent, run by a real busybox sh', () => {
     const plus = (BigInt(`0x${addr}`) + 0x2an).toString(16).padStart(16, '0');
     const dir = testTempDir('kr-syms-');
     fs.writeFileSync(path.join(dir, 'trace'), ['other line', T('kfree_skb', `skbaddr=1 protocol=2048 location=${plus} reason: X`)].join('\n') + '\n');
-    const out = execFileSync('/bin/busybox', ['sh', '-c', `kr_rec() { :; }\nkr_section() { cat; }\n${symbolsFn(dir)}`]).toString();
+    const out = execFileSync('/bin/busybox', ['awk', '-v', 'fields= location ', '-f', path.join(repoRoot, 'images/agent/symbols.awk'), path.join(dir, 'trace'), '/proc/kallsyms']).toString();
     expect(parseSymbols(out)['1:location']).toBe(`ip_rcv+0x2a`);
   });
 });
-
-/** The agent's kr_symbols, pointed at test files (it reads /tmp/kr.trace and writes /tmp/kr.syms in the guest). */
-function symbolsFn(dir: string): string {
-  const src = fs.readFileSync(path.join(repoRoot, 'images/agent/agent.sh'), 'utf8');
-  const start = src.indexOf('kr_symbols() {');
-  const end = src.indexOf('\n}\n', start) + 3;
-  const fn = src
-    .slice(start, end)
-    .replace(/^\s*echo (?:no)?hash-ptr.*$/gm, '')
-    .replace(/^\s*grep -v '\^#' "\$KR_TRACEFS\/trace" > \/tmp\/kr\.trace\.raw$/m, '')
-    .replaceAll('/tmp/kr.trace.raw', `${dir}/trace`)
-    .replaceAll('/tmp/kr.syms', `${dir}/syms`);
-  return `${fn}\nkr_symbols location\n`;
-}
