@@ -17,6 +17,7 @@ interface Run {
   signals: Signal[];
   captures: Array<{ name: string; packets: number; file: string; summary: string[] }>;
   kernelInfo: { caseConfig?: string[]; configHash: string };
+  files: { results: string };
 }
 let cells: Array<{ kernel: string; case: string; verdict: string; expected: string | null; unexpected: boolean; run: Run }>;
 let stdout = '';
@@ -95,6 +96,8 @@ describe('the built-in cases on both kernels (matrices/cases.yaml)', () => {
       expect(probe(r, 'host-to-container').passed).toBe(true);
       expect(probe(r, 'nft-ruleset').output).toMatch(/fib saddr \. iif oif missing counter packets 0 bytes 0 drop/);
       expect(signal(r, 'nf-drop').fired).toBe(false);
+      // the case's own command ran before the probes and ended as expected
+      expect(fs.readFileSync(r.files.results, 'utf8')).toMatch(/@@KR step exec:ruleset-loaded rc=0 ok=1 /);
     }
   });
 
