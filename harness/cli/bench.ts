@@ -27,6 +27,7 @@ import type { KernelMeta } from '../kernels/build.ts';
 import { qemuArgs } from '../vm/qemu.ts';
 import { QEMU } from '../vm/run.ts';
 import { guarded, newRunDir } from './common.ts';
+import { exitCodesHelp, hiddenAlias, intArg, repeatOption } from './options.ts';
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -51,31 +52,41 @@ async function timeQemu(args: string[]): Promise<number> {
 }
 
 interface BenchOpts {
-  runs: string;
+  repeat: number;
+  runs?: number;
   json?: boolean;
   kernel: string;
   case: string;
+  results?: string;
+  install: boolean;
 }
+
+/** Version of bench.json (and `bench --json`). */
+export const BENCH_SCHEMA_VERSION = 1;
 
 export function registerBench(program: Command): void {
   program
     .command('bench')
     .description('measure the harness against bare QEMU boots of the same kernel, side by side (medians)')
-    .option('--runs <n>', 'repetitions per measurement', '5')
-    .option('--kernel <name>', 'kernel definition', '6.1-fixed')
-    .option('--case <name>', 'case for the full-run measurement', 'rp-filter-selftest')
+    .addOption(repeatOption('repetitions per measurement', 5))
+    .addOption(hiddenAlias('--runs <n>', '--repeat', intArg(1, 50)))
+    .option('-k, --kernel <name|path>', 'kernel definition', '6.1-fixed')
+    .option('-c, --case <name|path>', 'case for the full-run measurement', 'rp-filter-selftest')
     .option('--json', 'print the figures as JSON on stdout')
+    .option('--results <dir>', 'results folder (default: results/<run-id>)')
+    .option('--no-install', 'never install missing host packages; fail with the command instead')
+    .addHelpText('after', exitCodesHelp())
     .action((opts: BenchOpts) => guarded(() => bench(opts)));
 }
 
 export async function bench(opts: BenchOpts): Promise<number> {
   const log = makeLogger();
-  const n = Math.max(1, Number(opts.runs));
+  const n = opts.runs ?? opts.repeat;
   const cacheDir = cacheRoot();
-  const { runId, runDir } = newRunDir('bench');
+  const { runId, runDir } = newRunDir('bench', opts.results);
   const kdef = loadKernel(opts.kernel);
   const kcase = loadCase(opts.case);
-  const prepared = await prepare({ kernels: [kdef, loadKernel('6.1-vanilla')], cases: [kcase], cacheDir, log, install: true, workDir: runDir });
+  const prepared = await prepare({ kernels: [kdef, loadKernel('6.1-vanilla')], cases: [kcase], cacheDir, log, install: opts.install, workDir: runDir });
   const k = prepared.kernels[0]!;
   const accel = prepared.accel.accel;
   const halt = await haltImage(runDir, prepared.image.path, false);
@@ -153,6 +164,7 @@ export async function bench(opts: BenchOpts): Promise<number> {
   }
 
   const result = {
+    schemaVersion: BENCH_SCHEMA_VERSION,
     runId,
     host: { cores: os.availableParallelism(), accel, accelReason: prepared.accel.reason },
     kernel: { name: k.name, release: k.meta.release, configHash: k.meta.configHash },

@@ -44,8 +44,13 @@ export interface SummaryRun {
   files: { console: string; results: string; record?: string; bootConsole?: string };
 }
 
+/** Version of the summary.json layout (and of `repro --json`); raised when a field changes meaning. */
+export const SUMMARY_SCHEMA_VERSION = 1;
+
 export interface Summary {
+  schemaVersion: typeof SUMMARY_SCHEMA_VERSION;
   tool: 'kernel-repro';
+  /** the same number as schemaVersion (its older name) */
   version: 1;
   runId: string;
   startedAt: string;
@@ -116,6 +121,7 @@ export function buildSummary(meta: SummaryMeta, runs: RunRecord[]): Summary {
   const host: Summary['host'] = { accel: meta.accel };
   if (meta.qemu !== undefined) host.qemu = meta.qemu;
   return {
+    schemaVersion: SUMMARY_SCHEMA_VERSION,
     tool: 'kernel-repro',
     version: 1,
     runId: meta.runId,
