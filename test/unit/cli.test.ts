@@ -9,7 +9,7 @@ import path from 'node:path';
 import { BISECT_RUN_ABORT_BASE, bisectRunExitCode, bisectRunMeaning } from '../../harness/bisect/runexit.ts';
 import { BISECT_RUN_EXIT_CODES, colorEnabled, EXIT_CODES, fractionArg, intArg, normalizeColorArgv, shardArg, type ExitCodeDoc } from '../../harness/cli/options.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
-import { repoRoot } from '../../harness/util/paths.ts';
+import { repoRoot, resultsRoot } from '../../harness/util/paths.ts';
 import { verifyExitCode, type Conclusion } from '../../harness/verify/logic.ts';
 import { matrixResult, SMALL_MATRIX } from './records.ts';
 
@@ -31,6 +31,16 @@ describe('the kernel-repro command', { timeout: 180_000 }, () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout.trim()).toBe(`kernel-repro ${pkg.version}`);
     expect((await kr(['-V'])).stdout.trim()).toBe(`kernel-repro ${pkg.version}`);
+    // npx in the clone runs the project's own bin (the name is not taken from the registry)
+    const npx = await execa('npx', ['--no-install', 'kernel-repro', '--version'], { cwd: path.join(repoRoot, 'harness'), reject: false });
+    expect(npx.exitCode).toBe(0);
+    expect(String(npx.stdout).trim()).toBe(`kernel-repro ${pkg.version}`);
+  });
+
+  it('run output goes to results/ in the clone, or in the current directory when installed as a package', () => {
+    expect(resultsRoot({}, '/src/kernel-repro', '/home/u')).toBe('/src/kernel-repro/results');
+    expect(resultsRoot({}, '/usr/lib/node_modules/kernel-repro', '/home/u')).toBe('/home/u/results');
+    expect(resultsRoot({ KERNEL_REPRO_RESULTS: '/r' }, '/usr/lib/node_modules/kernel-repro', '/home/u')).toBe('/r');
   });
 
   it('refuses a bad number at parse time with exit 2, naming the option', async () => {
