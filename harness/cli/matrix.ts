@@ -7,7 +7,7 @@ import { loadCase } from '../cases/load.ts';
 import { loadKernel } from '../kernels/load.ts';
 import { expandMatrix, planShards, shardCells, type BaselineChange, type CellSpec } from '../matrix/logic.ts';
 import { loadResult, readEvidence, writeReports } from '../matrix/reports.ts';
-import { MATRIX_SCHEMA_VERSION, matrixFailed, matrixJson, mergeShards, type MatrixResult, type ShardInfo } from '../matrix/result.ts';
+import { cellResult, MATRIX_SCHEMA_VERSION, matrixFailed, matrixJson, mergeShards, type MatrixResult, type ShardInfo } from '../matrix/result.ts';
 import { matrixSchema } from '../matrix/schema.ts';
 import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
 import { matrixKtap } from '../report/ktap.ts';
@@ -147,22 +147,7 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
     accel: prepared.accel.accel,
     accelReason: prepared.accel.reason,
     shard,
-    cells: cells.map((c, i) => {
-      const run = runs[i]!;
-      return {
-        id: c.id,
-        kernel: c.kernel,
-        case: c.case,
-        variant: c.variant,
-        sysctls: run.sysctls,
-        verdict: run.verdict,
-        expected: c.expected ?? null,
-        unexpected: c.expected !== undefined && c.expected !== run.verdict,
-        reason: run.reason,
-        run,
-        evidence: readEvidence(run),
-      };
-    }),
+    cells: cells.map((c, i) => cellResult(c, runs[i]!, readEvidence(runs[i]!))),
   };
   const { text, changes } = writeReports(res, runDir, baseline, { color: format === 'text' && useColor() });
   emit(res, text, changes, format);

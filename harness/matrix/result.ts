@@ -4,7 +4,7 @@ import type { RunRecord, Verdict } from '../observe/types.ts';
 import { diffRuns } from '../report/diff.ts';
 import { judge } from '../report/outcome.ts';
 import { HarnessError } from '../util/errors.ts';
-import type { BaselineChange, ShardPlan } from './logic.ts';
+import type { BaselineChange, CellSpec, ShardPlan } from './logic.ts';
 
 /** Version of the matrix.json layout (and of `matrix --json`); raised when a field changes meaning. */
 export const MATRIX_SCHEMA_VERSION = 1;
@@ -56,6 +56,23 @@ export interface MatrixResult {
   /** a merged result: the shards it was made of */
   shards?: ShardRun[];
   cells: MatrixCellResult[];
+}
+
+/** A cell's result: its spec, the run and the evidence kept with it. */
+export function cellResult(c: CellSpec, run: RunRecord, evidence: MatrixCellResult['evidence']): MatrixCellResult {
+  return {
+    id: c.id,
+    kernel: c.kernel,
+    case: c.case,
+    variant: c.variant,
+    sysctls: run.sysctls,
+    verdict: run.verdict,
+    expected: c.expected ?? null,
+    unexpected: c.expected !== undefined && c.expected !== run.verdict,
+    reason: run.reason,
+    run,
+    evidence,
+  };
 }
 
 /** A cell failed when its verdict is not the expected one, or (without an expectation) is error/timeout/panic. */

@@ -90,7 +90,7 @@ describe('the nightly workflow', () => {
   });
 });
 
-describe('.ci/nightly.mjs', () => {
+describe('.ci/nightly.mjs', { timeout: 120_000 }, () => {
   it('plan: one shard per kernel of the default matrix, and the KVM device only when there is one', async () => {
     const defaultCells = expandMatrix(loadDataFile(path.join(repoRoot, 'matrices/default.yaml'), matrixSchema));
     const kvm = path.join(tmp, 'kvm');

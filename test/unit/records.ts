@@ -2,7 +2,7 @@
 // nightly script (no kernel involved).
 import type { RunRecord, Verdict } from '../../harness/observe/types.ts';
 import { expandMatrix, planShards, shardCells, type CellSpec } from '../../harness/matrix/logic.ts';
-import { MATRIX_SCHEMA_VERSION, type MatrixResult } from '../../harness/matrix/result.ts';
+import { cellResult, MATRIX_SCHEMA_VERSION, type MatrixResult } from '../../harness/matrix/result.ts';
 import type { MatrixDef } from '../../harness/matrix/schema.ts';
 
 export const MARTIAN = 'IPv4: martian source 10.53.180.130 from 10.53.180.130, on dev lo';
@@ -57,22 +57,6 @@ export function matrixResult(def: MatrixDef, o: { shard?: { index: number; of: n
     accel: o.accel ?? 'tcg',
     accelReason: o.accel === 'kvm' ? 'KVM works (probe boot 300 ms)' : 'no /dev/kvm',
     shard: o.shard && plan ? { index: o.shard.index, of: o.shard.of, kernels: plan[o.shard.index - 1]!.kernels, plan } : null,
-    cells: cells.map((c) => {
-      const verdict = verdictOf(c);
-      const run = runRecord(c.kernel, c.case, verdict, Object.fromEntries(c.sysctls.map((s) => [`${s.ns}:${s.key}`, s.value])));
-      return {
-        id: c.id,
-        kernel: c.kernel,
-        case: c.case,
-        variant: c.variant,
-        sysctls: run.sysctls,
-        verdict,
-        expected: c.expected ?? null,
-        unexpected: c.expected !== undefined && c.expected !== verdict,
-        reason: run.reason,
-        run,
-        evidence: { console: '', trace: '' },
-      };
-    }),
+    cells: cells.map((c) => cellResult(c, runRecord(c.kernel, c.case, verdictOf(c), Object.fromEntries(c.sysctls.map((s) => [`${s.ns}:${s.key}`, s.value]))), { console: '', trace: '' })),
   };
 }
