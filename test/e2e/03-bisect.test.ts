@@ -139,7 +139,8 @@ describe('git bisect run with bisect-run', () => {
     git('bisect', 'start', branch.d3!, commits[N]!);
     const t0 = Date.now();
     const r = await bisectRun(['--case', 'rp-filter-selftest']);
-    console.log(`git bisect run over ${Object.keys(branch).length} commits: ${((Date.now() - t0) / 1000).toFixed(1)} s; the bisect log's marks:\n${marks().join('\n')}`);
+    const said = r.out.split('\n').filter((l) => /^bisect-run:|is the first bad commit|^Bisecting|^bisect /.test(l));
+    console.log(`git bisect run over ${Object.keys(branch).length} commits: ${((Date.now() - t0) / 1000).toFixed(1)} s\n${said.join('\n')}\nthe bisect log's marks:\n${marks().join('\n')}`);
     if (r.exitCode !== 0) console.error(r.out.slice(-6000));
     expect(r.exitCode).toBe(0);
     expect(r.out).toContain(`${branch.culprit} is the first bad commit`);
