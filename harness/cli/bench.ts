@@ -100,6 +100,7 @@ export async function bench(opts: BenchOpts): Promise<number> {
   const bCold: number[] = [];
   const parts = { guestCaseMs: [] as number[], qemuWallMs: [] as number[], restoreMs: [] as number[] };
   const coldParts = { guestBootMs: [] as number[], guestCaseMs: [] as number[], qemuWallMs: [] as number[] };
+  let failedRuns = 0;
   // one run first so that the booted-guest snapshot exists (a later run restores it)
   const first = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: 'bench-snapshot' });
   log.info(`snapshot of ${k.name}: ${first.vm.snapshot?.use ?? 'none'}`);
@@ -125,7 +126,10 @@ export async function bench(opts: BenchOpts): Promise<number> {
       coldParts.qemuWallMs.push(rc.vm.wallMs);
     }
     for (const x of [r, rc])
-      if (x.verdict !== 'not-reproduced' && x.verdict !== 'reproduced') log.warn(`case run ${i} ended in ${x.verdict}: ${x.reason}`);
+      if (x.verdict !== 'not-reproduced' && x.verdict !== 'reproduced') {
+        log.warn(`case run ${i} ended in ${x.verdict}: ${x.reason}`);
+        failedRuns++;
+      }
   }
 
   log.info('measuring (c) warm repro end to end, 3 times');
@@ -134,7 +138,10 @@ export async function bench(opts: BenchOpts): Promise<number> {
     const t0 = Date.now();
     const r = await execa(path.join(repoRoot, 'node_modules/.bin/tsx'), [path.join(repoRoot, 'harness/cli/main.ts'), 'repro', '--json', '--no-install'], { reject: false, env: { KERNEL_REPRO_CACHE: cacheDir } });
     c.push(Date.now() - t0);
-    if (r.exitCode !== 0) log.warn(`warm repro exited ${r.exitCode}`);
+    if (r.exitCode !== 0) {
+      log.warn(`warm repro exited ${r.exitCode}`);
+      failedRuns++;
+    }
   }
 
   log.info('measuring (d) warm kernel lookup and reading the recorded cold/incremental build times');
@@ -159,7 +166,8 @@ export async function bench(opts: BenchOpts): Promise<number> {
   const e: Record<number, number> = {};
   for (const conc of [1, 2]) {
     const t0 = Date.now();
-    await runAll(specs.map((s) => ({ ...s, label: `conc${conc}` })), prepared, { runDir, log: silentLogger, concurrency: conc });
+    const runs = await runAll(specs.map((s) => ({ ...s, label: `conc${conc}` })), prepared, { runDir, log: silentLogger, concurrency: conc });
+    failedRuns += runs.length - runs.filter((x) => x.verdict === 'reproduced' || x.verdict === 'not-reproduced').length;
     e[conc] = Date.now() - t0;
   }
 
@@ -222,5 +230,7 @@ export async function bench(opts: BenchOpts): Promise<number> {
   ].join('\n');
   (opts.json ? process.stderr : process.stdout).write(table + '\n');
   if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-  return ExitCode.ok;
+  // the figures stand, but a run that gave no verdict means they measured something else
+  if (failedRuns) log.warn(`${failedRuns} measured run(s) did not reach a verdict: exit 1`);
+  return failedRuns ? ExitCode.runFailed : ExitCode.ok;
 }
