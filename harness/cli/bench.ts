@@ -27,6 +27,7 @@ import type { KernelMeta } from '../kernels/build.ts';
 import { qemuArgs } from '../vm/qemu.ts';
 import { QEMU } from '../vm/run.ts';
 import { guarded, newRunDir } from './common.ts';
+import { exitCodesHelp, hiddenAlias, intArg, repeatOption } from './options.ts';
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -51,31 +52,41 @@ async function timeQemu(args: string[]): Promise<number> {
 }
 
 interface BenchOpts {
-  runs: string;
+  repeat: number;
+  runs?: number;
   json?: boolean;
   kernel: string;
   case: string;
+  results?: string;
+  install: boolean;
 }
+
+/** Version of bench.json (and `bench --json`). */
+export const BENCH_SCHEMA_VERSION = 1;
 
 export function registerBench(program: Command): void {
   program
     .command('bench')
     .description('measure the harness against bare QEMU boots of the same kernel, side by side (medians)')
-    .option('--runs <n>', 'repetitions per measurement', '5')
-    .option('--kernel <name>', 'kernel definition', '6.1-fixed')
-    .option('--case <name>', 'case for the full-run measurement', 'rp-filter-selftest')
+    .addOption(repeatOption('repetitions per measurement', 5))
+    .addOption(hiddenAlias('--runs <n>', '--repeat', intArg(1, 50)))
+    .option('-k, --kernel <name|path>', 'kernel definition', '6.1-fixed')
+    .option('-c, --case <name|path>', 'case for the full-run measurement', 'rp-filter-selftest')
     .option('--json', 'print the figures as JSON on stdout')
+    .option('--results <dir>', 'results folder (default: results/<run-id>)')
+    .option('--no-install', 'never install missing host packages; fail with the command instead')
+    .addHelpText('after', exitCodesHelp())
     .action((opts: BenchOpts) => guarded(() => bench(opts)));
 }
 
 export async function bench(opts: BenchOpts): Promise<number> {
   const log = makeLogger();
-  const n = Math.max(1, Number(opts.runs));
+  const n = opts.runs ?? opts.repeat;
   const cacheDir = cacheRoot();
-  const { runId, runDir } = newRunDir('bench');
+  const { runId, runDir } = newRunDir('bench', opts.results);
   const kdef = loadKernel(opts.kernel);
   const kcase = loadCase(opts.case);
-  const prepared = await prepare({ kernels: [kdef, loadKernel('6.1-vanilla')], cases: [kcase], cacheDir, log, install: true, workDir: runDir });
+  const prepared = await prepare({ kernels: [kdef, loadKernel('6.1-vanilla')], cases: [kcase], cacheDir, log, install: opts.install, workDir: runDir });
   const k = prepared.kernels[0]!;
   const accel = prepared.accel.accel;
   const halt = await haltImage(runDir, prepared.image.path, false);
@@ -89,6 +100,7 @@ export async function bench(opts: BenchOpts): Promise<number> {
   const bCold: number[] = [];
   const parts = { guestCaseMs: [] as number[], qemuWallMs: [] as number[], restoreMs: [] as number[] };
   const coldParts = { guestBootMs: [] as number[], guestCaseMs: [] as number[], qemuWallMs: [] as number[] };
+  let failedRuns = 0;
   // one run first so that the booted-guest snapshot exists (a later run restores it)
   const first = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: 'bench-snapshot' });
   log.info(`snapshot of ${k.name}: ${first.vm.snapshot?.use ?? 'none'}`);
@@ -114,7 +126,10 @@ export async function bench(opts: BenchOpts): Promise<number> {
       coldParts.qemuWallMs.push(rc.vm.wallMs);
     }
     for (const x of [r, rc])
-      if (x.verdict !== 'not-reproduced' && x.verdict !== 'reproduced') log.warn(`case run ${i} ended in ${x.verdict}: ${x.reason}`);
+      if (x.verdict !== 'not-reproduced' && x.verdict !== 'reproduced') {
+        log.warn(`case run ${i} ended in ${x.verdict}: ${x.reason}`);
+        failedRuns++;
+      }
   }
 
   log.info('measuring (c) warm repro end to end, 3 times');
@@ -123,7 +138,10 @@ export async function bench(opts: BenchOpts): Promise<number> {
     const t0 = Date.now();
     const r = await execa(path.join(repoRoot, 'node_modules/.bin/tsx'), [path.join(repoRoot, 'harness/cli/main.ts'), 'repro', '--json', '--no-install'], { reject: false, env: { KERNEL_REPRO_CACHE: cacheDir } });
     c.push(Date.now() - t0);
-    if (r.exitCode !== 0) log.warn(`warm repro exited ${r.exitCode}`);
+    if (r.exitCode !== 0) {
+      log.warn(`warm repro exited ${r.exitCode}`);
+      failedRuns++;
+    }
   }
 
   log.info('measuring (d) warm kernel lookup and reading the recorded cold/incremental build times');
@@ -148,11 +166,13 @@ export async function bench(opts: BenchOpts): Promise<number> {
   const e: Record<number, number> = {};
   for (const conc of [1, 2]) {
     const t0 = Date.now();
-    await runAll(specs.map((s) => ({ ...s, label: `conc${conc}` })), prepared, { runDir, log: silentLogger, concurrency: conc });
+    const runs = await runAll(specs.map((s) => ({ ...s, label: `conc${conc}` })), prepared, { runDir, log: silentLogger, concurrency: conc });
+    failedRuns += runs.length - runs.filter((x) => x.verdict === 'reproduced' || x.verdict === 'not-reproduced').length;
     e[conc] = Date.now() - t0;
   }
 
   const result = {
+    schemaVersion: BENCH_SCHEMA_VERSION,
     runId,
     host: { cores: os.availableParallelism(), accel, accelReason: prepared.accel.reason },
     kernel: { name: k.name, release: k.meta.release, configHash: k.meta.configHash },
@@ -210,5 +230,7 @@ export async function bench(opts: BenchOpts): Promise<number> {
   ].join('\n');
   (opts.json ? process.stderr : process.stdout).write(table + '\n');
   if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-  return ExitCode.ok;
+  // the figures stand, but a run that gave no verdict means they measured something else
+  if (failedRuns) log.warn(`${failedRuns} measured run(s) did not reach a verdict: exit 1`);
+  return failedRuns ? ExitCode.runFailed : ExitCode.ok;
 }

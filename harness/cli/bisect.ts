@@ -1,10 +1,12 @@
 // `npm run bisect`: the first commit whose verdict on a case equals the verdict at --new.
-// `bisect-run`: a `git bisect run` entry (exit 0 = not reproduced, 1 = reproduced, 125 = skip).
+// `bisect-run`: a `git bisect run` entry (exit 0 = not reproduced, 1 = reproduced, 125 = skip,
+// 2xx = abort: see harness/bisect/runexit.ts).
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadCase } from '../cases/load.ts';
 import { bisectKernel, type BisectReport } from '../bisect/driver.ts';
+import { BISECT_RUN_SKIP, bisectRunExitCode, bisectRunMeaning } from '../bisect/runexit.ts';
 import { ensurePrereqs } from '../host/prereqs.ts';
 import { ensureBaseImage } from '../images/initramfs.ts';
 import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/build.ts';
@@ -13,14 +15,16 @@ import { caseNeeds } from '../cases/needs.ts';
 import { kernelsDir } from '../kernels/load.ts';
 import { checkCaseKconfig } from '../pipeline/prepare.ts';
 import { bootTarget, runCase } from '../pipeline/runCase.ts';
-import { ExitCode, HarnessError } from '../util/errors.ts';
+import { ExitCode, formatError, HarnessError } from '../util/errors.ts';
+import { MAX_DEFINITION_BYTES, readInputFile } from '../util/load.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
-import { run } from '../util/proc.ts';
+import { run, wasInterrupted } from '../util/proc.ts';
 import { chooseAccel } from '../vm/accel.ts';
 import type { Accel } from '../vm/qemu.ts';
 import { collect, guarded, newRunDir } from './common.ts';
 import { describeKernel } from '../report/kernels.ts';
+import { BISECT_RUN_EXIT_CODES, exitCodesHelp, fractionArg, repeatOption } from './options.ts';
 
 interface BisectOpts {
   repo: string;
@@ -28,17 +32,20 @@ interface BisectOpts {
   new: string;
   case: string;
   kernelConfig: string[];
-  repeat: string;
-  threshold: string;
+  repeat: number;
+  threshold: number;
   json?: boolean;
   fresh?: boolean;
   results?: string;
   install: boolean;
 }
 
+/** Version of bisect.json (and `bisect --json`); raised when a field changes meaning. */
+export const BISECT_SCHEMA_VERSION = 1;
+
 function fragments(list: string[]): string[] {
   const frags = list.length ? list.map((f) => path.resolve(f)) : [path.join(kernelsDir, 'config/base.config')];
-  for (const f of frags) if (!fs.existsSync(f)) throw new HarnessError('bad-input', `config fragment not found: ${f}`, { field: '--kernel-config' });
+  for (const f of frags) readInputFile(f, MAX_DEFINITION_BYTES, '--kernel-config'); // a regular file of bounded size
   return frags;
 }
 
@@ -79,20 +86,18 @@ export function registerBisect(program: Command): void {
     .requiredOption('--new <rev>', 'a later revision that behaves the "new" way')
     .requiredOption('-c, --case <name|path>', 'the case to run on each commit')
     .option('--kernel-config <fragment>', 'config fragment on tinyconfig, repeatable (default: kernels/config/base.config)', collect, [])
-    .option('--repeat <n>', 'runs per commit (flaky reproducers)', '1')
-    .option('--threshold <f>', 'fraction of runs that must agree for a mark (1 = unanimous)', '1')
+    .addOption(repeatOption('runs per commit (flaky reproducers)', 1))
+    .addOption(new Option('--threshold <f>', 'fraction of runs that must agree for a mark (1 = unanimous)').argParser(fractionArg).default(1))
     .option('--fresh', 'start over instead of resuming a saved bisect')
     .option('--json', 'print the result as JSON on stdout')
-    .option('--results <dir>', 'results folder')
-    .option('--no-install', 'never install missing host packages')
+    .option('--results <dir>', 'results folder (default: results/<run-id>)')
+    .option('--no-install', 'never install missing host packages; fail with the command instead')
+    .addHelpText('after', exitCodesHelp())
     .action((opts: BisectOpts) =>
       guarded(async () => {
         const log = makeLogger();
         const kcase = loadCase(opts.case);
-        const repeat = Number(opts.repeat);
-        const threshold = Number(opts.threshold);
-        if (!Number.isInteger(repeat) || repeat < 1 || repeat > 50) throw new HarnessError('bad-input', 'must be a whole number from 1 to 50', { field: '--repeat' });
-        if (!(threshold > 0 && threshold <= 1)) throw new HarnessError('bad-input', 'must be a fraction in (0, 1]', { field: '--threshold' });
+        const { repeat, threshold } = opts;
         const frags = fragments(opts.kernelConfig);
         await ensurePrereqs([], log, { install: opts.install });
         const { runDir } = newRunDir('bisect', opts.results);
@@ -123,46 +128,69 @@ export function registerBisect(program: Command): void {
           ...(opts.fresh ? { fresh: true } : {}),
         });
         const text = renderBisectReport(report);
-        fs.writeFileSync(path.join(runDir, 'bisect.json'), JSON.stringify(report, null, 2));
+        const json = { schemaVersion: BISECT_SCHEMA_VERSION, ...report };
+        fs.writeFileSync(path.join(runDir, 'bisect.json'), JSON.stringify(json, null, 2));
         fs.writeFileSync(path.join(runDir, 'bisect.txt'), text);
         (opts.json ? process.stderr : process.stdout).write(text + `\n\nreport: ${path.join(runDir, 'bisect.txt')}\n`);
-        if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+        if (opts.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n');
         return report.result === 'found' ? ExitCode.ok : ExitCode.runFailed;
       }),
     );
 
   program
     .command('bisect-run')
-    .description('for `git bisect run`: build HEAD of the current git tree, run the case; exit 0 not reproduced, 1 reproduced, 125 skip')
+    .description('for `git bisect run`: build HEAD of the current git tree, run the case; exit 0 good (not reproduced), 1 bad (reproduced), 125 skip, 2xx abort')
     .requiredOption('-c, --case <name|path>', 'the case')
-    .option('--kernel-config <fragment>', 'config fragment, repeatable', collect, [])
-    .action((opts: { case: string; kernelConfig: string[] }) =>
-      guarded(async () => {
-        const log = makeLogger();
-        const kcase = loadCase(opts.case);
-        const top = await run('git', ['rev-parse', '--show-toplevel'], { timeoutMs: 30_000 });
-        if (top.exitCode !== 0) throw new HarnessError('bad-input', 'not inside a git tree (run it from the kernel tree git bisect works on)', { field: 'cwd' });
-        const repo = top.stdout.trim();
-        const cacheDir = cacheRoot();
-        try {
-          const lk = { def: { name: 'bisect-run', description: '', source: { type: 'git' as const, repo, rev: 'HEAD' }, patches: [], config: { base: 'tinyconfig' as const, fragments: fragments(opts.kernelConfig) }, expect: 'unknown' as const }, file: repo, baseDir: '/' };
-          const k = await ensureKernel(lk, { cacheDir, log, needs: { options: kcase.def.kconfig, by: `case ${kcase.def.name}`, file: kcase.file } });
-          checkCaseKconfig(k, [kcase]);
-          const sourceFiles = await readSourceFiles(lk, kcase.def.sourceFiles, { cacheDir, log, artifact: k });
-          const image = await ensureBaseImage(cacheDir, (m) => log.info(m));
-          const layer = await ensurePackageLayer({ packages: caseNeeds(kcase.def).packages, cacheDir, log, baseLibs: image.meta.libs, file: kcase.file });
-          const { runDir } = newRunDir('bisect-run');
-          const accel = await chooseAccel({ cacheDir, ...bootTarget(k), initrd: image.path, workDir: runDir });
-          const r = await runCase({ kernel: k, kcase, baseImage: image.path, layers: layer ? [layer.path] : [], sourceFiles, accel: accel.accel, runDir });
-          process.stdout.write(`${r.verdict}: ${r.reason}\n`);
-          return r.verdict === 'reproduced' ? 1 : r.verdict === 'not-reproduced' ? 0 : 125;
-        } catch (err) {
-          if (err instanceof HarnessError && err.kind === 'build-failed') {
-            process.stderr.write(`build failed, skipping this commit: ${err.message}\n`);
-            return 125;
-          }
-          throw err;
-        }
-      }),
-    );
+    .option('--kernel-config <fragment>', 'config fragment on tinyconfig, repeatable (default: kernels/config/base.config)', collect, [])
+    .option('--no-install', 'never install missing host packages; fail with the command instead')
+    .addHelpText('after', exitCodesHelp(BISECT_RUN_EXIT_CODES))
+    .action((opts: { case: string; kernelConfig: string[]; install: boolean }) => guarded(() => bisectRun(opts), bisectRunAbortCode));
+}
+
+/** An error that escaped bisect-run: say that the bisection stops, and why; abort (or 125 for a kernel build). */
+function bisectRunAbortCode(err: unknown): number {
+  const code = bisectRunExitCode({ kind: 'harness-error', error: err });
+  process.stderr.write(`bisect-run: this is not about the commit: stopping the bisection (exit ${code}); fix the above and run \`git bisect run\` again\n`);
+  return code;
+}
+
+async function bisectRun(opts: { case: string; kernelConfig: string[]; install: boolean }): Promise<number> {
+  const log = makeLogger();
+  const kcase = loadCase(opts.case);
+  const frags = fragments(opts.kernelConfig);
+  await ensurePrereqs([], log, { install: opts.install });
+  const top = await run('git', ['rev-parse', '--show-toplevel'], { timeoutMs: 30_000 });
+  if (top.exitCode !== 0) throw new HarnessError('bad-input', 'not inside a git tree (run it from the kernel tree git bisect works on)', { field: 'cwd' });
+  const repo = top.stdout.trim();
+  const head = (await run('git', ['rev-parse', 'HEAD'], { timeoutMs: 30_000, cwd: repo })).stdout.trim();
+  const cacheDir = cacheRoot();
+  const lk = { def: { name: 'bisect-run', description: '', source: { type: 'git' as const, repo, rev: 'HEAD' }, patches: [], config: { base: 'tinyconfig' as const, fragments: frags }, expect: 'unknown' as const }, file: repo, baseDir: '/' };
+  let k: KernelArtifact;
+  try {
+    // the case's kconfig needs are merged into every commit's kernel the same way
+    k = await ensureKernel(lk, { cacheDir, log, needs: { options: kcase.def.kconfig, by: `case ${kcase.def.name}`, file: kcase.file } });
+  } catch (err) {
+    if (!(err instanceof HarnessError && err.kind === 'build-failed') || wasInterrupted()) throw err;
+    process.stderr.write(`${formatError(err)}\nbisect-run: ${head.slice(0, 12)}: the kernel does not build: skip (exit ${BISECT_RUN_SKIP})\n`);
+    return bisectRunExitCode({ kind: 'kernel-build-failed' });
+  }
+  try {
+    checkCaseKconfig(k, [kcase]);
+  } catch (err) {
+    // the same config fragments on every commit: a missing option would be missing everywhere
+    if (err instanceof HarnessError && err.field === 'kconfig')
+      throw new HarnessError('bad-input', err.message, { ...(err.file ? { file: err.file } : {}), field: 'kconfig', hint: `every commit is built with the same config: add the option to a fragment given with --kernel-config (default: kernels/config/base.config)` });
+    throw err;
+  }
+  const sourceFiles = await readSourceFiles(lk, kcase.def.sourceFiles, { cacheDir, log, artifact: k });
+  const image = await ensureBaseImage(cacheDir, (m) => log.info(m));
+  const layer = await ensurePackageLayer({ packages: caseNeeds(kcase.def).packages, cacheDir, log, baseLibs: image.meta.libs, file: kcase.file });
+  const { runDir } = newRunDir('bisect-run');
+  const accel = await chooseAccel({ cacheDir, ...bootTarget(k), initrd: image.path, workDir: runDir });
+  const r = await runCase({ kernel: k, kcase, baseImage: image.path, layers: layer ? [layer.path] : [], sourceFiles, accel: accel.accel, runDir });
+  if (wasInterrupted()) throw new HarnessError('interrupted', 'interrupted during the run');
+  const code = bisectRunExitCode({ kind: 'verdict', verdict: r.verdict });
+  process.stdout.write(`${r.verdict}: ${r.reason}\n`);
+  process.stdout.write(`bisect-run: ${head.slice(0, 12)}: ${r.verdict}: ${bisectRunMeaning(code)} (exit ${code}); evidence in ${runDir}\n`);
+  return code;
 }

@@ -8,6 +8,7 @@ import { freeBytes, human } from '../util/disk.ts';
 import { ExitCode } from '../util/errors.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { guarded } from './common.ts';
+import { exitCodesHelp } from './options.ts';
 
 interface LsOpts {
   json?: boolean;
@@ -21,15 +22,19 @@ interface GcOpts extends LsOpts {
 
 const out = (s: string): void => void process.stdout.write(s + '\n');
 
+/** Version of `cache ls --json` and `cache gc --json`. */
+const CACHE_SCHEMA_VERSION = 1;
+
 function unitJson(u: Unit, now: number): Record<string, unknown> {
   return { area: u.area, id: u.id, bytes: u.bytes, usedAt: new Date(u.usedAt).toISOString(), unusedMs: now - u.usedAt, ...(u.inUse ? { inUse: true } : {}), ...(u.orphan ? { orphan: true } : {}) };
 }
 
 export function registerCache(program: Command): void {
-  const cache = program.command('cache').description('show the kernel cache (trees, kernels, snapshots, images, downloads) and shrink it');
+  const cache = program.command('cache').description('show the kernel cache (trees, kernels, snapshots, images, downloads) and shrink it').addHelpText('after', exitCodesHelp());
   cache
     .command('ls', { isDefault: true })
     .description('sizes per area, each kernel tree with its last use, and the free disk space')
+    .addHelpText('after', exitCodesHelp())
     .option('--json', 'print JSON')
     .action((opts: LsOpts) =>
       guarded(async () => {
@@ -39,7 +44,7 @@ export function registerCache(program: Command): void {
         const areas = summarize(units);
         const free = freeBytes(dir);
         if (opts.json) {
-          out(JSON.stringify({ cacheDir: dir, freeBytes: free, areas, units: units.map((u) => unitJson(u, now)) }, null, 2));
+          out(JSON.stringify({ schemaVersion: CACHE_SCHEMA_VERSION, cacheDir: dir, freeBytes: free, areas, units: units.map((u) => unitJson(u, now)) }, null, 2));
           return ExitCode.ok;
         }
         out(`cache: ${dir} (${human(free)} free on its disk)`);
@@ -62,6 +67,7 @@ export function registerCache(program: Command): void {
     .option('--older-than <duration>', 'remove what was not used for this long (e.g. 30d, 12h)')
     .option('--keep-recent <duration>', 'never remove what was used this recently (a run may be reading it)', '10m')
     .option('--dry-run', 'only say what would be removed')
+    .addHelpText('after', exitCodesHelp())
     .option('--json', 'print JSON')
     .action((opts: GcOpts) =>
       guarded(async () => {
@@ -88,6 +94,7 @@ export function registerCache(program: Command): void {
           out(
             JSON.stringify(
               {
+                schemaVersion: CACHE_SCHEMA_VERSION,
                 cacheDir: dir,
                 dryRun: opts.dryRun ?? false,
                 policy,

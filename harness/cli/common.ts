@@ -17,29 +17,38 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Run a command body; print errors readably (never a stack trace) and exit with a typed code. */
-export async function guarded(body: () => Promise<number>): Promise<never> {
+/** The exit code of an error: its typed code, 1 for anything untyped. */
+export function errorExitCode(raw: unknown): number {
+  const err = normalizeError(raw);
+  return err instanceof HarnessError ? err.exitCode : ExitCode.runFailed;
+}
+
+/**
+ * Run a command body; print errors readably (never a stack trace) and exit with a typed code
+ * (`exitCodeOf` maps an error to another code, as bisect-run does for `git bisect run`).
+ */
+export async function guarded(body: () => Promise<number>, exitCodeOf: (err: unknown) => number = errorExitCode): Promise<never> {
   installSignalHandlers(() => {
     process.stderr.write('\ninterrupted: stopping guests and builds\n');
   });
   // the last line of defence: an error event nobody listened for (a stream on a full disk, say)
   // still ends in a readable message and a typed exit code, with guests and builds stopped
-  process.on('uncaughtException', (err) => fail(err));
+  process.on('uncaughtException', (err) => fail(err, exitCodeOf));
   let code: number;
   try {
     code = await body();
   } catch (err) {
-    fail(err);
+    fail(err, exitCodeOf);
   }
   process.exit(code);
 }
 
-function fail(raw: unknown): never {
+function fail(raw: unknown, exitCodeOf: (err: unknown) => number): never {
   killAll();
   const err = normalizeError(raw);
   process.stderr.write(formatError(err) + '\n');
   if (process.env.KERNEL_REPRO_DEBUG && raw instanceof Error) process.stderr.write((raw.stack ?? '') + '\n');
-  process.exit(err instanceof HarnessError ? err.exitCode : ExitCode.runFailed);
+  process.exit(exitCodeOf(raw));
 }
 
 export function parseSysctlArg(s: string): { ns: string; key: string; value: string } {

@@ -11,6 +11,7 @@ import { cacheRoot } from '../util/paths.ts';
 import { kvmDeviceProblem, qemuVersion } from '../vm/accel.ts';
 import { systemApt } from '../host/apt.ts';
 import { guarded } from './common.ts';
+import { exitCodesHelp } from './options.ts';
 
 // measured (.ci/run on a fresh clone, empty cache): the disk use peaks at 8.2 GB, during 07-sources
 // (the cache ~6 GB with three kernel trees, and a 1.7 GB git repository of a kernel in $TMPDIR)
@@ -23,16 +24,20 @@ export function registerDoctor(program: Command): void {
     .description('check (and with --install, install) the host prerequisites; show KVM usability')
     .option('--install', 'install missing Debian/Ubuntu packages with apt-get (root)')
     .option('--quiet', 'print only problems')
-    .option('--test-deps', 'also what the test suite needs (Debian chromium, for the HTML report test)')
+    .option('--test-deps', 'also what the test suite needs (chromium for the HTML report, xmllint for JUnit, python3 for KTAP, git, procps)')
+    .addHelpText('after', exitCodesHelp())
     .action((opts: { install?: boolean; quiet?: boolean; testDeps?: boolean }) =>
       guarded(async () => {
         const log = makeLogger({ quiet: opts.quiet ?? false });
         const kernels = builtinKernels().map(loadKernel);
-        // the tests also drive Chromium (HTML report) and look for stray processes with pgrep
+        // the tests also drive Chromium (HTML report), look for stray processes with pgrep, check
+        // JUnit against the Jenkins schema with xmllint, and read KTAP with the kernel's kunit.py
         const testDeps = [
           { file: '/usr/bin/chromium', pkg: 'chromium' },
           { file: '/usr/bin/pgrep', pkg: 'procps' },
           { file: '/usr/bin/git', pkg: 'git' },
+          { file: '/usr/bin/xmllint', pkg: 'libxml2-utils' },
+          { file: '/usr/bin/python3', pkg: 'python3' },
         ];
         const extra = [...prereqFilesFor(kernels), ...(opts.testDeps ? testDeps : [])];
         if (opts.install) await ensurePrereqs(extra, log, { install: true });

@@ -6,6 +6,7 @@ import { DEFAULT_CASES, loadCase } from '../cases/load.ts';
 import { loadKernel } from '../kernels/load.ts';
 import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
 import { diffRuns } from '../report/diff.ts';
+import { reproKtap } from '../report/ktap.ts';
 import { allCompleted, buildSummary } from '../report/summary.ts';
 import { renderDiff, renderRunDetails, renderRunsTable } from '../report/table.ts';
 import { kernelsOf, renderKernels } from '../report/kernels.ts';
@@ -14,6 +15,7 @@ import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { qemuVersion } from '../vm/accel.ts';
 import { collect, guarded, newRunDir, parseSysctlArg } from './common.ts';
+import { concurrencyOption, exitCodesHelp, formatOption, outputFormat, useColor, type Format } from './options.ts';
 
 export const DEFAULT_KERNELS = ['6.1-vanilla', '6.1-fixed'];
 
@@ -22,8 +24,9 @@ interface ReproOpts {
   case: string[];
   sysctl: string[];
   json?: boolean;
+  format?: Format;
   results?: string;
-  concurrency?: string;
+  concurrency?: number;
   install: boolean;
   details?: boolean;
 }
@@ -35,18 +38,21 @@ export function registerRepro(program: Command): void {
     .option('-k, --kernel <name|path>', 'kernel definition, repeatable (default: 6.1-vanilla, 6.1-fixed)', collect, [])
     .option('-c, --case <name|path>', `case, repeatable (default: ${DEFAULT_CASES.join(', ')}; built in: see cases/)`, collect, [])
     .option('-s, --sysctl <[ns:]key=value>', 'extra sysctl applied after the case\'s own, repeatable', collect, [])
-    .option('--json', 'print the summary JSON on stdout (human output goes to stderr)')
+    .option('--json', 'print the summary JSON on stdout (same as --format json; human output goes to stderr)')
+    .addOption(formatOption(['text', 'json', 'ktap']))
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
-    .option('-j, --concurrency <n>', 'guests at a time (default: number of cores)')
+    .addOption(concurrencyOption())
     .option('--details', 'print the evidence of every run, not only the table and diff')
     .option('--no-install', 'never install missing host packages; fail with the command instead')
+    .addHelpText('after', exitCodesHelp())
     .action((opts: ReproOpts) => guarded(() => repro(opts)));
 }
 
 export async function repro(opts: ReproOpts): Promise<number> {
+  const format = outputFormat(opts);
   const startedAt = new Date().toISOString();
   const log = makeLogger();
-  const out = (s: string): void => void (opts.json ? process.stderr : process.stdout).write(s + '\n');
+  const out = (s: string): void => void (format === 'text' ? process.stdout : process.stderr).write(s + '\n');
   const kernels = (opts.kernel.length ? opts.kernel : DEFAULT_KERNELS).map(loadKernel);
   const cases = (opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase);
   const sysctls = opts.sysctl.map(parseSysctlArg);
@@ -58,11 +64,11 @@ export async function repro(opts: ReproOpts): Promise<number> {
   const runs = await runAll(specs, prepared, {
     runDir,
     log,
-    ...(opts.concurrency ? { concurrency: Number(opts.concurrency) } : {}),
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
   });
   const summary = buildSummary({ runId, startedAt, accel: prepared.accel.accel, qemu: (await qemuVersion()) ?? undefined }, runs);
   const diffs = diffRuns(runs);
-  const color = !opts.json && process.stdout.isTTY;
+  const color = format === 'text' && useColor();
   const kernelsHead = renderKernels(kernelsOf(runs));
   const human = [
     kernelsHead,
@@ -76,6 +82,7 @@ export async function repro(opts: ReproOpts): Promise<number> {
   fs.writeFileSync(path.join(runDir, 'report.txt'), [kernelsHead, '', renderRunsTable(runs), '', renderDiff(diffs, { allCounters: true }), ...runs.map((r) => '\n' + renderRunDetails(r))].join('\n'));
   out(human);
   out(`\nsummary: ${path.join(runDir, 'summary.json')}  report: ${path.join(runDir, 'report.txt')}`);
-  if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+  if (format === 'json') process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+  if (format === 'ktap') process.stdout.write(reproKtap(runs, [`kernel-repro repro, run ${runId}`, `accelerator: ${prepared.accel.accel} (${prepared.accel.reason})`]));
   return allCompleted(runs) ? ExitCode.ok : ExitCode.runFailed;
 }

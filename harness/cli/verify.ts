@@ -8,85 +8,59 @@ import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/b
 import { loadKernel, resolveIn, type LoadedKernel } from '../kernels/load.ts';
 import type { RunRecord } from '../observe/types.ts';
 import { checkCaseKconfig, prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
-import { ExitCode, HarnessError } from '../util/errors.ts';
+import { HarnessError } from '../util/errors.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
-import { conclude, diffstat, parsePatch, renderMarkdown, summarizeSide, type VerifyReport } from '../verify/logic.ts';
+import { readInputFile } from '../util/load.ts';
+import { markdownToHtml } from '../verify/html.ts';
+import { conclude, diffstat, parsePatch, renderMarkdown, summarizeSide, verifyExitCode, VERIFY_SCHEMA_VERSION, type VerifyReport } from '../verify/logic.ts';
 import { collect, guarded, newRunDir } from './common.ts';
 import { artifactInfo } from '../kernels/artifact.ts';
 import { kernelEntry } from '../report/kernels.ts';
+import { concurrencyOption, exitCodesHelp, hiddenAlias, repeatOption } from './options.ts';
 
 interface VerifyOpts {
   patch: string;
-  base: string;
+  kernel?: string;
+  base?: string;
   case: string[];
-  repeat: string;
+  repeat: number;
   json?: boolean;
   results?: string;
-  concurrency?: string;
+  concurrency?: number;
   install: boolean;
 }
 
-const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-export function markdownToHtml(md: string, title: string): string {
-  // the Markdown is simple (headings, a table, fenced blocks, paragraphs): render just that
-  const out: string[] = [];
-  let inFence = false;
-  let inTable = false;
-  for (const line of md.split('\n')) {
-    if (line.startsWith('```')) {
-      out.push(inFence ? '</pre>' : '<pre>');
-      inFence = !inFence;
-      continue;
-    }
-    if (inFence) {
-      out.push(esc(line));
-      continue;
-    }
-    if (line.startsWith('|')) {
-      if (/^\|[-| ]+\|$/.test(line)) continue;
-      const cells = line.split('|').slice(1, -1).map((c) => esc(c.trim()).replace(/\*\*(.+?)\*\*/g, '<b>$1</b>'));
-      out.push(`${inTable ? '' : '<table>'}<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`);
-      inTable = true;
-      continue;
-    }
-    if (inTable) {
-      out.push('</table>');
-      inTable = false;
-    }
-    const h = /^(#{2,3}) (.*)$/.exec(line);
-    if (h) out.push(`<h${h[1]!.length}>${esc(h[2]!)}</h${h[1]!.length}>`);
-    else if (line.trim()) out.push(`<p>${esc(line).replace(/\*\*(.+?)\*\*/g, '<b>$1</b>')}</p>`);
-  }
-  if (inTable) out.push('</table>');
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f4f4f4;padding:.5em;overflow:auto}table{border-collapse:collapse}td{border:1px solid #999;padding:.2em .6em}</style></head><body>\n${out.join('\n')}\n</body></html>\n`;
-}
+/** A patch is text: 16 MB is far more than any kernel patch series. */
+const MAX_PATCH_BYTES = 16 * 1024 * 1024;
 
 export function registerVerify(program: Command): void {
   program
     .command('verify')
     .description('verify a patch: run cases on the base kernel and on base+patch, conclude per case')
     .requiredOption('--patch <file>', 'the patch (git format-patch / mbox, or a plain -p1 diff)')
-    .requiredOption('--base <kernel>', 'base kernel definition (name or path)')
+    .option('-k, --kernel <name|path>', 'the base kernel definition: the patch goes on top of it (required)')
+    .addOption(hiddenAlias('--base <kernel>', '--kernel'))
     .option('-c, --case <name|path>', 'case, repeatable (default: the default job\'s cases)', collect, [])
-    .option('--repeat <n>', 'runs per kernel and case', '3')
-    .option('-j, --concurrency <n>', 'guests at a time (default: number of cores)')
+    .addOption(repeatOption('runs per kernel and case', 3))
+    .addOption(concurrencyOption())
     .option('--json', 'print the report JSON on stdout')
-    .option('--results <dir>', 'results folder')
-    .option('--no-install', 'never install missing host packages')
+    .option('--results <dir>', 'results folder (default: results/<run-id>)')
+    .option('--no-install', 'never install missing host packages; fail with the command instead')
+    .addHelpText('after', exitCodesHelp())
     .action((opts: VerifyOpts) => guarded(() => verify(opts)));
 }
 
 export async function verify(opts: VerifyOpts): Promise<number> {
   const log = makeLogger();
   const patchFile = path.resolve(opts.patch);
-  if (!fs.existsSync(patchFile)) throw new HarnessError('bad-input', `patch file not found: ${patchFile}`, { field: '--patch' });
-  const repeat = Number(opts.repeat);
-  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 50) throw new HarnessError('bad-input', 'must be a whole number from 1 to 50', { field: '--repeat' });
-  const base = loadKernel(opts.base);
+  const patchText = readInputFile(patchFile, MAX_PATCH_BYTES, '--patch');
+  const repeat = opts.repeat;
+  const kernelRef = opts.kernel ?? opts.base;
+  if (!kernelRef) throw new HarnessError('bad-input', 'which kernel does the patch go on? e.g. --kernel 6.1-vanilla', { field: '--kernel' });
+  const base = loadKernel(kernelRef);
   const cases = (opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase);
-  const info = parsePatch(fs.readFileSync(patchFile, 'utf8'), path.basename(patchFile));
+  const info = parsePatch(patchText, path.basename(patchFile));
   const derived: LoadedKernel = {
     def: {
       ...base.def,
@@ -124,7 +98,7 @@ export async function verify(opts: VerifyOpts): Promise<number> {
       const p = patchedFor.get(c.def.name);
       if (p) specs.push({ ...prepared.spec(base.def.name, c.def.name, { label: `patched-${i}` }), kernel: p.kernel, sourceFiles: p.sourceFiles });
     }
-  const runs = await runAll(specs, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: Number(opts.concurrency) } : {}) });
+  const runs = await runAll(specs, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) });
   const pick = (k: KernelArtifact | null, c: string): RunRecord[] => (k ? runs.filter((r) => r.kernel === k.name && r.case === c) : []);
   const report: VerifyReport = {
     patch: { ...info, file: patchFile, diffstat: diffstat(info) },
@@ -144,6 +118,7 @@ export async function verify(opts: VerifyOpts): Promise<number> {
   fs.writeFileSync(path.join(runDir, 'verify.md'), md);
   fs.writeFileSync(path.join(runDir, 'verify.html'), markdownToHtml(md, `kernel-repro: ${info.subject}`));
   const json = {
+    schemaVersion: VERIFY_SCHEMA_VERSION,
     patch: { subject: info.subject, author: info.author, date: info.date, file: patchFile, diffstat: report.patch.diffstat },
     base: report.base,
     patched: report.patched,
@@ -159,5 +134,5 @@ export async function verify(opts: VerifyOpts): Promise<number> {
   fs.writeFileSync(path.join(runDir, 'verify.json'), JSON.stringify(json, null, 2));
   (opts.json ? process.stderr : process.stdout).write(md + `\nreports: ${path.join(runDir, 'verify.md')} (.html, .json)\n`);
   if (opts.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n');
-  return problem ? ExitCode.buildFailed : ExitCode.ok;
+  return verifyExitCode(report);
 }

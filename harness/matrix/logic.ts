@@ -1,6 +1,7 @@
 // Pure matrix logic: expand a matrix into cells, shard cells, compare with a baseline.
 import type { KernelInfo, Verdict } from '../observe/types.ts';
 import { identityChange } from '../report/kernels.ts';
+import { HarnessError } from '../util/errors.ts';
 import { parseSysctlSpec, type MatrixDef } from './schema.ts';
 
 export interface CellSpec {
@@ -34,10 +35,47 @@ export function expandMatrix(m: MatrixDef): CellSpec[] {
   return cells;
 }
 
-/** Shard i of n (1-based): every n-th cell, so shards get a mix of kernels and cases. */
-export function shardCells(cells: CellSpec[], shard: number, of: number): CellSpec[] {
-  if (!Number.isInteger(of) || of < 1 || !Number.isInteger(shard) || shard < 1 || shard > of) throw new Error(`bad shard ${shard}/${of}`);
-  return cells.filter((c) => c.index % of === shard - 1);
+/** One shard of a matrix run: whole kernels, so a shard builds only its own kernels. */
+export interface ShardPlan {
+  index: number;
+  of: number;
+  kernels: string[];
+  /** how many cells the shard runs */
+  cells: number;
+}
+
+/**
+ * Split the cells into `of` shards by kernel: each kernel in exactly one shard, shards balanced by
+ * cell count (the kernel with the most cells goes first, to the shard with the fewest so far; ties
+ * to the lower index), kernels in matrix order within a shard. Deterministic. More shards than
+ * kernels is an error (a shard would be empty).
+ */
+export function planShards(cells: CellSpec[], of: number): ShardPlan[] {
+  const kernels = [...new Set(cells.map((c) => c.kernel))];
+  if (!Number.isInteger(of) || of < 1) throw new HarnessError('bad-input', `must be a whole number of shards, got ${of}`, { field: '--shard' });
+  if (of > kernels.length)
+    throw new HarnessError('bad-input', `${of} shards, but the matrix has ${kernels.length} kernel${kernels.length === 1 ? '' : 's'} (${kernels.join(', ')}): a shard holds whole kernels`, {
+      field: '--shard',
+    });
+  const count = new Map(kernels.map((k) => [k, cells.filter((c) => c.kernel === k).length]));
+  const order = [...kernels].sort((a, b) => count.get(b)! - count.get(a)! || kernels.indexOf(a) - kernels.indexOf(b));
+  const plan: ShardPlan[] = Array.from({ length: of }, (_, i) => ({ index: i + 1, of, kernels: [], cells: 0 }));
+  for (const k of order) {
+    // the lightest shard (an empty one first: every kernel has a cell), ties to the lower index
+    const target = plan.reduce((best, s) => (s.cells < best.cells ? s : best));
+    target.kernels.push(k);
+    target.cells += count.get(k)!;
+  }
+  for (const s of plan) s.kernels.sort((a, b) => kernels.indexOf(a) - kernels.indexOf(b));
+  return plan;
+}
+
+/** The cells of shard `index` of `of` (1-based): the cells of its kernels. */
+export function shardCells(cells: CellSpec[], index: number, of: number): CellSpec[] {
+  const plan = planShards(cells, of);
+  const shard = plan[index - 1];
+  if (!Number.isInteger(index) || !shard) throw new HarnessError('bad-input', `shard ${index}/${of} does not exist`, { field: '--shard' });
+  return cells.filter((c) => shard.kernels.includes(c.kernel));
 }
 
 export interface CellOutcome {

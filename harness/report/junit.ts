@@ -2,10 +2,12 @@
 //
 // One <testsuite> per case, one <testcase> per cell (classname = kernel). A verdict that differs
 // from the expectation is a <failure>; an error/timeout/panic verdict with no expectation is an
-// <error>; everything else passes.
+// <error>; everything else passes (report/outcome.ts). Valid against the Jenkins xunit plugin's
+// JUnit schema (test/fixtures/junit-10.xsd): <testsuites> carries no timestamp, each <testsuite> does.
 
 import type { RunRecord, Verdict } from '../observe/types.ts';
 import { distinctLines, variantOf } from './diff.ts';
+import { judge, type Judgement } from './outcome.ts';
 import { stripAnsi } from './table.ts';
 import { describeKernel, kernelEntry } from './kernels.ts';
 
@@ -46,17 +48,8 @@ export function escapeXmlAttr(s: string): string {
   return escapeXml(s).replace(/\r/g, '&#13;').replace(/\n/g, '&#10;').replace(/\t/g, '&#9;');
 }
 
-const FAILING: readonly Verdict[] = ['error', 'timeout', 'panic'];
-
-type Outcome = { kind: 'pass' } | { kind: 'failure'; message: string } | { kind: 'error'; message: string };
-
-function outcomeOf(c: JUnitCell): Outcome {
-  const v = c.run.verdict;
-  if (c.expected !== undefined) {
-    return c.expected === v ? { kind: 'pass' } : { kind: 'failure', message: `expected ${c.expected}, got ${v}` };
-  }
-  if (FAILING.includes(v)) return { kind: 'error', message: `${v}: ${c.run.reason}` };
-  return { kind: 'pass' };
+function outcomeOf(c: JUnitCell): Judgement {
+  return judge(c.run.verdict, c.expected, c.run.reason);
 }
 
 function secs(ms: number): string {
@@ -149,7 +142,7 @@ export function renderJUnit(cells: JUnitCell[], meta: JUnitMeta): string {
 
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
-    `<testsuites name="${escapeXmlAttr(meta.name)}" tests="${tests}" failures="${failures}" errors="${errors}" time="${secs(totalMs)}" timestamp="${escapeXmlAttr(meta.timestamp)}">`,
+    `<testsuites name="${escapeXmlAttr(meta.name)}" tests="${tests}" failures="${failures}" errors="${errors}" time="${secs(totalMs)}">`,
     ...body,
     '</testsuites>',
     '',

@@ -53,10 +53,14 @@ export interface SummaryRun {
   files: { console: string; results: string; record?: string; bootConsole?: string };
 }
 
+/** Version of the summary.json layout (and of `repro --json`); raised when a field changes meaning. */
+export const SUMMARY_SCHEMA_VERSION = 2;
+
 export interface Summary {
+  schemaVersion: typeof SUMMARY_SCHEMA_VERSION;
   tool: 'kernel-repro';
-  /** 2: signals[] replaced martians[] and fibEvidence[] */
-  version: 2;
+  /** the same number as schemaVersion (its older name); 2: signals[] replaced martians[] and fibEvidence[] */
+  version: typeof SUMMARY_SCHEMA_VERSION;
   runId: string;
   startedAt: string;
   host: { accel: string; qemu?: string };
@@ -125,8 +129,9 @@ export function buildSummary(meta: SummaryMeta, runs: RunRecord[]): Summary {
   const host: Summary['host'] = { accel: meta.accel };
   if (meta.qemu !== undefined) host.qemu = meta.qemu;
   return {
+    schemaVersion: SUMMARY_SCHEMA_VERSION,
     tool: 'kernel-repro',
-    version: 2,
+    version: SUMMARY_SCHEMA_VERSION,
     runId: meta.runId,
     startedAt: meta.startedAt,
     host,

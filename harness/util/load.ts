@@ -42,17 +42,61 @@ export function parseData<S extends z.ZodType>(text: string, file: string, schem
   return res.data;
 }
 
-export function loadDataFile<S extends z.ZodType>(file: string, schema: S): z.output<S> {
-  let text: string;
+/** Definitions (kernels, cases, matrices) are small: a few KB. */
+export const MAX_DEFINITION_BYTES = 1024 * 1024;
+
+function kindOf(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Read an input file the user named: it must be a regular file (a device, pipe or directory is
+ * refused before it is opened, so `/dev/zero` or a FIFO cannot hang the run) of at most `maxBytes`.
+ */
+export function readInputFile(file: string, maxBytes: number, field = '(file)'): string {
+  const fail = (msg: string): never => {
+    throw new HarnessError('bad-input', msg, { file, field });
+  };
+  let st: fs.Stats;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    st = fs.statSync(file);
   } catch (err) {
-    throw new HarnessError('bad-input', `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
-      file,
-      field: '(file)',
-    });
+    return fail(`cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  return parseData(text, file, schema);
+  if (!st.isFile()) fail(`is ${kindOf(st)}, not a regular file`);
+  if (st.size > maxBytes) fail(`is ${st.size} bytes, more than the ${maxBytes} bytes such a file may have`);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    return fail(`cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  try {
+    // it may have changed between the check and the open: check the opened file and read at most maxBytes + 1
+    if (!fs.fstatSync(fd).isFile()) fail('is not a regular file');
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(1 << 20, maxBytes + 1 - total));
+      const r = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (r === 0) break;
+      chunks.push(chunk.subarray(0, r));
+      total += r;
+      if (total > maxBytes) fail(`is more than the ${maxBytes} bytes such a file may have`);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function loadDataFile<S extends z.ZodType>(file: string, schema: S, maxBytes = MAX_DEFINITION_BYTES): z.output<S> {
+  return parseData(readInputFile(file, maxBytes), file, schema);
 }
 
 /** Names of the data files (<name>.yaml/.yml/.json) in a folder of built-ins. */

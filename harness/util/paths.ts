@@ -12,6 +12,9 @@ export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(xdg, 'kernel-repro');
 }
 
-export function resultsRoot(env: NodeJS.ProcessEnv = process.env): string {
-  return env.KERNEL_REPRO_RESULTS ? path.resolve(env.KERNEL_REPRO_RESULTS) : path.join(repoRoot, 'results');
+/** $KERNEL_REPRO_RESULTS, else results/ in the clone, else (an installed package, whose folder
+ * is no place for run output) results/ in the current directory. */
+export function resultsRoot(env: NodeJS.ProcessEnv = process.env, root = repoRoot, cwd = process.cwd()): string {
+  if (env.KERNEL_REPRO_RESULTS) return path.resolve(env.KERNEL_REPRO_RESULTS);
+  return root.split(path.sep).includes('node_modules') ? path.join(cwd, 'results') : path.join(root, 'results');
 }

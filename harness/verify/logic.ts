@@ -2,6 +2,10 @@
 // conclude per case from before/after verdict counts and evidence, render Markdown.
 import type { RunRecord } from '../observe/types.ts';
 import { describeKernel, type KernelEntry } from '../report/kernels.ts';
+import { ExitCode, type ExitCodeValue } from '../util/errors.ts';
+
+/** Version of verify.json (and `verify --json`); raised when a field changes meaning. */
+export const VERIFY_SCHEMA_VERSION = 2;
 
 export interface PatchInfo {
   subject: string;
@@ -168,4 +172,12 @@ export function renderMarkdown(r: VerifyReport): string {
     side('After', c.after);
   }
   return out.join('\n') + '\n';
+}
+
+/** 4 when the patched kernel did not build; 1 when a case has no clear answer (inconclusive, boot
+ * failed); else 0 (fixed, newly broken, unchanged and still reproduces are answers). */
+export function verifyExitCode(r: Pick<VerifyReport, 'problem' | 'cases'>): ExitCodeValue {
+  if (r.problem?.kind === 'build failed') return ExitCode.buildFailed;
+  if (r.cases.some((c) => c.conclusion === 'inconclusive' || c.conclusion === 'boot failed' || c.conclusion === 'build failed')) return ExitCode.runFailed;
+  return ExitCode.ok;
 }

@@ -1,18 +1,22 @@
 // End to end: a git history built from Debian's linux-source-6.1 (first commit: the fix reverted;
 // then 16 unrelated commits, one of which re-applies the fix). `npm run bisect` must name the
-// commit that re-applies it, within ceil(log2(N)) + 2 kernel builds.
+// commit that re-applies it, within ceil(log2(N)) + 2 kernel builds. Then a real `git bisect run`
+// with bisect-run over a regression branch that holds a commit that does not build (skipped, the
+// culprit still named), and with a case whose kconfig need no commit can enable (the bisection aborts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
+import { loadCase } from '../../harness/cases/load.ts';
 import { cli } from './helpers.ts';
 import { fileTempDir } from '../tmp.ts';
 
 const work = fileTempDir('kr-bisect-');
 const repo = path.join(work, 'linux');
 const patch = path.join(repoRoot, 'kernels/patches/0001-fib-relax-source-validation-check-for-loopback-packets.patch');
+const breaksBuild = path.join(repoRoot, 'test/fixtures/breaks-build.patch');
 const N = 16;
 const FIX_AT = 11; // commit index (1-based after the base) that re-applies the fix
 const commits: string[] = [];
@@ -99,5 +103,70 @@ describe('npm run bisect', () => {
     const r = await cli(['bisect', '--repo', repo, '--old', commits[FIX_AT]!, '--new', commits[N]!, '--case', 'rp-filter-selftest', '--fresh']);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/--old and --new both give "not-reproduced" on case rp-filter-selftest: nothing to bisect/);
+  });
+});
+
+describe('git bisect run with bisect-run', () => {
+  // a regression branch from the fixed last commit: d1, d2, a commit that does not build, its
+  // repair, the fix reverted (the culprit), d3. git tests the middle commit (the broken one) first.
+  const branch: Record<string, string> = {};
+  const bisectRun = async (args: string[]): Promise<{ exitCode: number; out: string }> => {
+    const r = await execa('git', ['bisect', 'run', 'node', path.join(repoRoot, 'bin/kernel-repro.mjs'), 'bisect-run', ...args, '--no-install'], { cwd: repo, reject: false, all: true, stdin: 'ignore' });
+    return { exitCode: r.exitCode ?? -1, out: String(r.all) };
+  };
+  const marks = (): string[] => git('bisect', 'log').split('\n').filter((l) => /^git bisect (good|bad|skip) /.test(l));
+
+  beforeAll(() => {
+    git('checkout', '-q', '-b', 'regression', commits[N]!);
+    const commit = (name: string, change: () => void, msg: string): void => {
+      change();
+      git('commit', '-q', '-a', '-m', msg);
+      branch[name] = git('rev-parse', 'HEAD');
+    };
+    const doc = (i: number) => () => fs.appendFileSync(path.join(repo, 'Documentation/networking/ip-sysctl.rst'), `\n.. regression branch change ${i}\n`);
+    commit('d1', doc(1), 'docs: regression branch 1');
+    commit('d2', doc(2), 'docs: regression branch 2');
+    commit('broken', () => execFileSync('patch', ['-d', repo, '-p1', '-s', '-i', breaksBuild]), 'fib: a change that does not build');
+    commit('repair', () => execFileSync('patch', ['-d', repo, '-p1', '-R', '-s', '-i', breaksBuild]), 'fib: repair the build');
+    commit('culprit', () => execFileSync('patch', ['-d', repo, '-p1', '-R', '-s', '-i', patch]), 'fib: revert the loopback source validation fix');
+    commit('d3', doc(3), 'docs: regression branch 3');
+  });
+  afterAll(() => {
+    execFileSync('git', ['-C', repo, 'bisect', 'reset'], { stdio: 'ignore' }); // after a failed test: leave no bisection behind
+  });
+
+  it('skips the commit that does not build (125) and still names the culprit', async () => {
+    git('bisect', 'start', branch.d3!, commits[N]!);
+    const t0 = Date.now();
+    const r = await bisectRun(['--case', 'rp-filter-selftest']);
+    const said = r.out.split('\n').filter((l) => /^bisect-run:|is the first bad commit|^Bisecting|^bisect /.test(l));
+    console.log(`git bisect run over ${Object.keys(branch).length} commits: ${((Date.now() - t0) / 1000).toFixed(1)} s\n${said.join('\n')}\nthe bisect log's marks:\n${marks().join('\n')}`);
+    if (r.exitCode !== 0) console.error(r.out.slice(-6000));
+    expect(r.exitCode).toBe(0);
+    expect(r.out).toContain(`${branch.culprit} is the first bad commit`);
+    expect(git('rev-parse', 'refs/bisect/bad')).toBe(branch.culprit);
+    const m = marks();
+    expect(m).toContain(`git bisect skip ${branch.broken}`);
+    expect(m).toContain(`git bisect bad ${branch.culprit}`);
+    expect(m.filter((l) => l.includes(branch.broken!))).toEqual([`git bisect skip ${branch.broken}`]); // never good or bad
+    expect(r.out).toMatch(/#error kernel-repro: this patch breaks the build/); // the compiler's own words, from the build log
+    expect(r.out).toMatch(new RegExp(`bisect-run: ${branch.culprit!.slice(0, 12)}: reproduced: bad \\(exit 1\\)`));
+    git('bisect', 'reset');
+  });
+
+  it('aborts, marking nothing, when the case needs a kconfig option no commit can enable (its dependencies are off)', async () => {
+    const needy = path.join(work, 'needy.yaml');
+    fs.writeFileSync(needy, fs.readFileSync(loadCase('rp-filter-selftest').file, 'utf8').replace('name: rp-filter-selftest', 'name: needy').replace('kconfig:\n', 'kconfig:\n  - CONFIG_NFT_FIB_INET\n'));
+    // (an option the config merely lacks is merged in, as for any kernel built from source)
+    // good = the repair, bad = d3: git tests the culprit first, a commit that builds
+    git('bisect', 'start', branch.d3!, branch.repair!);
+    const before = marks();
+    const r = await bisectRun(['--case', needy]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.out).toMatch(/kernel bisect-run cannot enable CONFIG_NFT_FIB_INET, which case needy needs/);
+    expect(r.out).toMatch(/bisect-run: this is not about the commit: stopping the bisection \(exit 202\)/);
+    expect(r.out).toMatch(/bisect run failed:\s+exit code 202/); // git's own words: it aborted
+    expect(marks()).toEqual(before);
+    git('bisect', 'reset');
   });
 });

@@ -11,16 +11,18 @@ const broken = path.join(repoRoot, 'test/fixtures/does-not-apply.patch');
 const N = 2;
 
 interface VerifyJson {
+  schemaVersion: number;
   patch: { subject: string };
   cases: Array<{ case: string; before: { reproduced: number; runs: number }; after: { reproduced: number; runs: number }; conclusion: string }>;
 }
 
 describe('npm run verify', () => {
   it('the forward fix on 6.1-vanilla: fixed for both cases, N/N before and 0/N after', async () => {
-    const r = await cli(['verify', '--patch', fix, '--base', '6.1-vanilla', '--repeat', String(N), '--json']);
+    const r = await cli(['verify', '--patch', fix, '--kernel', '6.1-vanilla', '--repeat', String(N), '--json']);
     if (r.exitCode !== 0) console.error(r.stderr.slice(-4000));
     expect(r.exitCode).toBe(0);
     const j = JSON.parse(r.stdout) as VerifyJson;
+    expect(j.schemaVersion).toBe(1);
     expect(j.patch.subject).toBe('fib: relax source validation check for loopback packets');
     expect(j.cases.map((c) => c.case).sort()).toEqual(['rp-filter-mesos', 'rp-filter-selftest']);
     for (const c of j.cases) {
@@ -33,7 +35,7 @@ describe('npm run verify', () => {
   });
 
   it('a comment-only patch: unchanged for both cases', async () => {
-    const r = await cli(['verify', '--patch', commentOnly, '--base', '6.1-vanilla', '--repeat', String(N), '--json']);
+    const r = await cli(['verify', '--patch', commentOnly, '--kernel', '6.1-vanilla', '--repeat', String(N), '--json']);
     expect(r.exitCode).toBe(0);
     const j = JSON.parse(r.stdout) as VerifyJson;
     for (const c of j.cases) {
@@ -44,7 +46,7 @@ describe('npm run verify', () => {
   });
 
   it('a patch that does not apply: exit 4 and the rejected hunk is shown', async () => {
-    const r = await cli(['verify', '--patch', broken, '--base', '6.1-vanilla', '--repeat', '1', '--case', 'rp-filter-selftest']);
+    const r = await cli(['verify', '--patch', broken, '-k', '6.1-vanilla', '--repeat', '1', '--case', 'rp-filter-selftest']);
     expect(r.exitCode).toBe(4);
     expect(r.stdout).toMatch(/build failed.*does-not-apply\.patch does not apply/);
     expect(r.stdout).toMatch(/Hunk #1 FAILED at 4/);

@@ -1,8 +1,13 @@
-import { describe, it, expect } from 'vitest';
+import { afterAll, describe, it, expect } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import vm from 'node:vm';
 import type { RunRecord, Verdict } from '../../harness/observe/types.ts';
 import { escapeHtml, renderHtmlReport, type MatrixCell } from '../../harness/report/html.ts';
 import { escapeXml, renderJUnit } from '../../harness/report/junit.ts';
+import { repoRoot } from '../../harness/util/paths.ts';
 
 const MARTIAN_TEXT = 'martian source 10.53.180.130 from 10.53.180.130, on dev lo';
 const RP1 = { 'host:net.ipv4.conf.all.rp_filter': '1' };
@@ -379,5 +384,38 @@ describe('renderJUnit', () => {
     checkXmlish(xml);
     expect(xml).toContain('classname="k&lt;&gt;&quot;"');
     expect(xml).toContain('reason: badreason &lt;x&gt;');
+  });
+});
+
+describe('renderJUnit against the Jenkins xunit JUnit schema (test/fixtures/junit-10.xsd, xmllint)', () => {
+  const xsd = path.join(repoRoot, 'test/fixtures/junit-10.xsd');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-junit-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const validate = (xml: string, name: string): { ok: boolean; output: string } => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, xml);
+    try {
+      execFileSync('xmllint', ['--noout', '--schema', xsd, file], { stdio: 'pipe' });
+      return { ok: true, output: '' };
+    } catch (e) {
+      return { ok: false, output: String((e as { stderr?: Buffer }).stderr ?? e) };
+    }
+  };
+
+  it('passes, errors, failures and hostile text are valid', () => {
+    const c = cells();
+    const broken: RunRecord = { ...record('6.2-rc1', {}, 'timeout'), case: 'other', reason: 'deadline <60s> & "more"\x01', panic: { kind: 'oops', title: 'Oops: 0002', text: 'RIP: \x1b[31mx\x1b[0m' } };
+    const xml = renderJUnit([...c, { run: broken }, { run: { ...broken, kernel: 'k<&>"\'', durationMs: NaN } }], { name: 'kernel-repro matrix m', timestamp: '2024-05-01T10:00:00Z' });
+    const r = validate(xml, 'mixed.xml');
+    expect(r.output).toBe('');
+    expect(r.ok).toBe(true);
+    expect(validate(renderJUnit([], { name: 'empty', timestamp: '2024-05-01T10:00:00Z' }), 'empty.xml').ok).toBe(true);
+  });
+
+  it('the schema is really applied: a timestamp on <testsuites> is refused', () => {
+    const xml = renderJUnit(cells(), { name: 'm', timestamp: '2024-05-01T10:00:00Z' }).replace('<testsuites ', '<testsuites timestamp="2024-05-01T10:00:00Z" ');
+    const r = validate(xml, 'timestamp.xml');
+    expect(r.ok).toBe(false);
+    expect(r.output).toMatch(/attribute 'timestamp': The attribute 'timestamp' is not allowed/);
   });
 });

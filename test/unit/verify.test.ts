@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { conclude, diffstat, parsePatch, type SideSummary } from '../../harness/verify/logic.ts';
-import { markdownToHtml } from '../../harness/cli/verify.ts';
+import { markdownToHtml } from '../../harness/verify/html.ts';
 
 const side = (reproduced: number, runs: number, martians: string[] = [], failed = 0): SideSummary => ({
   reproduced,
