@@ -75,7 +75,7 @@ describe('npm run matrix (default matrix)', () => {
     expect(p.cases).toHaveLength(14);
     expect(p.cases.every((c) => c.status === 'PASS')).toBe(true);
     expect(p.cases.map((c) => c.name)).toContain('6.1-vanilla/rp-filter-mesos/all.rp_filter=1');
-    expect(all.stdout).toMatch(/# martian source 10\.53\.180\.130 from 10\.53\.180\.130, on dev lo\nok \d+ 6\.1-vanilla\/rp-filter-mesos\/all\.rp_filter=1 # reproduced/);
+    expect(all.stdout).toMatch(/# signal martian \(signature\) x\d+: martian source 10\.53\.180\.130 from 10\.53\.180\.130, on dev lo\n(?:# .*\n)*ok \d+ 6\.1-vanilla\/rp-filter-mesos\/all\.rp_filter=1 # reproduced/);
     // the same run with one expectation turned wrong: that cell fails, for the parser too (exit 1)
     const wrong = JSON.parse(fs.readFileSync(path.join(out, 'matrix.json'), 'utf8')) as { cells: Array<{ kernel: string; case: string; variant: string; expected: string }> };
     const cell = wrong.cells.find((c) => c.kernel === '6.1-fixed' && c.variant === 'all.rp_filter=1')!;
@@ -189,7 +189,7 @@ describe('the nightly steps (.ci/nightly.mjs) over a two-shard matrix', () => {
     const old: Res = { ...res, runId: 'older-night', cells: res.cells.map((c) => (c.kernel === '6.1-vanilla' ? { ...c, run: { ...c.run, kernelInfo: older } } : c)) };
     fs.writeFileSync(path.join(out, 'older.json'), JSON.stringify(old));
     const dir = path.join(out, 'merged-kernel');
-    const r = await cli(['report', 'merge', path.join(out, 'matrix.json'), '--out', dir, '--baseline', path.join(out, 'older.json')]);
+    const r = await cli(['report', 'merge', path.join(out, 'matrix.json'), '--results', dir, '--baseline', path.join(out, 'older.json'), '--fail-on-change']);
     expect(r.exitCode).toBe(0); // no verdict moved: a kernel update alone is not a failure
     expect(r.stdout).toMatch(/changes against the baseline older-night: none/);
     const nVanilla = res.cells.filter((c) => c.kernel === '6.1-vanilla').length;
@@ -205,10 +205,11 @@ describe('the nightly steps (.ci/nightly.mjs) over a two-shard matrix', () => {
     const html = fs.readFileSync(path.join(dir, 'report.html'), 'utf8');
     expect(html).toMatch(/<section id="kernel-changes">/);
     expect(html.match(/<span class="kchg">kernel changed<\/span>/g) ?? []).toHaveLength(nVanilla);
+    expect(fs.readFileSync(path.join(dir, 'summary.md'), 'utf8')).toMatch(/### Kernel changed since the baseline: 1\n- `6\.1-vanilla`: source linux-source-6\.1 6\.1\.1-1 -> /);
     // and a verdict that moved on an updated kernel says so
     const flipped: Res = { ...old, cells: old.cells.map((c, i) => (i === 0 ? { ...c, verdict: c.verdict === 'reproduced' ? 'not-reproduced' : 'reproduced' } : c)) };
     fs.writeFileSync(path.join(out, 'older-flipped.json'), JSON.stringify(flipped));
-    const f = await cli(['report', 'merge', path.join(out, 'matrix.json'), '--out', path.join(out, 'merged-kernel2'), '--baseline', path.join(out, 'older-flipped.json')]);
+    const f = await cli(['report', 'merge', path.join(out, 'matrix.json'), '--results', path.join(out, 'merged-kernel2'), '--baseline', path.join(out, 'older-flipped.json'), '--fail-on-change']);
     expect(f.exitCode).toBe(1);
     expect(f.stdout).toMatch(new RegExp(`${res.cells[0]!.id.replace(/[|.*+?^${}()[\]\\]/g, '\\$&')}: \\S+ -> \\S+  \\((kernel changed|same kernel)\\)`));
     expect(f.stdout).toContain(res.cells[0]!.kernel === '6.1-vanilla' ? '(kernel changed)' : '(same kernel)');
