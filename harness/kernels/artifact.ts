@@ -11,6 +11,7 @@ export function artifactInfo(k: KernelArtifact): KernelInfo {
     source: k.meta.source,
     ...(k.meta.sourceVersion ? { sourceVersion: k.meta.sourceVersion, pinned: k.meta.pinned ?? false } : {}),
     ...(k.meta.caseConfig?.length ? { caseConfig: k.meta.caseConfig } : {}),
+    ...(k.meta.traceConfig?.length ? { traceConfig: k.meta.traceConfig } : {}),
     patches: k.meta.patches,
   };
 }

@@ -38,6 +38,8 @@ export interface KernelMeta {
   pinned?: boolean;
   /** options the cases needed that the kernel's own config lacked, merged into this build */
   caseConfig?: string[];
+  /** options of the tracing variant (--trace-path) the kernel's own config lacked, merged into this build */
+  traceConfig?: string[];
   patches: string[];
   compiler: string;
   buildMs: number;
@@ -66,7 +68,16 @@ export interface BuildOptions {
   timeoutMs?: number;
   /** kconfig options the cases to run need (merged into the config when it lacks them): which cases, from which file */
   needs?: { options: string[]; by: string; file?: string };
+  /** the tracing variant (--trace-path): TRACE_KCONFIG merged in, with its own build directory beside the plain one */
+  tracing?: boolean;
 }
+
+/**
+ * What path tracing needs (--trace-path): function_graph, and kretprobe events for return values.
+ * KPROBES depends on MODULES (tinyconfig has it off; nothing is built as a module: the harness
+ * builds only bzImage). FUNCTION_TRACER turns ENABLE_DEFAULT_TRACERS off, which is expected.
+ */
+export const TRACE_KCONFIG = ['CONFIG_MODULES', 'CONFIG_FUNCTION_TRACER', 'CONFIG_FUNCTION_GRAPH_TRACER', 'CONFIG_DYNAMIC_FTRACE', 'CONFIG_KPROBES', 'CONFIG_KPROBE_EVENTS'];
 
 async function compilerVersion(): Promise<string> {
   const r = await run('gcc', ['--version'], { timeoutMs: 10_000 });
@@ -298,7 +309,10 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
   // the options the cases to run need, merged into the config when the kernel's own config lacks them
   const needs = [...new Set(opts.needs?.options ?? [])].sort();
   const plainKey = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler });
-  const inputKey = needs.length ? hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler, needs }) : plainKey;
+  const inputKey =
+    needs.length || opts.tracing
+      ? hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configInput, compiler, ...(needs.length ? { needs } : {}), ...(opts.tracing ? { tracing: TRACE_KCONFIG } : {}) })
+      : plainKey;
 
   // who asks decides the name and how the source was resolved (a cached kernel may have been built
   // for another definition of the same source: pinned or not, under another name)
@@ -317,13 +331,22 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       return null;
     }
     verifiedKeys.add(key);
-    return artifactFrom(store, key, { ...m.meta, ...identity }, true);
+    return artifactFrom(store, key, { ...m.meta, ...identity, ...mergedFor(file) }, true);
   };
+  // what an input merged into the config (the kernel it resolves to may have been built for another input)
+  function mergedFor(file: string): Pick<KernelMeta, 'caseConfig' | 'traceConfig'> {
+    try {
+      return JSON.parse(fs.readFileSync(`${file}.merged`, 'utf8')) as Pick<KernelMeta, 'caseConfig' | 'traceConfig'>;
+    } catch {
+      return {};
+    }
+  }
   const lookup = (): KernelArtifact | null => lookupIn(indexFile);
-  // the kernel as its definition builds it, when it has every option the case needs: no variant
-  if (needs.length) {
+  // the kernel as its definition builds it, when it has every option the case (and tracing) needs: no variant
+  const required = [...needs, ...(opts.tracing ? TRACE_KCONFIG : [])];
+  if (required.length) {
     const plain = lookupIn(path.join(indexDir, plainKey));
-    if (plain && missingRequired(parseKconfig(fs.readFileSync(plain.config, 'utf8')), needs).length === 0) return plain;
+    if (plain && missingRequired(parseKconfig(fs.readFileSync(plain.config, 'utf8')), required).length === 0) return plain;
   }
   const hit = lookup();
   if (hit) return hit;
@@ -368,11 +391,11 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       };
 
       // configure a build directory (once per config input): base config, fragments, then the extra options
-      const configure = async (dir: string, input: string, extra: string[]): Promise<string> => {
+      const configure = async (dir: string, input: string, extra: string[], what = 'what the cases need'): Promise<string> => {
         fs.mkdirSync(dir, { recursive: true });
         const stamp = path.join(dir, '.kr-config-input');
         if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== input || !fs.existsSync(path.join(dir, '.config'))) {
-          log.info(`configuring ${def.name}: ${def.config.base} + ${def.config.fragments.join(' + ')}${extra.length ? ` + what the cases need: ${extra.join(' ')}` : ''}`);
+          log.info(`configuring ${def.name}: ${def.config.base} + ${def.config.fragments.join(' + ')}${extra.length ? ` + ${what}` : ''}`);
           await make(dir, [def.config.base], 'configure', 10 * 60_000);
           const merged = [...fragments.map((f) => f.text), ...extra.map((o) => `${o}=y`)].join('\n');
           fs.writeFileSync(path.join(dir, '.kr-fragments.config'), merged);
@@ -389,33 +412,50 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
         return fs.readFileSync(path.join(dir, '.config'), 'utf8');
       };
       let configText = await configure(out, configInput, []);
+      const ownConfig = parseKconfig(configText);
       // the cases' needs the kernel's own config lacks go into a variant with its own build directory
-      // (kselftest-style config fragments), so that switching between cases never rebuilds the kernel
-      let caseConfig: string[] = [];
-      // the index: these inputs -> this kernel (and the plain inputs too, when no option had to be merged)
+      // (kselftest-style config fragments), so that switching between cases never rebuilds the kernel;
+      // the tracing variant (--trace-path) the same way, beside the plain one
+      const caseConfig = needs.length ? missingRequired(ownConfig, needs) : [];
+      const traceConfig = opts.tracing ? missingRequired(ownConfig, TRACE_KCONFIG).filter((o) => !caseConfig.includes(o)) : [];
+      // the index: these inputs -> this kernel (and the plain inputs too, when no option had to be
+      // merged), with what these inputs merged in (the kernel may have been built for other inputs)
+      const merged = { ...(caseConfig.length ? { caseConfig } : {}), ...(traceConfig.length ? { traceConfig } : {}) };
       const remember = (key: string): void => {
-        for (const f of new Set([indexFile, ...(caseConfig.length ? [] : [path.join(indexDir, plainKey)])])) {
+        fs.writeFileSync(`${indexFile}.merged`, JSON.stringify(merged));
+        for (const f of new Set([indexFile, ...(caseConfig.length || traceConfig.length ? [] : [path.join(indexDir, plainKey)])])) {
           fs.writeFileSync(`${f}.tmp`, key);
           fs.renameSync(`${f}.tmp`, f);
         }
       };
-      if (needs.length) {
-        caseConfig = missingRequired(parseKconfig(configText), needs);
-        if (caseConfig.length) {
-          const variantInput = hashOf({ configInput, needs: caseConfig });
-          out = path.join(treeRoot, `build-${variantInput.slice(0, 16)}`);
-          configText = await configure(out, variantInput, caseConfig);
-          const still = missingRequired(parseKconfig(configText), caseConfig);
-          if (still.length)
-            throw new HarnessError('bad-input', `kernel ${def.name} cannot enable ${still.join(', ')}, which ${opts.needs?.by ?? 'the case'} needs: olddefconfig dropped it (an option it depends on is off)`, {
-              ...(opts.needs?.file ? { file: opts.needs.file } : {}),
-              field: 'kconfig',
-              hint: `add the options ${still.join(', ')} depends on to the case's kconfig list (as kselftest config fragments do; \`make menuconfig\` and search shows them), or to a config fragment of ${def.name}`,
-            });
-        }
+      if (caseConfig.length || traceConfig.length) {
+        // (a variant without tracing options keeps the directory it always had)
+        const variantInput = hashOf({ configInput, needs: caseConfig, ...(traceConfig.length ? { trace: traceConfig } : {}) });
+        out = path.join(treeRoot, `build-${variantInput.slice(0, 16)}`);
+        const what = [caseConfig.length ? `what the cases need: ${caseConfig.join(' ')}` : '', traceConfig.length ? `the tracing variant: ${traceConfig.join(' ')}` : ''].filter(Boolean).join(' + ');
+        configText = await configure(out, variantInput, [...caseConfig, ...traceConfig], what);
+        const final = parseKconfig(configText);
+        const still = missingRequired(final, caseConfig);
+        if (still.length)
+          throw new HarnessError('bad-input', `kernel ${def.name} cannot enable ${still.join(', ')}, which ${opts.needs?.by ?? 'the case'} needs: olddefconfig dropped it (an option it depends on is off)`, {
+            ...(opts.needs?.file ? { file: opts.needs.file } : {}),
+            field: 'kconfig',
+            hint: `add the options ${still.join(', ')} depends on to the case's kconfig list (as kselftest config fragments do; \`make menuconfig\` and search shows them), or to a config fragment of ${def.name}`,
+          });
+        const noTrace = missingRequired(final, traceConfig);
+        if (noTrace.length)
+          throw new HarnessError('bad-input', `kernel ${def.name} cannot enable ${noTrace.join(', ')}, which path tracing (--trace-path) needs: olddefconfig dropped it (an option it depends on is off)`, {
+            file: k.file,
+            field: 'config.fragments',
+            hint: `run without --trace-path, or add what ${noTrace.join(', ')} depends on to a config fragment of ${def.name}`,
+          });
       }
+      // what the definition's fragments ask for and did not get (the tracing options change some on
+      // purpose, e.g. ENABLE_DEFAULT_TRACERS: only what the kernel's own config already lacked is said)
+      const ownMismatch = new Set(fragmentMismatches(ownConfig, fragments).map((m) => m.option));
       for (const m of fragmentMismatches(parseKconfig(configText), fragments))
-        log.warn(`${def.name}: ${m.fragment} asks for ${m.option}=${m.wanted} but the final .config has ${m.got} (unmet dependency?)`);
+        if (!traceConfig.length || ownMismatch.has(m.option))
+          log.warn(`${def.name}: ${m.fragment} asks for ${m.option}=${m.wanted} but the final .config has ${m.got} (unmet dependency?)`);
       // the kernel key hashes the final config (minus its generated header)
       const configBody = configText.split('\n').filter((l) => !l.startsWith('# Linux/') && !l.startsWith('# Compiler:')).join('\n');
       const configHash = sha256(configBody);
@@ -423,7 +463,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
       const existing = store.get(key);
       if (existing) {
         remember(key);
-        return artifactFrom(store, key, { ...existing.meta, ...identity }, true);
+        return artifactFrom(store, key, { ...existing.meta, ...identity, ...merged }, true);
       }
 
       // a first build in this output directory writes ~0.3 GB; an incremental one little
@@ -466,6 +506,7 @@ export async function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise
         source: src.label,
         sourceId: src.id,
         ...(caseConfig.length ? { caseConfig } : {}),
+        ...(traceConfig.length ? { traceConfig } : {}),
         ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false } : {}),
         patches: def.patches.map((p) => `${p.reverse ? 'reverse ' : ''}${p.file}`),
         compiler,

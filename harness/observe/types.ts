@@ -87,7 +87,22 @@ export interface KernelInfo {
   pinned?: boolean;
   /** kconfig options the case needed that the kernel's own config lacked, merged into this build */
   caseConfig?: string[];
+  /** kconfig options of the tracing variant (--trace-path) the kernel's own config lacked, merged into this build */
+  traceConfig?: string[];
   patches: string[];
+}
+
+/** The size of a traced run's path: lines the agent sent, calls, events, return values, packet units; lost or cut lines. */
+export interface PathStats {
+  lines: number;
+  calls: number;
+  events: number;
+  returns: number;
+  units: number;
+  lost: number;
+  truncated: number;
+  /** functions given a return probe */
+  probed: number;
 }
 
 /** One kernel x case run: everything the report and the JSON need. */
@@ -108,6 +123,8 @@ export interface RunRecord {
   signals: SignalResult[];
   /** tracepoint events recorded during the probes */
   traceEvents: number;
+  /** a traced run (--trace-path): what the function graph of the signature probe holds */
+  path?: PathStats;
   captures: CaptureResult[];
   /** what the agent warned about (a tracepoint the kernel lacks, a server not listening, a capture that did not start) */
   warnings: string[];

@@ -14,6 +14,8 @@ export interface KernelEntry {
   patches: string[];
   /** kconfig options merged in for the cases (absent: the kernel's own config had them all) */
   caseConfig?: string[];
+  /** kconfig options merged in for path tracing (the tracing variant, --trace-path) */
+  traceConfig?: string[];
   key: string;
 }
 
@@ -27,6 +29,7 @@ export function kernelEntry(name: string, ki: KernelInfo): KernelEntry {
     configHash: ki.configHash,
     patches: [...ki.patches],
     ...(ki.caseConfig?.length ? { caseConfig: [...ki.caseConfig] } : {}),
+    ...(ki.traceConfig?.length ? { traceConfig: [...ki.traceConfig] } : {}),
     key: ki.key,
   };
 }
@@ -51,11 +54,12 @@ function patchName(p: string): string {
 }
 
 /** One line: source and version (pinned or as installed), patches, release, config hash. */
-export function describeKernel(e: Pick<KernelEntry, 'source' | 'sourceVersion' | 'pinned' | 'release' | 'configHash' | 'patches' | 'caseConfig'>): string {
+export function describeKernel(e: Pick<KernelEntry, 'source' | 'sourceVersion' | 'pinned' | 'release' | 'configHash' | 'patches' | 'caseConfig' | 'traceConfig'>): string {
   const how = e.pinned === true ? ' (pinned)' : e.pinned === false ? ' (installed, not pinned)' : '';
   const parts = [`${e.source}${how}`];
   if (e.patches.length) parts.push(e.patches.map(patchName).join(', '));
   if (e.caseConfig?.length) parts.push(`+ ${e.caseConfig.join(' ')} (for the case)`);
+  if (e.traceConfig?.length) parts.push(`+ ${e.traceConfig.join(' ')} (tracing variant)`);
   parts.push(`release ${e.release}`, `config ${e.configHash.slice(0, 12)}`);
   return parts.join(', ');
 }
