@@ -19,7 +19,8 @@
 //   done uptime_ms=<n>                          the agent finished: every record is in
 // Sections (names below): counters-before:<ns>, counters-after:<ns>, trace, symbols,
 // probe-output:<probe>, step-output:<label>, step-input:<label>, server-output:<name>,
-// tc-stats:<ns>, links-at-start, proc-net-tcp:<ns>, capture-summary:<name>, capture-pcap:<name>.
+// tc-stats:<ns>, links-at-start, proc-net-tcp:<ns>, capture-summary:<name>, capture-pcap:<name>,
+// path (the function graph of a traced run: harness/observe/path.ts).
 // Case input (console, ttyS0): "@@CASE <bytes>\n" followed by exactly <bytes> bytes of the bundle.
 
 export const RECORD_PREFIX = '@@KR ';
@@ -37,6 +38,7 @@ export const SECTION = {
   serverOutput: (name: string) => `server-output:${name}`,
   tcStats: (ns: string) => `tc-stats:${ns}`,
   linksAtStart: 'links-at-start',
+  path: 'path',
   captureSummary: (name: string) => `capture-summary:${name}`,
   capturePcap: (name: string) => `capture-pcap:${name}`,
 } as const;

@@ -147,3 +147,66 @@ kr_symbols() { # kr_symbols FIELD...: the kernel addresses in FIELD=<hex> of the
 	awk -v fields=" $* " -f /kr/symbols.awk /tmp/kr.trace.raw /proc/kallsyms > /tmp/kr.syms
 	kr_section symbols < /tmp/kr.syms
 }
+# Path tracing (--trace-path; what it sends is read by harness/observe/path.ts). A tracing kernel
+# boots with kr.graph=ENTRY,... kr.graph_notrace=GLOB,... kr.graph_events=GROUP/EVENT,... on its
+# command line: init arms the function graph of the network stack beneath those entry points at
+# boot, not recording (arming patches every traceable function: ~1 s under TCG, paid once and kept
+# in the booted-kernel snapshot). The graph owns the top-level ftrace buffer; a traced case's own
+# tracepoints go to an instance of their own (kr_trace_instance). kr_path_on/kr_path_off record
+# only around the signature probe.
+KR_TRACE_TOP=/sys/kernel/tracing
+kr_graph_arm() { # from the kernel command line (init, at boot)
+	_ent= _not= _ev=
+	set -f # globs in the lists are for ftrace, not for the shell
+	for _w in $KR_CMDLINE; do
+		case "$_w" in kr.graph=*) _ent=${_w#kr.graph=} ;; kr.graph_notrace=*) _not=${_w#kr.graph_notrace=} ;; kr.graph_events=*) _ev=${_w#kr.graph_events=} ;; esac
+	done
+	_t=$KR_TRACE_TOP
+	if ! grep -qw function_graph "$_t/available_tracers" 2>/dev/null; then set +f; kr_rec "warn path: this kernel has no function_graph tracer"; return 1; fi
+	echo 0 > "$_t/tracing_on"
+	_IFS=$IFS; IFS=,
+	for _f in $_ent; do echo "$_f" >> "$_t/set_graph_function" 2>/dev/null || kr_rec "warn path: cannot trace beneath $_f (not a traceable function here)"; done
+	for _f in $_not; do echo "$_f" >> "$_t/set_graph_notrace" 2>/dev/null; done # a glob matching nothing here is no loss
+	for _e in $_ev; do [ -w "$_t/events/$_e/enable" ] && echo 1 > "$_t/events/$_e/enable"; done
+	IFS=$_IFS; set +f
+	echo function_graph > "$_t/current_tracer" || { kr_rec "warn path: function_graph did not start"; return 1; }
+	# who ran each line (task-pid), no durations (smaller, and time is not compared), no hard interrupts
+	for _o in funcgraph-proc=1 funcgraph-duration=0 funcgraph-overhead=0 funcgraph-irqs=0; do echo "${_o#*=}" > "$_t/options/${_o%=*}" 2>/dev/null; done
+	KR_GRAPH=1
+}
+kr_trace_instance() { # kr_trace_instance: the case's tracepoints into their own ftrace instance (the graph has the top level)
+	mkdir -p "$KR_TRACE_TOP/instances/kr" 2>/dev/null && [ -w "$KR_TRACE_TOP/instances/kr/trace" ] && KR_TRACEFS=$KR_TRACE_TOP/instances/kr && return 0
+	kr_rec "warn path: no ftrace instance for the case's tracepoints"
+}
+kr_path_on() { # kr_path_on FUNCTION...: record the armed graph, with the return values of these functions (kretprobes)
+	[ "$KR_GRAPH" = 1 ] || { kr_rec "warn path: the function graph is not armed (not a tracing kernel)"; return 0; }
+	_i=0
+	for _f in "$@"; do
+		_i=$((_i + 1))
+		echo "r:kr/kr$_i $_f ret=\$retval:x64" >> "$KR_TRACE_TOP/kprobe_events" 2>/dev/null || kr_rec "warn path: no return probe on $_f"
+	done
+	[ $_i -gt 0 ] && [ -w "$KR_TRACE_TOP/events/kr/enable" ] && echo 1 > "$KR_TRACE_TOP/events/kr/enable"
+	echo 1 > "$KR_TRACE_TOP/tracing_on"
+}
+kr_path_off() { [ "$KR_GRAPH" = 1 ] && echo 0 > "$KR_TRACE_TOP/tracing_on"; }
+kr_path_dump() { # kr_path_dump MAXLINES: the graph, one short line per call or event (format: harness/observe/path.ts)
+	[ "$KR_GRAPH" = 1 ] || return 0
+	# "<cpu>) <task-pid> | <2 x depth spaces><fn>() {" or "...<fn>();" or "/* <event> */"; closing braces
+	# only at depth 0; "@ <cpu> <task-pid>" when the context changes; at most MAXLINES lines
+	awk -v max="$1" '
+	/^#/ { next }
+	/LOST [0-9]+ EVENTS/ { print "! " $0; next }
+	{
+		p = index($0, " | "); if (!p) next
+		n = split(substr($0, 1, p - 1), h, " "); c = h[1]; sub(/\)$/, "", c)
+		b = substr($0, p + 3); match(b, /^ */); d = int(RLENGTH / 2); t = substr(b, RLENGTH + 1)
+		if (t ~ /^}/) { if (d > 0) next; t = "}" }
+		else if (t ~ /^\/\* /) { t = "# " substr(t, 4); sub(/ \*\/$/, "", t) }
+		else if (!sub(/\(\) \{$/, "", t) && sub(/\(\);$/, "", t)) t = t ";"
+		if (++out > max) { cut++; next }
+		if (c " " h[n] != ctx) { ctx = c " " h[n]; print "@ " ctx }
+		print d " " t
+	}
+	END { if (cut) print "! truncated " cut }' "$KR_TRACE_TOP/trace" > /tmp/kr.path
+	kr_section path < /tmp/kr.path
+}
