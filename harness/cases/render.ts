@@ -5,6 +5,7 @@
 // tokens. A ruleset is a file for `nft -f`, never shell text.
 import { HarnessError } from '../util/errors.ts';
 import { caseNeeds } from './needs.ts';
+import { PATH_MAX_LINES, SYMBOL_RE } from '../observe/path.ts';
 import { familyOf, HOST_NS, type CaseDef, type Filter, type Probe } from './schema.ts';
 
 export interface SysctlOverride {
@@ -18,6 +19,9 @@ export interface RenderOptions {
   sysctlOverrides?: SysctlOverride[];
   /** files from the kernel's source tree: path inside the tree -> content (placed at /src/<path>) */
   sourceFiles?: Record<string, string>;
+  /** record the signature probe's path through the kernel (a tracing kernel, --trace-path), with the
+   *  return values of these functions (kernel symbols as the trace prints them) */
+  tracePath?: { returns: string[] };
 }
 
 /** POSIX shell single-quoting: safe for any string. */
@@ -190,15 +194,25 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   const captureName = (i: number): string => c.captures[i]!.name ?? `${c.captures[i]!.ns}-${c.captures[i]!.dev}`;
   c.captures.forEach((cap, i) => steps.push(cmd('kr_capture_start', captureName(i), cap.ns, cap.dev, String(cap.snaplen), String(cap.count))));
 
+  // a traced run: the case's tracepoints in an ftrace instance of their own, the top-level buffer
+  // records the function graph around the signature probe only
+  const traced = opts.tracePath;
+  for (const f of traced?.returns ?? []) if (!SYMBOL_RE.test(f)) throw new HarnessError('internal', `"${f}" is not a kernel symbol to probe`);
+  if (traced) steps.push('kr_trace_instance');
   steps.push(cmd('kr_trace_on', ...needs.tracepoints.map((t) => t.replace(':', '/'))));
+  const signatureProbe = c.signature.probe.split('/')[0];
   for (const p of c.probes) {
     const { token, rc } = probeExpectation(p);
     // a UDP reply ends the probe at once (socat would wait out its timeout after sending)
     const stopAtToken = 'udp' in p ? '1' : '0';
+    const traceThis = traced && p.name === signatureProbe;
+    if (traceThis) steps.push(cmd('kr_path_on', ...traced.returns));
     steps.push(cmd('kr_probe', p.name, p.ns, String(p.timeoutMs), p.stopOnSignal ? '1' : '0', String(rc), token, stopAtToken, ...probeCommand(p)));
+    if (traceThis) steps.push('kr_path_off');
   }
   steps.push('kr_trace_dump');
   if (needs.symbolize.length) steps.push(cmd('kr_symbols', ...needs.symbolize));
+  if (traced) steps.push(cmd('kr_path_dump', String(PATH_MAX_LINES)));
   c.captures.forEach((_, i) => steps.push(cmd('kr_capture_stop', captureName(i))));
   // after the probes, per namespace in one shell: counters, and which tc filters matched
   for (const ns of allNs) {

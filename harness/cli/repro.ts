@@ -16,6 +16,9 @@ import { cacheRoot } from '../util/paths.ts';
 import { qemuVersion } from '../vm/accel.ts';
 import { collect, guarded, newRunDir, parseSysctlArg } from './common.ts';
 import { concurrencyOption, exitCodesHelp, formatOption, outputFormat, useColor, type Format } from './options.ts';
+import { runTraced } from '../pipeline/tracePath.ts';
+import { renderDivergences } from '../report/divergence.ts';
+import type { RunRecord } from '../observe/types.ts';
 
 export const DEFAULT_KERNELS = ['6.1-vanilla', '6.1-fixed'];
 
@@ -29,6 +32,7 @@ interface ReproOpts {
   concurrency?: number;
   install: boolean;
   details?: boolean;
+  tracePath?: boolean;
 }
 
 export function registerRepro(program: Command): void {
@@ -43,6 +47,7 @@ export function registerRepro(program: Command): void {
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
     .addOption(concurrencyOption())
     .option('--details', 'print the evidence of every run, not only the table and diff')
+    .option('--trace-path', "record the signature probe's path through each kernel (tracing variants of the kernels) and name the function where the kernels' paths split")
     .option('--no-install', 'never install missing host packages; fail with the command instead')
     .addHelpText('after', exitCodesHelp())
     .action((opts: ReproOpts) => guarded(() => repro(opts)));
@@ -58,15 +63,12 @@ export async function repro(opts: ReproOpts): Promise<number> {
   const sysctls = opts.sysctl.map(parseSysctlArg);
   const { runId, runDir } = newRunDir('repro', opts.results);
   log.info(`run ${runId}: ${kernels.length} kernel(s) x ${cases.length} case(s); results in ${runDir}`);
-  const prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log, install: opts.install, workDir: runDir });
+  const prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log, install: opts.install, workDir: runDir, ...(opts.tracePath ? { tracing: true } : {}) });
   const specs: RunSpec[] = [];
   for (const k of kernels) for (const c of cases) specs.push(prepared.spec(k.def.name, c.def.name, sysctls.length ? { sysctlOverrides: sysctls } : {}));
-  const runs = await runAll(specs, prepared, {
-    runDir,
-    log,
-    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-  });
-  const summary = buildSummary({ runId, startedAt, accel: prepared.accel.accel, qemu: (await qemuVersion()) ?? undefined }, runs);
+  const runSpecs = (s: RunSpec[]): Promise<RunRecord[]> => runAll(s, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) });
+  const { runs, paths } = opts.tracePath ? await runTraced(specs, runSpecs, log) : { runs: await runSpecs(specs), paths: undefined };
+  const summary = buildSummary({ runId, startedAt, accel: prepared.accel.accel, qemu: (await qemuVersion()) ?? undefined }, runs, paths);
   const diffs = diffRuns(runs);
   const color = format === 'text' && useColor();
   const kernelsHead = renderKernels(kernelsOf(runs));
@@ -76,10 +78,11 @@ export async function repro(opts: ReproOpts): Promise<number> {
     renderRunsTable(runs, { color }),
     '',
     renderDiff(diffs, { color }),
+    ...(paths ? ['', renderDivergences(paths)] : []),
     ...(opts.details ? runs.map((r) => '\n' + renderRunDetails(r)) : []),
   ].join('\n');
   fs.writeFileSync(path.join(runDir, 'summary.json'), JSON.stringify(summary, null, 2));
-  fs.writeFileSync(path.join(runDir, 'report.txt'), [kernelsHead, '', renderRunsTable(runs), '', renderDiff(diffs, { allCounters: true }), ...runs.map((r) => '\n' + renderRunDetails(r))].join('\n'));
+  fs.writeFileSync(path.join(runDir, 'report.txt'), [kernelsHead, '', renderRunsTable(runs), '', renderDiff(diffs, { allCounters: true }), ...(paths ? ['', renderDivergences(paths)] : []), ...runs.map((r) => '\n' + renderRunDetails(r))].join('\n'));
   out(human);
   out(`\nsummary: ${path.join(runDir, 'summary.json')}  report: ${path.join(runDir, 'report.txt')}`);
   if (format === 'json') process.stdout.write(JSON.stringify(summary, null, 2) + '\n');

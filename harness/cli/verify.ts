@@ -7,7 +7,9 @@ import { DEFAULT_CASES, loadCase } from '../cases/load.ts';
 import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/build.ts';
 import { loadKernel, resolveIn, type LoadedKernel } from '../kernels/load.ts';
 import type { RunRecord } from '../observe/types.ts';
-import { checkCaseKconfig, prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
+import { checkCaseKconfig, checkTracing, prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
+import { runTraced } from '../pipeline/tracePath.ts';
+import { divergenceJson } from '../report/divergence.ts';
 import { HarnessError } from '../util/errors.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
@@ -29,6 +31,7 @@ interface VerifyOpts {
   results?: string;
   concurrency?: number;
   install: boolean;
+  tracePath?: boolean;
 }
 
 /** A patch is text: 16 MB is far more than any kernel patch series. */
@@ -48,6 +51,7 @@ export function registerVerify(program: Command): void {
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
     .option('--no-install', 'never install missing host packages; fail with the command instead')
     .addHelpText('after', exitCodesHelp())
+    .option('--trace-path', "record the signature probe's path on both kernels (tracing variants) and name the function where they split")
     .action((opts: VerifyOpts) => guarded(() => verify(opts)));
 }
 
@@ -73,15 +77,17 @@ export async function verify(opts: VerifyOpts): Promise<number> {
   };
   const { runDir } = newRunDir('verify', opts.results);
   const cacheDir = cacheRoot();
-  const prepared = await prepare({ kernels: [base], cases, cacheDir, log, install: opts.install, workDir: runDir });
+  const tracing = opts.tracePath ? { tracing: true } : {};
+  const prepared = await prepare({ kernels: [base], cases, cacheDir, log, install: opts.install, workDir: runDir, ...tracing });
   const baseK = prepared.spec(base.def.name, cases[0]!.def.name).kernel;
   // the patched kernel, per case (a case's kconfig needs may make a variant of it), with its own source files
   const patchedFor = new Map<string, { kernel: KernelArtifact; sourceFiles: Record<string, string> }>();
   let problem: VerifyReport['problem'];
   try {
     for (const c of cases) {
-      const k = await ensureKernel(derived, { cacheDir, log, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file } });
+      const k = await ensureKernel(derived, { cacheDir, log, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file }, ...tracing });
       checkCaseKconfig(k, [c]);
+      if (opts.tracePath) checkTracing(k, patchFile);
       patchedFor.set(c.def.name, { kernel: k, sourceFiles: await readSourceFiles(derived, c.def.sourceFiles, { cacheDir, log, artifact: k }) });
     }
   } catch (err) {
@@ -98,7 +104,8 @@ export async function verify(opts: VerifyOpts): Promise<number> {
       const p = patchedFor.get(c.def.name);
       if (p) specs.push({ ...prepared.spec(base.def.name, c.def.name, { label: `patched-${i}` }), kernel: p.kernel, sourceFiles: p.sourceFiles });
     }
-  const runs = await runAll(specs, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) });
+  const runSpecs = (s: RunSpec[]): Promise<RunRecord[]> => runAll(s, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) });
+  const { runs, paths } = opts.tracePath ? await runTraced(specs, runSpecs, log) : { runs: await runSpecs(specs), paths: undefined };
   const pick = (k: KernelArtifact | null, c: string): RunRecord[] => (k ? runs.filter((r) => r.kernel === k.name && r.case === c) : []);
   const report: VerifyReport = {
     patch: { ...info, file: patchFile, diffstat: diffstat(info) },
@@ -111,7 +118,8 @@ export async function verify(opts: VerifyOpts): Promise<number> {
       const afterRuns = pick(patched, c.def.name);
       const after = summarizeSide(afterRuns);
       const bootProblem = afterRuns.length > 0 && afterRuns.every((r) => r.verdict === 'panic' || r.verdict === 'timeout') ? 'boot failed' : undefined;
-      return { case: c.def.name, before, after, conclusion: conclude(before, after, problem?.kind ?? bootProblem) };
+      const path = paths?.find((x) => x.case === c.def.name);
+      return { case: c.def.name, before, after, conclusion: conclude(before, after, problem?.kind ?? bootProblem), ...(path ? { path } : {}) };
     }),
   };
   const md = renderMarkdown(report);
@@ -129,6 +137,7 @@ export async function verify(opts: VerifyOpts): Promise<number> {
       before: { reproduced: c.before.reproduced, runs: c.before.runs, signals: c.before.signals },
       after: { reproduced: c.after.reproduced, runs: c.after.runs, signals: c.after.signals },
       conclusion: c.conclusion,
+      ...(c.path ? { divergence: divergenceJson(c.path) } : {}),
     })),
   };
   fs.writeFileSync(path.join(runDir, 'verify.json'), JSON.stringify(json, null, 2));

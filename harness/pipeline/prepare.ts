@@ -7,7 +7,7 @@ import pLimit from 'p-limit';
 import type { LoadedCase } from '../cases/load.ts';
 import { ensurePrereqs } from '../host/prereqs.ts';
 import { ensureBaseImage, type BaseImage } from '../images/initramfs.ts';
-import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/build.ts';
+import { ensureKernel, readSourceFiles, TRACE_KCONFIG, type KernelArtifact } from '../kernels/build.ts';
 import { ensurePackageLayer } from '../images/packages.ts';
 import { caseNeeds } from '../cases/needs.ts';
 import { missingRequired, parseKconfig } from '../kernels/kconfig.ts';
@@ -37,6 +37,17 @@ export function prereqFilesFor(kernels: LoadedKernel[]): Array<{ file: string; p
   return [...pkgs].map((pkg) => ({ file: `/usr/src/${pkg}.tar.xz`, pkg }));
 }
 
+/** A kernel to trace paths on (--trace-path) must have what the tracing variant merges in (a prebuilt one is only checked). */
+export function checkTracing(k: KernelArtifact, file: string): void {
+  const missing = missingRequired(parseKconfig(fs.readFileSync(k.config, 'utf8')), TRACE_KCONFIG);
+  if (missing.length)
+    throw new HarnessError('bad-input', `kernel ${k.name} lacks ${missing.join(', ')}, which --trace-path needs (its .config: ${k.config})`, {
+      file,
+      field: 'source',
+      hint: 'a kernel built from source gets them merged in (the tracing variant); a prebuilt one must have them',
+    });
+}
+
 /** Throw a bad-input error naming the option, the case and the kernel when a case's kconfig need is unmet. */
 export function checkCaseKconfig(k: KernelArtifact, cases: LoadedCase[]): void {
   const cfg = parseKconfig(fs.readFileSync(k.config, 'utf8'));
@@ -58,6 +69,8 @@ export async function prepare(o: {
   log: Logger;
   install: boolean;
   workDir: string;
+  /** the tracing variant of every kernel (--trace-path) */
+  tracing?: boolean;
 }): Promise<Prepared> {
   await ensurePrereqs(prereqFilesFor(o.kernels), o.log, { install: o.install });
   const byPair = new Map<string, { kernel: KernelArtifact; sourceFiles: Record<string, string> }>();
@@ -65,7 +78,8 @@ export async function prepare(o: {
   for (const k of o.kernels) {
     for (const c of o.cases) {
       // a kernel built from source gets what the case needs merged into its config; a prebuilt one is checked
-      const a = await ensureKernel(k, { cacheDir: o.cacheDir, log: o.log, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file } });
+      const a = await ensureKernel(k, { cacheDir: o.cacheDir, log: o.log, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file }, ...(o.tracing ? { tracing: true } : {}) });
+      if (o.tracing) checkTracing(a, k.file);
       if (!distinct.has(a.key)) {
         distinct.set(a.key, a);
         o.log.info(`kernel ${a.name}: ${describeKernel(kernelEntry(a.name, artifactInfo(a)))}${a.cached ? ' (cached)' : ''}`);
@@ -110,6 +124,8 @@ export interface RunSpec {
   sourceFiles?: Record<string, string>;
   sysctlOverrides?: SysctlOverride[];
   label?: string;
+  /** record the signature probe's path (a tracing kernel), with the return values of these functions */
+  tracePath?: { returns: string[] };
 }
 
 /** Run every spec, up to `concurrency` guests at a time; results in spec order. */
@@ -133,6 +149,7 @@ export async function runAll(
           runDir: o.runDir,
           ...(s.sysctlOverrides ? { sysctlOverrides: s.sysctlOverrides } : {}),
           ...(s.label ? { label: s.label } : {}),
+          ...(s.tracePath ? { tracePath: s.tracePath } : {}),
         });
         done++;
         o.log.info(`[${done}/${specs.length}] ${r.kernel} x ${r.case}${s.label ? ` [${s.label}]` : ''}: ${r.verdict} in ${(r.durationMs / 1000).toFixed(1)}s (${r.reason})`);

@@ -14,6 +14,7 @@ import { HOST_NS } from '../cases/schema.ts';
 import { kselftestResults } from '../observe/kselftest.ts';
 import { evaluateSignals } from '../observe/signals/index.ts';
 import { parseSymbols, parseTrace } from '../observe/trace.ts';
+import { graphCmdline, parsePath } from '../observe/path.ts';
 import type { Counters, RunRecord } from '../observe/types.ts';
 import { decideVerdict } from '../observe/verdict.ts';
 import type { Accel, Machine } from '../vm/qemu.ts';
@@ -47,6 +48,8 @@ export interface RunCaseOptions {
   snapshot?: boolean;
   /** a restore still loading after this long is abandoned: snapshot discarded, cold boot (default 15 s) */
   restoreLimitMs?: number;
+  /** record the signature probe's path (a tracing kernel, --trace-path), with the return values of these functions */
+  tracePath?: { returns: string[] };
 }
 
 /** Snapshots on unless KERNEL_REPRO_SNAPSHOT=0 or the caller says no. */
@@ -82,7 +85,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   const c = o.kcase.def;
   const dir = path.join(o.runDir, safeName(`${o.kernel.name}__${c.name}${o.label ? '__' + o.label : ''}`));
   fs.mkdirSync(dir, { recursive: true });
-  const rendered = renderCase(c, { sysctlOverrides: o.sysctlOverrides ?? [], ...(o.sourceFiles ? { sourceFiles: o.sourceFiles } : {}) });
+  const rendered = renderCase(c, { sysctlOverrides: o.sysctlOverrides ?? [], ...(o.sourceFiles ? { sourceFiles: o.sourceFiles } : {}), ...(o.tracePath ? { tracePath: o.tracePath } : {}) });
   for (const [p, content] of Object.entries(rendered.files)) {
     const dest = path.join(dir, 'case', p.replace(/^\/case\//, ''));
     fs.mkdirSync(path.dirname(dest), { recursive: true });
@@ -103,8 +106,10 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   const consoleFile = path.join(dir, 'console.log');
   const resultsFile = path.join(dir, 'results.txt');
   fs.rmSync(consoleFile, { force: true });
+  // a traced run boots with the graph armed (its own booted-kernel snapshot)
+  const append = [...(o.append ?? []), ...(o.tracePath ? graphCmdline() : [])];
   const vm = await runSession({
-    spec: { accel: o.accel, machine, kernel: target.kernel, initrd, ...(o.append ? { append: o.append } : {}) },
+    spec: { accel: o.accel, machine, kernel: target.kernel, initrd, ...(append.length ? { append } : {}) },
     bundle: caseBundle,
     deadlineMs,
     consoleFile,
@@ -137,6 +142,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     for (const [k, v] of Object.entries(pickCounters(a, needs.counters))) counters[`${ns}:${k}`] = v;
   }
   const trace = parseTrace(report.sections[SECTION.trace] ?? '');
+  const graph = o.tracePath ? parsePath(report.sections[SECTION.path] ?? '') : null;
   const signals = evaluateSignals(c.signals, c.signature.signals, {
     console: vm.console,
     trace,
@@ -173,6 +179,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     probes: report.probes,
     signals,
     traceEvents: trace.length,
+    ...(graph ? { path: { ...graph.stats, units: graph.units.length, probed: o.tracePath?.returns.length ?? 0 } } : {}),
     captures,
     warnings: report.warnings,
     ...(panic && panic.kind !== 'warning' ? { panic } : {}),

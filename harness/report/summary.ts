@@ -1,8 +1,9 @@
 // The machine-readable summary (summary.json). Pure: builds a plain, JSON-serialisable object.
 
-import type { CaptureResult, KernelInfo, PanicInfo, RunRecord, Verdict } from '../observe/types.ts';
+import type { CaptureResult, KernelInfo, PanicInfo, PathStats, RunRecord, Verdict } from '../observe/types.ts';
 import type { SignalResult } from '../observe/signals/index.ts';
 import { kernelsOf, type KernelEntry } from './kernels.ts';
+import { divergenceJson, type DivergenceEntry } from './divergence.ts';
 
 export interface SummaryProbe {
   name: string;
@@ -31,6 +32,8 @@ export interface SummaryRun {
   /** each declared signal: name, kind, role (signature | evidence), description, fired, count, matches[] ({text, fields}) */
   signals: SignalResult[];
   traceEvents: number;
+  /** a traced run (--trace-path): the size of its recorded path */
+  path?: PathStats;
   /** packet captures: the pcap file and one line per packet */
   captures: CaptureResult[];
   /** what the guest agent warned about */
@@ -67,6 +70,8 @@ export interface Summary {
   /** every kernel of the run, with its source version as resolved at run time */
   kernels: KernelEntry[];
   runs: SummaryRun[];
+  /** --trace-path: per case, where the first kernel's packet path and each other kernel's split */
+  divergences?: DivergenceEntry[];
 }
 
 export interface SummaryMeta {
@@ -105,6 +110,7 @@ function summarizeRun(r: RunRecord): SummaryRun {
     })),
     signals: r.signals.map((x) => ({ ...x, matches: x.matches.map((m) => ({ ...m })) })),
     traceEvents: r.traceEvents,
+    ...(r.path ? { path: { ...r.path } } : {}),
     captures: r.captures.map((c) => ({ ...c, summary: [...c.summary] })),
     warnings: [...r.warnings],
     panic: r.panic ? { kind: r.panic.kind, title: r.panic.title, text: r.panic.text } : null,
@@ -125,7 +131,7 @@ function summarizeRun(r: RunRecord): SummaryRun {
   };
 }
 
-export function buildSummary(meta: SummaryMeta, runs: RunRecord[]): Summary {
+export function buildSummary(meta: SummaryMeta, runs: RunRecord[], divergences?: DivergenceEntry[]): Summary {
   const host: Summary['host'] = { accel: meta.accel };
   if (meta.qemu !== undefined) host.qemu = meta.qemu;
   return {
@@ -137,6 +143,7 @@ export function buildSummary(meta: SummaryMeta, runs: RunRecord[]): Summary {
     host,
     kernels: kernelsOf(runs),
     runs: runs.map(summarizeRun),
+    ...(divergences ? { divergences: divergences.map(divergenceJson) } : {}),
   };
 }
 

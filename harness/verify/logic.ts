@@ -6,6 +6,7 @@ import { ExitCode, type ExitCodeValue } from '../util/errors.ts';
 
 /** Version of verify.json (and `verify --json`); raised when a field changes meaning. */
 export const VERIFY_SCHEMA_VERSION = 2;
+import { divergenceMarkdown, type DivergenceEntry } from '../report/divergence.ts';
 
 export interface PatchInfo {
   subject: string;
@@ -134,6 +135,8 @@ export interface VerifyCaseResult {
   before: SideSummary;
   after: SideSummary;
   conclusion: Conclusion;
+  /** --trace-path: where the base kernel's packet path and the patched kernel's split (null: they did not) */
+  path?: DivergenceEntry;
 }
 
 export interface VerifyReport {
@@ -170,6 +173,7 @@ export function renderMarkdown(r: VerifyReport): string {
     };
     side('Before', c.before);
     side('After', c.after);
+    if (c.path) out.push('', divergenceMarkdown(c.path));
   }
   return out.join('\n') + '\n';
 }
