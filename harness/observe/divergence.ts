@@ -233,6 +233,14 @@ function splitOf(a: Prepared, b: Prepared): { split: Split | null; rejoined: num
   return { split: null, rejoined };
 }
 
+/** Calls in common before a split for two packets to count as the same packet on both kernels (at least, and as a share of the shorter path). */
+const ALIKE_CALLS = 4;
+const ALIKE_SHARE = 0.25;
+
+function alike(s: Split): boolean {
+  return s.pair.size >= ALIKE_CALLS && s.pair.size >= ALIKE_SHARE * Math.min(s.a.calls.length, s.b.calls.length);
+}
+
 function splitAt(a: Prepared, b: Prepared, ia: number, ib: number, pair: Map<PathCall, PathCall>): Split {
   const nextA = a.calls[ia];
   const nextB = b.calls[ib];
@@ -355,6 +363,8 @@ export function comparePaths(
   const aside = `${a.length - pairs.length} only on ${before.kernel}, ${b.length - pairs.length} only on ${after.kernel}${repeats ? `, ${repeats} repeated` : ''}`;
   let same = 0;
   let rejoined = 0;
+  let unlike = 0;
+  let first: Split | null = null;
   const rejoin = (): string => (rejoined ? `; ${rejoined} difference(s) that rejoined the same path (an extra call tree on one kernel only)` : '');
   for (const [i, j] of pairs) {
     const r = splitOf(a[i]!, b[j]!);
@@ -363,13 +373,22 @@ export function comparePaths(
       same++;
       continue;
     }
+    first ??= r.split;
+    // two packets of the same key whose paths part at once are most likely two different packets
+    // (another protocol, of the same length on the same device): the next pair, if one splits later
+    if (!alike(r.split)) {
+      unlike++;
+      continue;
+    }
     return {
       ...base,
       divergence: divergenceOf(r.split, [before.kernel, after.kernel]),
       split: r.split,
-      note: `${same} packet(s) took the same path before this one; packets left aside: ${aside}${rejoin()}`,
+      note: `${same} packet(s) took the same path before this one; packets left aside: ${aside}${unlike ? `, ${unlike} matched by key but unlike from the start` : ''}${rejoin()}`,
     };
   }
+  if (first)
+    return { ...base, divergence: divergenceOf(first, [before.kernel, after.kernel]), split: first, note: `${same} packet(s) took the same path; packets left aside: ${aside}${rejoin()}` };
   const calls = a.reduce((n, u) => n + u.calls.length, 0);
   return { ...base, divergence: null, split: null, note: `the same path on both kernels: ${pairs.length} packet(s), ${calls} calls on ${before.kernel}; packets left aside: ${aside}${rejoin()}` };
 }
