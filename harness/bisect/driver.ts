@@ -9,7 +9,8 @@ import type { LoadedKernel } from '../kernels/load.ts';
 import { resolveCommit } from '../kernels/source.ts';
 import type { KernelDef } from '../kernels/schema.ts';
 import type { RunRecord, Verdict } from '../observe/types.ts';
-import { checkCaseKconfig } from '../pipeline/prepare.ts';
+import { checkCaseKconfig, checkTracing, type RunSpec } from '../pipeline/prepare.ts';
+import { runTraced, type PathReport } from '../pipeline/tracePath.ts';
 import { runCase } from '../pipeline/runCase.ts';
 import { artifactInfo } from '../kernels/artifact.ts';
 import { kernelEntry, type KernelEntry } from '../report/kernels.ts';
@@ -74,6 +75,8 @@ export interface BisectReport {
   reason: string;
   evidence: { culprit: StepRecord | null; lastOld: StepRecord | null };
   statePath: string;
+  /** --trace-path: where the culprit's packet path splits from its parent's (tracing variants of both) */
+  divergence?: PathReport;
 }
 
 interface SavedState {
@@ -110,6 +113,50 @@ function summarize(r: RunRecord): string[] {
   return out;
 }
 
+function commitKernel(o: Pick<BisectOptions, 'fragments'>, repo: string, commit: string): LoadedKernel {
+  const short = commit.slice(0, 12);
+  const def: KernelDef = {
+    name: `bisect-${short}`,
+    description: '',
+    source: { type: 'git', repo, rev: commit },
+    patches: [],
+    config: { base: 'tinyconfig', fragments: o.fragments },
+    expect: 'unknown',
+  };
+  return { def, file: `${repo} @ ${short}`, baseDir: '/' };
+}
+
+/**
+ * --trace-path on a found culprit: the tracing variants of its first parent ("before") and of the
+ * culprit ("after") run the case traced, and their packet paths are compared.
+ */
+export async function traceCulprit(o: BisectOptions, report: BisectReport): Promise<PathReport | null> {
+  if (!report.commit) return null;
+  const parent = (await git(report.repo, ['rev-parse', `${report.commit}^`])).trim();
+  const specs: RunSpec[] = [];
+  for (const commit of [parent, report.commit]) {
+    const lk = commitKernel(o, report.repo, commit);
+    o.log.info(`--trace-path: the tracing variant of ${commit === parent ? 'the parent' : 'the culprit'} ${commit.slice(0, 12)}`);
+    const k = await ensureKernel(lk, { cacheDir: o.cacheDir, log: o.log, needs: { options: o.kcase.def.kconfig, by: `case ${o.kcase.def.name}`, file: o.kcase.file }, tracing: true });
+    checkCaseKconfig(k, [o.kcase]);
+    checkTracing(k, lk.file);
+    const sourceFiles = await readSourceFiles(lk, o.kcase.def.sourceFiles, { cacheDir: o.cacheDir, log: o.log, artifact: k });
+    specs.push({ kernel: k, kcase: o.kcase, layers: o.layers ?? [], sourceFiles, label: 'path' });
+  }
+  const run = async (list: RunSpec[]): Promise<RunRecord[]> => {
+    const out: RunRecord[] = [];
+    for (const s of list) {
+      const accel = await o.accel(s.kernel);
+      const r = await runCase({ kernel: s.kernel, kcase: s.kcase, baseImage: o.baseImage, layers: s.layers ?? [], sourceFiles: s.sourceFiles ?? {}, accel, runDir: o.runDir, label: `${s.label ?? 'path'}`, ...(s.tracePath ? { tracePath: s.tracePath } : {}) });
+      o.log.info(`${r.kernel} (traced): ${r.verdict} in ${(r.durationMs / 1000).toFixed(1)}s`);
+      out.push(r);
+    }
+    return out;
+  };
+  const { paths } = await runTraced(specs, run, o.log);
+  return paths[0] ?? null;
+}
+
 export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
   const repo = path.resolve(o.repo);
   const oldC = await resolveCommit(repo, o.old).catch(() => {
@@ -144,15 +191,7 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
 
   const testCommit = async (commit: string, endpoint: boolean): Promise<{ verdicts: Verdict[]; step: StepRecord; records: RunRecord[] }> => {
     const short = commit.slice(0, 12);
-    const def: KernelDef = {
-      name: `bisect-${short}`,
-      description: '',
-      source: { type: 'git', repo, rev: commit },
-      patches: [],
-      config: { base: 'tinyconfig', fragments: o.fragments },
-      expect: 'unknown',
-    };
-    const lk: LoadedKernel = { def, file: `${repo} @ ${short}`, baseDir: '/' };
+    const lk = commitKernel(o, repo, commit);
     const subject = await subjectOf(commit);
     const t0 = Date.now();
     let k: KernelArtifact;

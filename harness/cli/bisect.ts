@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadCase } from '../cases/load.ts';
-import { bisectKernel, type BisectReport } from '../bisect/driver.ts';
+import { bisectKernel, traceCulprit, type BisectReport } from '../bisect/driver.ts';
+import { renderDivergences } from '../report/divergence.ts';
 import { BISECT_RUN_SKIP, bisectRunExitCode, bisectRunMeaning } from '../bisect/runexit.ts';
 import { ensurePrereqs } from '../host/prereqs.ts';
 import { ensureBaseImage } from '../images/initramfs.ts';
@@ -38,6 +39,7 @@ interface BisectOpts {
   fresh?: boolean;
   results?: string;
   install: boolean;
+  tracePath?: boolean;
 }
 
 /** Version of bisect.json (and `bisect --json`); raised when a field changes meaning. */
@@ -70,6 +72,7 @@ export function renderBisectReport(r: BisectReport): string {
     lines.push('');
     ev('the culprit', r.evidence.culprit);
     ev('the last "old" commit', r.evidence.lastOld);
+    if (r.divergence) lines.push('', 'the culprit against its parent (--trace-path):', renderDivergences([r.divergence]));
   } else {
     lines.push('', `no single commit: ${r.reason}`, 'candidates (the first "new" commit is one of these):');
     for (const c of r.candidates) lines.push(`  ${c}`);
@@ -93,6 +96,7 @@ export function registerBisect(program: Command): void {
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
     .option('--no-install', 'never install missing host packages; fail with the command instead')
     .addHelpText('after', exitCodesHelp())
+    .option('--trace-path', "once the culprit is found, compare its packet path with its parent's (tracing variants) and name the function where they split")
     .action((opts: BisectOpts) =>
       guarded(async () => {
         const log = makeLogger();
@@ -111,7 +115,7 @@ export function registerBisect(program: Command): void {
             log.info(`accelerator: ${a.accel} (${a.reason})`);
             return a.accel;
           }));
-        const report = await bisectKernel({
+        const bo = {
           repo: opts.repo,
           old: opts.old,
           new: opts.new,
@@ -126,7 +130,12 @@ export function registerBisect(program: Command): void {
           accel: accelFor,
           log,
           ...(opts.fresh ? { fresh: true } : {}),
-        });
+        };
+        const report = await bisectKernel(bo);
+        if (opts.tracePath && report.commit) {
+          const d = await traceCulprit(bo, report);
+          if (d) report.divergence = d;
+        }
         const text = renderBisectReport(report);
         const json = { schemaVersion: BISECT_SCHEMA_VERSION, ...report };
         fs.writeFileSync(path.join(runDir, 'bisect.json'), JSON.stringify(json, null, 2));

@@ -5,17 +5,19 @@ import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadCase } from '../cases/load.ts';
 import { loadKernel } from '../kernels/load.ts';
-import { expandMatrix, planShards, shardCells, type BaselineChange, type CellSpec, type KernelChange } from '../matrix/logic.ts';
+import { expandMatrix, planShards, selectCells, shardCells, type BaselineChange, type CellSpec, type KernelChange } from '../matrix/logic.ts';
 import { loadResult, readEvidence, writeReports } from '../matrix/reports.ts';
 import { cellResult, MATRIX_SCHEMA_VERSION, matrixFailed, matrixJson, mergeShards, type MatrixResult, type ShardInfo } from '../matrix/result.ts';
 import { matrixSchema } from '../matrix/schema.ts';
 import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
 import { matrixKtap } from '../report/ktap.ts';
-import { ExitCode } from '../util/errors.ts';
+import { ExitCode, HarnessError } from '../util/errors.ts';
 import { loadDataFile } from '../util/load.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot, repoRoot } from '../util/paths.ts';
-import { guarded, newRunDir } from './common.ts';
+import { collect, guarded, newRunDir } from './common.ts';
+import { runTraced } from '../pipeline/tracePath.ts';
+import type { RunRecord } from '../observe/types.ts';
 import { concurrencyOption, exitCodesHelp, formatOption, hiddenAlias, outputFormat, shardArg, useColor, type Format } from './options.ts';
 
 export const DEFAULT_MATRIX = path.join(repoRoot, 'matrices/default.yaml');
@@ -31,6 +33,8 @@ interface MatrixOpts {
   planShards?: number | 'per-kernel';
   results?: string;
   install: boolean;
+  cell: string[];
+  tracePath?: boolean;
 }
 
 interface MergeOpts {
@@ -72,6 +76,8 @@ export function registerMatrix(program: Command): void {
     .addOption(formatOption(['text', 'json', 'ktap']))
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
     .option('--no-install', 'never install missing host packages; fail with the command instead')
+    .option('--cell <kernel|case|variant>', 're-run only these cells, repeatable; "*" for any part (e.g. "*|rp-filter-selftest|all.rp_filter=1")', collect, [])
+    .option('--trace-path', "record the signature probe's path on each kernel (tracing variants) and name the function where the kernels' paths split, per case and variant")
     .addHelpText('after', exitCodesHelp())
     .action((opts: MatrixOpts) => guarded(() => matrix(opts)));
 
@@ -122,14 +128,21 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
     const plan = planShards(all, of);
     shard = { index, of, kernels: plan[index - 1]!.kernels, plan };
   }
+  if (opts.cell.length) {
+    const before = cells;
+    cells = selectCells(cells, opts.cell);
+    if (cells.length === 0)
+      throw new HarnessError('bad-input', `no cell of ${def.name} matches ${opts.cell.join(', ')} (cells: ${before.map((c) => c.id).join(', ')})`, { file, field: '--cell' });
+  }
   const baseline = opts.baseline ? loadResult(path.resolve(opts.baseline), false) : undefined;
   const kernels = [...new Set(cells.map((c) => c.kernel))].map((k) => loadKernel(k));
   const cases = [...new Set(cells.map((c) => c.case))].map((c) => loadCase(c));
   const { runId, runDir } = newRunDir('matrix', opts.results);
   log.info(`matrix ${def.name}${shard ? ` shard ${shard.index}/${shard.of} (${shard.kernels.join(', ')})` : ''}: ${cells.length} cells; results in ${runDir}`);
-  const prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log, install: opts.install, workDir: runDir });
+  const prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log, install: opts.install, workDir: runDir, ...(opts.tracePath ? { tracing: true } : {}) });
   const specs: RunSpec[] = cells.map((c) => prepared.spec(c.kernel, c.case, { sysctlOverrides: c.sysctls, label: c.variant }));
-  const runs = await runAll(specs, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) });
+  const runSpecs = (s: RunSpec[]): Promise<RunRecord[]> => runAll(s, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) });
+  const { runs, paths } = opts.tracePath ? await runTraced(specs, runSpecs, log) : { runs: await runSpecs(specs), paths: undefined };
   const res: MatrixResult = {
     schemaVersion: MATRIX_SCHEMA_VERSION,
     tool: 'kernel-repro',
@@ -140,6 +153,7 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
     accel: prepared.accel.accel,
     accelReason: prepared.accel.reason,
     shard,
+    ...(paths ? { divergences: paths } : {}),
     cells: cells.map((c, i) => cellResult(c, runs[i]!, readEvidence(runs[i]!))),
   };
   const { text, changes, kernelChanges } = writeReports(res, runDir, baseline, { color: format === 'text' && useColor() });

@@ -35,6 +35,19 @@ export function expandMatrix(m: MatrixDef): CellSpec[] {
   return cells;
 }
 
+/**
+ * The cells a re-run asks for: each pattern is a cell id "kernel|case|variant" in which any part
+ * may be "*" (e.g. "*|rp-filter-selftest|all.rp_filter=1": that cell on every kernel).
+ */
+export function selectCells(cells: CellSpec[], patterns: string[]): CellSpec[] {
+  const match = (id: string, p: string): boolean => {
+    const a = id.split('|');
+    const b = p.split('|');
+    return a.length === b.length && b.every((x, i) => x === '*' || x === a[i]);
+  };
+  return cells.filter((c) => patterns.some((p) => match(c.id, p)));
+}
+
 /** One shard of a matrix run: whole kernels, so a shard builds only its own kernels. */
 export interface ShardPlan {
   index: number;

@@ -12,6 +12,7 @@ import { readInputFile } from '../util/load.ts';
 import { compareBaseline, compareKernels, type BaselineChange, type KernelChange } from './logic.ts';
 import { parseAgentOutput, SECTION } from '../agent/protocol.ts';
 import { diffRuns } from '../report/diff.ts';
+import { renderDivergences } from '../report/divergence.ts';
 import { kernelsOf, renderKernels } from '../report/kernels.ts';
 import { cellFailed, checkMatrixResult, flipsOf, type MatrixResult } from './result.ts';
 
@@ -70,13 +71,22 @@ export function writeReports(
       accel: res.accel,
       kernels,
       ...(baseline ? { baseline: { runId: baseline.runId, kernelChanges } } : {}),
+      ...(res.divergences ? { divergences: res.divergences } : {}),
     }),
   );
   fs.writeFileSync(path.join(dir, 'summary.md'), renderMatrixMarkdown(res, baseline ? { changes, baselineRunId: baseline.runId, kernelChanges } : {}));
   // report.txt as repro writes it: the kernels, the table, the diff with every counter, each run's evidence
   fs.writeFileSync(
     path.join(dir, 'report.txt'),
-    [renderKernels(kernels), '', renderRunsTable(runs), '', renderDiff(diffRuns(runs), { allCounters: true }), ...runs.map((r) => '\n' + renderRunDetails(r))].join('\n') + '\n',
+    [
+      renderKernels(kernels),
+      '',
+      renderRunsTable(runs),
+      '',
+      renderDiff(diffRuns(runs), { allCounters: true }),
+      ...(res.divergences ? ['', renderDivergences(res.divergences)] : []),
+      ...runs.map((r) => '\n' + renderRunDetails(r)),
+    ].join('\n') + '\n',
   );
   const flips = flipsOf(res);
   const lines = [renderKernels(kernels), '', renderRunsTable(runs, { color: o.color ?? false }), ''];
@@ -93,6 +103,7 @@ export function writeReports(
     for (const k of kernelChanges)
       lines.push(`  ${k.kernel}: ${k.change} (${k.cells.length} cell${k.cells.length === 1 ? '' : 's'}, ${k.verdictChanges} with another verdict)`);
   }
+  if (res.divergences) lines.push('', renderDivergences(res.divergences));
   lines.push('', `reports: ${path.join(dir, 'report.html')}, report.txt, junit.xml, matrix.json, summary.md`);
   return { text: lines.join('\n'), changes, kernelChanges };
 }

@@ -1,5 +1,6 @@
 // What a matrix run writes (matrix.json) and reads back (`report merge`, baselines), and the merge
 // of shards. Pure: data in, data out.
+import type { DivergenceEntry } from '../report/divergence.ts';
 import type { RunRecord, Verdict } from '../observe/types.ts';
 import { diffRuns } from '../report/diff.ts';
 import { judge } from '../report/outcome.ts';
@@ -60,6 +61,8 @@ export interface MatrixResult {
   kernels?: KernelEntry[];
   /** when compared with a baseline: verdict changes (each saying whether its kernel changed) and the kernels that changed */
   baseline?: { runId: string; changes: BaselineChange[]; kernelChanges: KernelChange[] };
+  /** --trace-path: where the kernels' packet paths split, per case and variant */
+  divergences?: DivergenceEntry[];
   cells: MatrixCellResult[];
 }
 
@@ -123,6 +126,7 @@ export function matrixJson(res: MatrixResult, changes: BaselineChange[], kernelC
     failed: res.cells.filter(cellFailed).length,
     changes,
     kernelChanges,
+    ...(res.divergences ? { divergences: res.divergences } : {}),
   };
 }
 

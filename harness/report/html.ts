@@ -9,6 +9,7 @@ import { diffRuns, distinctLines, variantOf } from './diff.ts';
 import { stripAnsi } from './table.ts';
 import { describeKernel, kernelEntry, type KernelEntry } from './kernels.ts';
 import type { KernelChange } from '../matrix/logic.ts';
+import { divergenceLines, type DivergenceEntry } from './divergence.ts';
 
 export interface MatrixCell {
   run: RunRecord;
@@ -28,6 +29,8 @@ export interface HtmlReportMeta {
   kernels?: KernelEntry[];
   /** compared with a baseline: which kernels changed since */
   baseline?: { runId: string; kernelChanges: KernelChange[] };
+  /** --trace-path: where the kernels' packet paths split, per case */
+  divergences?: DivergenceEntry[];
 }
 
 export const VERDICTS: readonly Verdict[] = ['reproduced', 'not-reproduced', 'error', 'timeout', 'panic'];
@@ -309,6 +312,22 @@ function renderFlips(cells: MatrixCell[]): string {
   return out.join('\n');
 }
 
+/** --trace-path: one block per compared pair, as report.txt words it. */
+export function renderDivergenceSection(list: DivergenceEntry[] | undefined): string {
+  if (!list) return '';
+  const out = ['<section id="divergence">', '<h2>Divergence</h2>'];
+  if (list.length === 0) out.push('<p class="none">Nothing to compare (one kernel per case)</p>');
+  for (const e of list) {
+    const fn = e.divergence ? `<code>${escapeHtml(e.divergence.function)}</code>` : 'none';
+    out.push(
+      `<h3 data-case="${escapeHtml(e.case)}" data-variant="${escapeHtml(e.variant)}">${escapeHtml(caseLabel(e.case, e.variant))}: ${escapeHtml(e.before)} vs ${escapeHtml(e.after)}: ${fn}</h3>`,
+      pre([...(e.divergence ? divergenceLines(e.divergence) : ['no divergence: the packet paths are the same']), `(${e.note})`].join('\n'), ''),
+    );
+  }
+  out.push('</section>');
+  return out.join('\n');
+}
+
 function renderKernelSection(meta: HtmlReportMeta): string {
   const out: string[] = [];
   if (meta.kernels?.length) {
@@ -409,6 +428,7 @@ export function renderHtmlReport(cells: MatrixCell[], meta: HtmlReportMeta): str
     legend,
     cells.length ? grid.join('\n') : '<p class="none">no runs</p>',
     renderFlips(cells),
+    renderDivergenceSection(meta.divergences),
     '<h2>Evidence</h2>',
     '<p class="hint">Click a cell in the grid to show or hide its evidence.</p>',
     '<div class="evidence-list">',
