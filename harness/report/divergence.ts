@@ -63,7 +63,8 @@ export function divergenceMarkdown(e: DivergenceEntry): string {
   return [`#### ${title}`, '', fence(`${body}\n(${e.note})`)].join('\n');
 }
 
-/** The JSON form (summary.json `divergences[]`, verify.json, bisect.json): the entry as is. */
-export function divergenceJson(e: DivergenceEntry): DivergenceEntry {
-  return JSON.parse(JSON.stringify(e)) as DivergenceEntry;
+/** The JSON form (summary.json `divergences[]`, verify.json, bisect.json): the entry's own fields (and the files compared, when known). */
+export function divergenceJson(e: DivergenceEntry & { files?: { before: string; after: string } }): DivergenceEntry & { files?: { before: string; after: string } } {
+  const { case: c, variant, before, after, divergence, note, passes, probed, files } = e;
+  return JSON.parse(JSON.stringify({ case: c, variant, before, after, divergence, note, passes, probed, ...(files ? { files } : {}) })) as DivergenceEntry;
 }

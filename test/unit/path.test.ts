@@ -13,6 +13,12 @@ import { divergenceMarkdown, renderDivergences } from '../../harness/report/dive
 import { kernelCmdline } from '../../harness/vm/qemu.ts';
 import { renderCase } from '../../harness/cases/render.ts';
 import { loadCase } from '../../harness/cases/load.ts';
+import { renderDivergenceSection } from '../../harness/report/html.ts';
+import { expandMatrix, selectCells } from '../../harness/matrix/logic.ts';
+import { matrixSchema } from '../../harness/matrix/schema.ts';
+import { loadDataFile } from '../../harness/util/load.ts';
+import { renderMarkdown, type VerifyReport } from '../../harness/verify/logic.ts';
+import { buildSummary } from '../../harness/report/summary.ts';
 
 const fixture = (name: string): string => fs.readFileSync(path.join(repoRoot, 'test/fixtures/paths', `${name}.txt`), 'utf8');
 const side = (kernel: string, text: string) => ({ kernel, trace: parsePath(text) });
@@ -255,5 +261,48 @@ describe('the rest of path tracing', () => {
     expect(at(/^kr_path_off$/)).toBe(at(/^kr_probe ping-local /) + 1);
     expect(at(/^kr_path_dump \d+$/)).toBeGreaterThan(at(/^kr_trace_dump$/));
     expect(() => steps({ tracePath: { returns: ['x; reboot'] } })).toThrow(/not a kernel symbol/);
+  });
+});
+
+describe('where the divergence is reported', () => {
+  const r = comparePaths(side('6.1-vanilla', fixture('mesos-vanilla-pass2')), side('6.1-fixed', fixture('mesos-fixed-pass2')));
+  const entry = { ...r, case: 'rp-filter-mesos', variant: 'all.rp_filter=1', passes: 2, probed: 13 };
+
+  it('matrix --cell picks cells by id, "*" for any part', () => {
+    const cells = expandMatrix(loadDataFile(path.join(repoRoot, 'matrices/default.yaml'), matrixSchema));
+    expect(selectCells(cells, ['*|rp-filter-mesos|all.rp_filter=1']).map((c) => c.id)).toEqual(['6.1-vanilla|rp-filter-mesos|all.rp_filter=1', '6.1-fixed|rp-filter-mesos|all.rp_filter=1']);
+    expect(selectCells(cells, ['6.1-fixed|*|*'])).toHaveLength(7);
+    expect(selectCells(cells, ['6.1-fixed|rp-filter-mesos'])).toEqual([]);
+  });
+
+  it('report.html: a section with the function and the lines of report.txt, escaped', () => {
+    const html = renderDivergenceSection([entry, { ...entry, case: '<x>', divergence: null, note: 'the same path on both kernels' }]);
+    expect(html).toMatch(/^<section id="divergence">/);
+    expect(html).toContain('rp-filter-mesos [all.rp_filter=1]: 6.1-vanilla vs 6.1-fixed: <code>__fib_validate_source</code>');
+    expect(html).toContain('__fib_validate_source returned -18 (-EXDEV)');
+    expect(html).toContain('&lt;x&gt;');
+    expect(html).toContain('no divergence: the packet paths are the same');
+    expect(renderDivergenceSection(undefined)).toBe('');
+  });
+
+  it('verify.md: a Divergence sub-section per case', () => {
+    const side0 = { reproduced: 1, runs: 1, failed: 0, signals: [] };
+    const report: VerifyReport = {
+      patch: { subject: 's', author: null, date: null, files: [], file: 'p', diffstat: '' },
+      base: { name: 'b', source: 'src', sourceVersion: null, pinned: null, release: 'r', configHash: 'c', patches: [], key: 'k' },
+      patched: null,
+      repeat: 1,
+      cases: [{ case: 'rp-filter-mesos', before: side0, after: { ...side0, reproduced: 0 }, conclusion: 'fixed', path: entry }],
+    };
+    const md = renderMarkdown(report);
+    expect(md).toContain('#### Divergence: `__fib_validate_source` (6.1-vanilla vs 6.1-fixed)');
+    expect(md).toMatch(/drop: IP_RPFILTER in ip_rcv_finish_core\.constprop\.0 on 6\.1-vanilla/);
+  });
+
+  it('summary.json: divergences[] only with --trace-path', () => {
+    const meta = { runId: 'r', startedAt: 't', accel: 'tcg' };
+    expect(buildSummary(meta, [])).not.toHaveProperty('divergences');
+    const s = buildSummary(meta, [], [entry]);
+    expect(s.divergences?.[0]).toMatchObject({ case: 'rp-filter-mesos', before: '6.1-vanilla', divergence: { function: '__fib_validate_source', before: { ret: -18 }, after: { ret: 1 }, drop: { reason: 'IP_RPFILTER' } } });
   });
 });
