@@ -7,6 +7,8 @@
 //      snapshot, send the case, run, parse, verdict), and the same run booting cold (no snapshot)
 //  (c) warm `repro` end to end (the CLI, nothing to build)
 //  (d) cold vs warm kernel build   (e) runs with concurrency 1 vs 2
+//  (g) with --trace-path: the same case run traced (tracing variant of the kernel), without and with
+//      return probes; the arming at boot; the tracing variant's build; warm `repro --trace-path`
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +30,56 @@ import { qemuArgs } from '../vm/qemu.ts';
 import { QEMU } from '../vm/run.ts';
 import { guarded, newRunDir } from './common.ts';
 import { exitCodesHelp, hiddenAlias, intArg, repeatOption } from './options.ts';
+import { parseAgentOutput } from '../agent/protocol.ts';
+import { pathOf } from '../pipeline/tracePath.ts';
+import { isNoise, ownCalls } from '../observe/path.ts';
+
+/** (g): what --trace-path costs on this kernel and case (tracing variant, warm caches). */
+async function benchTracing(o: { kdef: ReturnType<typeof loadKernel>; kcase: ReturnType<typeof loadCase>; cacheDir: string; runDir: string; n: number; install: boolean; log: ReturnType<typeof makeLogger>; plainMs: number }) {
+  const prepared = await prepare({ kernels: [o.kdef], cases: [o.kcase], cacheDir: o.cacheDir, log: o.log, install: o.install, workDir: o.runDir, tracing: true });
+  const spec = prepared.spec(o.kdef.def.name, o.kcase.def.name);
+  const one = (label: string, returns: string[]) =>
+    runCase({ kernel: spec.kernel, kcase: spec.kcase, baseImage: prepared.image.path, layers: spec.layers ?? [], sourceFiles: spec.sourceFiles ?? {}, accel: prepared.accel.accel, runDir: o.runDir, label, tracePath: { returns } });
+  // a first traced run makes the tracing kernel's snapshot (the graph armed at boot)
+  const first = await one('bench-trace-snapshot', []);
+  const boot = parseAgentOutput(fs.readFileSync(first.files.results, 'utf8'));
+  const armMs = boot.readyUptimeMs !== undefined && boot.hello ? boot.readyUptimeMs - boot.hello.uptimeMs : null;
+  // return probes on the functions of the recorded packets (as many as a second pass typically gets)
+  const calls = pathOf(first).units.flatMap((u) => ownCalls(u.root));
+  const returns = [...new Set(calls.filter((c) => !isNoise(c.fn)).map((c) => c.fn))].slice(-13);
+  o.log.info(`measuring (g) traced runs of ${o.kcase.def.name} on the tracing variant, ${o.n} times, without and with ${returns.length} return probes`);
+  const t: number[] = [];
+  const tr: number[] = [];
+  const guest: number[] = [];
+  for (let i = 0; i < o.n; i++) {
+    let t0 = Date.now();
+    const r = await one(`bench-trace-${i}`, []);
+    t.push(Date.now() - t0);
+    if (r.vm.caseMs !== undefined) guest.push(r.vm.caseMs);
+    t0 = Date.now();
+    await one(`bench-trace-ret-${i}`, returns);
+    tr.push(Date.now() - t0);
+  }
+  const c: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = Date.now();
+    const r = await execa(path.join(repoRoot, 'node_modules/.bin/tsx'), [path.join(repoRoot, 'harness/cli/main.ts'), 'repro', '--trace-path', '--json', '--no-install'], { reject: false, env: { KERNEL_REPRO_CACHE: o.cacheDir } });
+    c.push(Date.now() - t0);
+    if (r.exitCode !== 0) o.log.warn(`warm repro --trace-path exited ${r.exitCode}`);
+  }
+  return {
+    kernel: { configHash: spec.kernel.meta.configHash, traceConfig: spec.kernel.meta.traceConfig ?? [] },
+    tracedRunMs: median(t),
+    tracedGuestCaseMs: guest.length ? median(guest) : null,
+    tracedWithReturnsMs: median(tr),
+    returnProbes: returns.length,
+    extraPerRunMs: median(t) - o.plainMs,
+    armMs,
+    buildMs: spec.kernel.meta.buildMs,
+    warmReproMs: median(c),
+    samples: { tracedRunMs: t, tracedWithReturnsMs: tr, warmReproMs: c },
+  };
+}
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -59,6 +111,7 @@ interface BenchOpts {
   case: string;
   results?: string;
   install: boolean;
+  tracePath?: boolean;
 }
 
 /** Version of bench.json (and `bench --json`). */
@@ -76,6 +129,7 @@ export function registerBench(program: Command): void {
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
     .option('--no-install', 'never install missing host packages; fail with the command instead')
     .addHelpText('after', exitCodesHelp())
+    .option('--trace-path', 'also measure (g): traced runs of the case on the tracing variant, and warm repro --trace-path')
     .action((opts: BenchOpts) => guarded(() => bench(opts)));
 }
 
@@ -171,6 +225,8 @@ export async function bench(opts: BenchOpts): Promise<number> {
     e[conc] = Date.now() - t0;
   }
 
+  const g = opts.tracePath ? await benchTracing({ kdef, kcase, cacheDir, runDir, n, install: opts.install, log, plainMs: median(b) }) : null;
+
   const result = {
     schemaVersion: BENCH_SCHEMA_VERSION,
     runId,
@@ -209,6 +265,7 @@ export async function bench(opts: BenchOpts): Promise<number> {
     incrementalBuildMs,
     matrix: { runs: specs.length, concurrency1Ms: e[1]!, concurrency2Ms: e[2]!, speedup: Number((e[1]! / e[2]!).toFixed(2)) },
     samples: { bareBootMs: a, floorBootMs: f, caseRunMs: b, caseRunColdBootMs: bCold, warmReproMs: c },
+    ...(g ? { tracePath: g } : {}),
   };
   fs.writeFileSync(path.join(runDir, 'bench.json'), JSON.stringify(result, null, 2));
   const s = (ms: number | null): string => (ms === null ? 'n/a' : `${(ms / 1000).toFixed(2)} s`);
@@ -226,6 +283,12 @@ export async function bench(opts: BenchOpts): Promise<number> {
     `(c) warm repro end to end (4 runs)                     ${s(result.warmReproMs)}`,
     `(d) kernel build: first build of this config ${s(coldBuildMs)} (as recorded in the cache; ccache may have helped), one-file variant ${s(incrementalBuildMs)}, warm cache lookup ${result.warmKernelLookupMs} ms`,
     `(e) ${specs.length} runs: concurrency 1 ${s(e[1]!)}, concurrency 2 ${s(e[2]!)}, speed-up ${result.matrix.speedup}x`,
+    ...(g
+      ? [
+          `(g) traced ${kcase.def.name} run (tracing variant, snapshot): ${s(g.tracedRunMs)} (+${s(g.tracedRunMs - result.caseRunMs)} over (b)), case in the guest ${g.tracedGuestCaseMs} ms; with ${g.returnProbes} return probes ${s(g.tracedWithReturnsMs)}`,
+          `    arming the graph at boot ${g.armMs ?? '?'} ms of guest time (once per tracing kernel, kept in its snapshot); tracing variant build ${s(g.buildMs)} (as recorded); warm repro --trace-path ${s(g.warmReproMs)} against (c) ${s(result.warmReproMs)}`,
+        ]
+      : []),
     `written to ${path.join(runDir, 'bench.json')}`,
   ].join('\n');
   (opts.json ? process.stderr : process.stdout).write(table + '\n');

@@ -74,7 +74,7 @@ export const SYMBOL_RE = /^[A-Za-z_][A-Za-z0-9_.]{0,127}$/;
 
 export interface PathCall {
   kind: 'call';
-  /** the symbol as the kernel printed it (ip_rcv_finish_core.constprop.0) */
+  /** the symbol as the kernel printed it (with GCC clone suffixes, e.g. tcp_v4_rcv or foo.constprop.0) */
   fn: string;
   depth: number;
   /** "<task>-<pid>" (per CPU for pid 0) */
@@ -120,7 +120,7 @@ export interface PathTrace {
 
 const RET_RE = /^kr\d+: \((\S+) <- (\S+)\) ret=(0x[0-9a-fA-F]+|-?\d+)/;
 
-/** A return-value event ("kr3: (ip_route_input_slow+0x1c/0x.. <- fib_validate_source) ret=0xffffffee") -> function and value. */
+/** A return-value event ("kr3: (ip_rcv+0x2f/0x4e <- ip_rcv_core) ret=0xffffffea") -> function and value. */
 export function parseRet(text: string): { fn: string; value: string } | null {
   const m = RET_RE.exec(text);
   return m ? { fn: m[2]!, value: m[3]! } : null;
