@@ -14,14 +14,21 @@
 //    followed down to the deepest such callee (kretprobe values, second pass); without a differing
 //    return value, the caller that branched.
 import { functionOf } from './trace.ts';
-import { eventsBeneath, isNoise, ownCalls, PATH_ENTRIES, type PathCall, type PathEvent, type PathTrace, type PathUnit } from './path.ts';
+import { eventsBeneath, isNoise, ownCalls, PATH_ENTRIES, SYMBOL_RE, type PathCall, type PathEvent, type PathTrace, type PathUnit } from './path.ts';
 
-/** A kretprobe's $retval (x64) read as the C function most likely returned it: a 32- or 64-bit integer, or a pointer. */
+/**
+ * A kretprobe's $retval (x64) read as the C function most likely returned it: a 32- or 64-bit
+ * integer, a pointer, or a bool. An int leaves the upper half zero (or sign-extended: a long
+ * error code, an ERR_PTR); a bool may set only %al and leave whatever was in %rax above it, so a
+ * value with such an upper half and a low byte of 1 (never an aligned pointer) is a true bool.
+ */
 export interface RetValue {
   raw: string;
-  kind: 'int' | 'pointer';
-  /** the integer (ints, and ERR_PTR values), else null */
+  kind: 'int' | 'pointer' | 'bool';
+  /** the integer (ints, ERR_PTR values, a bool's 1), else null */
   value: number | null;
+  /** the low byte (a bool's value, whatever the rest) */
+  low: number;
 }
 
 export function retValue(raw: string): RetValue {
@@ -29,14 +36,15 @@ export function retValue(raw: string): RetValue {
   try {
     v = BigInt(raw);
   } catch {
-    return { raw, kind: 'int', value: null };
+    return { raw, kind: 'int', value: null, low: -1 };
   }
   if (v < 0n) v += 1n << 64n;
   const hi = v >> 32n;
   const lo = v & 0xffffffffn;
-  // an int leaves the upper half zero (or sign-extended); a long error code or ERR_PTR is all ones
-  if (hi === 0n || hi === 0xffffffffn) return { raw, kind: 'int', value: Number(lo >= 0x80000000n ? lo - 0x100000000n : lo) };
-  return { raw, kind: 'pointer', value: null };
+  const low = Number(v & 0xffn);
+  if (hi === 0n || hi === 0xffffffffn) return { raw, kind: 'int', value: Number(lo >= 0x80000000n ? lo - 0x100000000n : lo), low };
+  if (low === 1) return { raw, kind: 'bool', value: 1, low };
+  return { raw, kind: 'pointer', value: null, low };
 }
 
 const ERRNO: Record<number, string> = {
@@ -51,6 +59,7 @@ export function describeRet(raw: string | undefined): string | null {
   if (raw === undefined) return null;
   const r = retValue(raw);
   if (r.kind === 'pointer') return `pointer ${r.raw}`;
+  if (r.kind === 'bool') return `1 (true, ${r.raw})`;
   if (r.value === null) return r.raw;
   const name = r.value < 0 ? ERRNO[-r.value] : undefined;
   return name ? `${r.value} (-${name})` : String(r.value);
@@ -60,16 +69,24 @@ export function describeRet(raw: string | undefined): string | null {
 export function retJson(raw: string | undefined): number | string | null {
   if (raw === undefined) return null;
   const r = retValue(raw);
-  return r.kind === 'int' && r.value !== null ? r.value : r.raw;
+  return r.kind !== 'pointer' && r.value !== null ? r.value : r.raw;
 }
 
-/** Do two return values differ? Pointers compare as "a pointer" (their values differ from kernel to kernel). null: one is unknown. */
+/**
+ * Do two return values differ? Pointers compare as "a pointer" (their values differ from kernel to
+ * kernel); a bool on either side compares the low bytes. null: unknown (not recorded, or a pointer
+ * with a zero low byte against 0, which is NULL against a pointer or two false bools).
+ */
 export function retsDiffer(a: string | undefined, b: string | undefined): boolean | null {
   if (a === undefined || b === undefined) return null;
   const x = retValue(a);
   const y = retValue(b);
-  if (x.kind !== y.kind) return true;
-  return x.kind === 'int' ? x.value !== y.value : false;
+  if (x.kind === 'int' && y.kind === 'int') return x.value !== y.value;
+  if (x.kind === 'bool' || y.kind === 'bool') return x.low !== y.low;
+  if (x.kind === 'pointer' && y.kind === 'pointer') return false;
+  const [p, i] = x.kind === 'pointer' ? [x, y] : [y, x];
+  if (i.value === 0 && p.low === 0) return null;
+  return true;
 }
 
 export interface DivergenceSide {
@@ -421,7 +438,7 @@ export function returnProbes(s: Split, max = 40): { before: string[]; after: str
     for (const c of p.calls) if (!bySym.has(functionOf(c.fn))) bySym.set(functionOf(c.fn), c.fn);
     return names
       .map((n) => bySym.get(n))
-      .filter((x): x is string => !!x)
+      .filter((x): x is string => !!x && SYMBOL_RE.test(x))
       .slice(0, max);
   };
   return { before: symbols(s.a), after: symbols(s.b) };

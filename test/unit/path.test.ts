@@ -83,7 +83,7 @@ describe('parsePath', () => {
 
 describe('return values', () => {
   it('reads kretprobe values as the C function returned them', () => {
-    expect(retValue('0xffffffee')).toEqual({ raw: '0xffffffee', kind: 'int', value: -18 });
+    expect(retValue('0xffffffee')).toEqual({ raw: '0xffffffee', kind: 'int', value: -18, low: 0xee });
     expect(retValue('0xffffffffffffffea').value).toBe(-22); // a long, or ERR_PTR(-EINVAL)
     expect(retValue('0x1').value).toBe(1);
     expect(retValue('0xffff8880006e1700').kind).toBe('pointer');
@@ -93,10 +93,20 @@ describe('return values', () => {
     expect(retJson('0xffffffee')).toBe(-18);
     expect(retJson('0xffff8880006e1700')).toBe('0xffff8880006e1700');
     // pointers differ from kernel to kernel: only pointer against not-a-pointer counts
-    expect(retsDiffer('0xffff8880006e1700', '0xffff8880006d8201')).toBe(false);
-    expect(retsDiffer('0xffff8880006e1700', '0x0')).toBe(true);
+    expect(retsDiffer('0xffff8880006e1700', '0xffff8880006d8240')).toBe(false);
+    expect(retsDiffer('0xffff8880006e1710', '0x0')).toBe(true);
     expect(retsDiffer('0xffffffee', '0x1')).toBe(true);
     expect(retsDiffer('0xffffffee', undefined)).toBeNull();
+    // a bool sets %al only: the rest of %rax is whatever was there (fib_lookup_good_nhc returned true here)
+    expect(retValue('0xffff8880006d0201')).toMatchObject({ kind: 'bool', value: 1 });
+    expect(describeRet('0xffff8880006d0201')).toBe('1 (true, 0xffff8880006d0201)');
+    expect(retsDiffer('0xffff8880006d0201', '0x1')).toBe(false);
+    expect(retsDiffer('0xffff8880006d0201', '0xffff8880006d0200')).toBe(true); // true against false
+    expect(retsDiffer('0xffff8880006d0201', '0x0')).toBe(true);
+    // NULL against a pointer, unless the pointer could be a false bool
+    expect(retsDiffer('0xffff8880006e1708', '0x0')).toBe(true);
+    expect(retsDiffer('0xffff8880006e1700', '0x0')).toBeNull();
+    expect(retsDiffer('0xffff8880006e1700', '0xfffffff4')).toBe(true); // a pointer against -ENOMEM
   });
 });
 
