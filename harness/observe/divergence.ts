@@ -358,18 +358,27 @@ function divergenceOf(s: Split, kernels: [string, string]): Divergence {
   return { function: origin.fn, via, how, packet: s.a.unit.key, before, after, drop };
 }
 
-/** Compare two kernels' paths: the first split, or null when the paths are the same. */
-export function comparePaths(
-  before: { kernel: string; trace: PathTrace },
-  after: { kernel: string; trace: PathTrace },
-  entries: string[] = PATH_ENTRIES,
-): PathComparison & { split: Split | null } {
+type Side = { kernel: string; trace: PathTrace };
+
+interface Analysis {
+  /** no path on a side: why */
+  empty?: string;
+  /** the pairs that split, in order: packets alike up to the split first, then those unlike from the start */
+  splits: Split[];
+  unlike: number;
+  same: number;
+  pairs: number;
+  calls: number;
+  rejoined: number;
+  aside: string;
+}
+
+function analyse(before: Side, after: Side, entries: string[]): Analysis {
   const set = new Set(entries);
   const A = prepare(before.trace, set);
   const B = prepare(after.trace, set);
-  const base = { before: before.kernel, after: after.kernel };
-  for (const [k, side] of [[before.kernel, A], [after.kernel, B]] as const)
-    if (side.length === 0) return { ...base, divergence: null, split: null, note: `no packet path was recorded on ${k}` };
+  const none = { splits: [], unlike: 0, same: 0, pairs: 0, calls: 0, rejoined: 0, aside: '' };
+  for (const [k, side] of [[before.kernel, A], [after.kernel, B]] as const) if (side.length === 0) return { ...none, empty: `no packet path was recorded on ${k}` };
   const a = A.filter((u) => !u.repeat);
   const b = B.filter((u) => !u.repeat);
   const pairs = lcsPairs(
@@ -377,37 +386,70 @@ export function comparePaths(
     b.map((u) => u.unit.key),
   );
   const repeats = A.length - a.length + (B.length - b.length);
-  const aside = `${a.length - pairs.length} only on ${before.kernel}, ${b.length - pairs.length} only on ${after.kernel}${repeats ? `, ${repeats} repeated` : ''}`;
-  let same = 0;
-  let rejoined = 0;
-  let unlike = 0;
-  let first: Split | null = null;
-  const rejoin = (): string => (rejoined ? `; ${rejoined} difference(s) that rejoined the same path (an extra call tree on one kernel only)` : '');
+  const out: Analysis = {
+    ...none,
+    pairs: pairs.length,
+    calls: a.reduce((n, u) => n + u.calls.length, 0),
+    aside: `${a.length - pairs.length} only on ${before.kernel}, ${b.length - pairs.length} only on ${after.kernel}${repeats ? `, ${repeats} repeated` : ''}`,
+  };
+  const unlike: Split[] = [];
   for (const [i, j] of pairs) {
     const r = splitOf(a[i]!, b[j]!);
-    rejoined += r.rejoined;
-    if (!r.split) {
-      same++;
-      continue;
-    }
-    first ??= r.split;
+    out.rejoined += r.rejoined;
+    if (!r.split) out.same++;
     // two packets of the same key whose paths part at once are most likely two different packets
-    // (another protocol, of the same length on the same device): the next pair, if one splits later
-    if (!alike(r.split)) {
-      unlike++;
-      continue;
-    }
-    return {
-      ...base,
-      divergence: divergenceOf(r.split, [before.kernel, after.kernel]),
-      split: r.split,
-      note: `${same} packet(s) took the same path before this one; packets left aside: ${aside}${unlike ? `, ${unlike} matched by key but unlike from the start` : ''}${rejoin()}`,
-    };
+    // (another protocol, of the same length on the same device): last in line
+    else if (!alike(r.split)) unlike.push(r.split);
+    else out.splits.push(r.split);
   }
-  if (first)
-    return { ...base, divergence: divergenceOf(first, [before.kernel, after.kernel]), split: first, note: `${same} packet(s) took the same path; packets left aside: ${aside}${rejoin()}` };
-  const calls = a.reduce((n, u) => n + u.calls.length, 0);
-  return { ...base, divergence: null, split: null, note: `the same path on both kernels: ${pairs.length} packet(s), ${calls} calls on ${before.kernel}; packets left aside: ${aside}${rejoin()}` };
+  out.unlike = unlike.length;
+  out.splits.push(...unlike);
+  return out;
+}
+
+function noteOf(x: Analysis, before: string): string {
+  const rejoin = x.rejoined ? `; ${x.rejoined} difference(s) that rejoined the same path (an extra call tree on one kernel only)` : '';
+  const unlike = x.unlike ? `, ${x.unlike} matched by key but unlike from the start` : '';
+  return x.splits.length
+    ? `${x.same} packet(s) took the same path; packets left aside: ${x.aside}${unlike}${rejoin}`
+    : `the same path on both kernels: ${x.pairs} packet(s), ${x.calls} calls on ${before}; packets left aside: ${x.aside}${rejoin}`;
+}
+
+/** Compare two kernels' paths: the first split, or null when the paths are the same. */
+export function comparePaths(before: Side, after: Side, entries: string[] = PATH_ENTRIES): PathComparison & { split: Split | null; splits: Split[] } {
+  const base = { before: before.kernel, after: after.kernel };
+  const x = analyse(before, after, entries);
+  if (x.empty) return { ...base, divergence: null, split: null, splits: [], note: x.empty };
+  const split = x.splits[0] ?? null;
+  return { ...base, divergence: split ? divergenceOf(split, [before.kernel, after.kernel]) : null, split, splits: x.splits, note: noteOf(x, before.kernel) };
+}
+
+/** Where a split is: the packet, the caller, and what each side called next (in order, or as a set for a kernel against itself). */
+export function splitPlace(s: Split, ordered = true): string {
+  const next = [s.nextA, s.nextB].map((c) => (c ? functionOf(c.fn) : '(end)'));
+  return [s.a.unit.key, functionOf(s.parent.fn), ...(ordered ? next : next.sort())].join('|');
+}
+
+/**
+ * Two passes on each kernel (the second with return probes): the divergence is the first split of
+ * the second pass that the first pass showed at the same place, and that neither kernel shows
+ * between its own two runs (that is run-to-run variation: a TCP segment that met its socket in
+ * another state, a timer that fired in one run only).
+ */
+export function confirmDivergence(first: { before: Side; after: Side }, second: { before: Side; after: Side }, entries: string[] = PATH_ENTRIES): PathComparison {
+  const base = { before: second.before.kernel, after: second.after.kernel };
+  const cross = analyse(second.before, second.after, entries);
+  if (cross.empty) return { ...base, divergence: null, note: cross.empty };
+  const earlier = new Set(analyse(first.before, first.after, entries).splits.map((s) => splitPlace(s)));
+  const own = new Set(
+    [analyse(first.before, second.before, entries), analyse(first.after, second.after, entries)].flatMap((x) => x.splits.map((s) => splitPlace(s, false))),
+  );
+  const kept = cross.splits.filter((s) => earlier.has(splitPlace(s)) && !own.has(splitPlace(s, false)));
+  const dropped = cross.splits.length - kept.length;
+  const why = dropped ? `; ${dropped} split(s) left aside: not at the same place in both passes, or also between a kernel's own two runs` : '';
+  const chosen = kept[0];
+  if (!chosen) return { ...base, divergence: null, note: `${cross.splits.length ? `no split seen in both passes: ${noteOf(cross, base.before)}` : noteOf(cross, base.before)}${why}` };
+  return { ...base, divergence: divergenceOf(chosen, [base.before, base.after]), note: `${noteOf(cross, base.before)}${why}` };
 }
 
 /**

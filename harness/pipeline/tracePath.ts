@@ -4,7 +4,7 @@
 // the functions around the split, and the second pass names the function and its return values.
 import fs from 'node:fs';
 import { parseAgentOutput, SECTION } from '../agent/protocol.ts';
-import { comparePaths, returnProbes } from '../observe/divergence.ts';
+import { comparePaths, confirmDivergence, returnProbes } from '../observe/divergence.ts';
 import type { DivergenceEntry } from '../report/divergence.ts';
 import { parsePath, type PathTrace } from '../observe/path.ts';
 import type { RunRecord } from '../observe/types.ts';
@@ -59,12 +59,14 @@ export async function runTraced(specs: RunSpec[], run: (specs: RunSpec[]) => Pro
     for (const b of others) {
       const cmp = comparePaths({ kernel: runs[a]!.kernel, trace: pathOf(runs[a]!) }, { kernel: runs[b]!.kernel, trace: pathOf(runs[b]!) });
       firsts.push({ g, a, b, cmp });
-      if (!cmp.split) continue;
-      const fns = returnProbes(cmp.split);
-      for (const [i, list] of [[a, fns.before], [b, fns.after]] as const) {
-        const set = probes.get(i) ?? new Set<string>();
-        for (const f of list) set.add(f);
-        probes.set(i, set);
+      // around the first few splits (the first may be run-to-run variation), at most 40 functions per kernel
+      for (const split of cmp.splits.slice(0, 3)) {
+        const fns = returnProbes(split);
+        for (const [i, list] of [[a, fns.before], [b, fns.after]] as const) {
+          const set = probes.get(i) ?? new Set<string>();
+          for (const f of list) if (set.size < 40) set.add(f);
+          probes.set(i, set);
+        }
       }
     }
   }
@@ -80,21 +82,13 @@ export async function runTraced(specs: RunSpec[], run: (specs: RunSpec[]) => Pro
     const rb = secondOf.get(b);
     const base = { case: g.case, variant: g.variant };
     if (ra && rb) {
-      const cmp2 = comparePaths({ kernel: ra.kernel, trace: pathOf(ra) }, { kernel: rb.kernel, trace: pathOf(rb) });
+      // a split counts when the second pass shows it where the first did, and neither kernel shows it between its own two runs
+      const cmp2 = confirmDivergence(
+        { before: { kernel: runs[a]!.kernel, trace: pathOf(runs[a]!) }, after: { kernel: runs[b]!.kernel, trace: pathOf(runs[b]!) } },
+        { before: { kernel: ra.kernel, trace: pathOf(ra) }, after: { kernel: rb.kernel, trace: pathOf(rb) } },
+      );
       const probed = Math.max(ra.path?.probed ?? 0, rb.path?.probed ?? 0);
-      if (cmp2.divergence)
-        return { ...base, before: cmp2.before, after: cmp2.after, divergence: cmp2.divergence, note: cmp2.note, passes: 2, probed, files: { before: ra.files.results, after: rb.files.results } };
-      // the second pass did not split (a path that varies from run to run): the first pass's split, without return values
-      return {
-        ...base,
-        before: cmp.before,
-        after: cmp.after,
-        divergence: cmp.divergence,
-        note: `${cmp.note}; the second pass (return probes) took the same path on both kernels (${cmp2.note}), so no return values`,
-        passes: 2,
-        probed,
-        files: { before: runs[a]!.files.results, after: runs[b]!.files.results },
-      };
+      return { ...base, before: cmp2.before, after: cmp2.after, divergence: cmp2.divergence, note: cmp2.note, passes: 2, probed, files: { before: ra.files.results, after: rb.files.results } };
     }
     return { ...base, before: cmp.before, after: cmp.after, divergence: cmp.divergence, note: cmp.note, passes: 1, probed: 0, files: { before: runs[a]!.files.results, after: runs[b]!.files.results } };
   });

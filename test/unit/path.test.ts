@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { graphCmdline, isNoise, ownCalls, parsePath, parseRet, PATH_ENTRIES, SYMBOL_RE } from '../../harness/observe/path.ts';
-import { comparePaths, describeRet, lcsPairs, retJson, retsDiffer, retValue, returnProbes } from '../../harness/observe/divergence.ts';
+import { comparePaths, confirmDivergence, describeRet, lcsPairs, retJson, retsDiffer, retValue, returnProbes } from '../../harness/observe/divergence.ts';
 import { divergenceMarkdown, renderDivergences } from '../../harness/report/divergence.ts';
 import { kernelCmdline } from '../../harness/vm/qemu.ts';
 import { renderCase } from '../../harness/cases/render.ts';
@@ -151,6 +151,39 @@ describe('comparePaths on the 6.1 recordings', () => {
     expect(r.note).toMatch(/the same path on both kernels: \d+ packet/);
     expect(r.note).toMatch(/1 difference\(s\) that rejoined/);
     for (const name of ['selftest-vanilla-pass2', 'mesos-fixed-pass2']) expect(comparePaths(side('a', fixture(name)), side('b', fixture(name))).divergence).toBeNull();
+  });
+});
+
+describe('two passes: a split counts when both show it, and a kernel does not show it against itself', () => {
+  const two = (b1: string, a1: string, b2: string, a2: string) =>
+    confirmDivergence({ before: side('x', fixture(b1)), after: side('y', fixture(a1)) }, { before: side('x', fixture(b2)), after: side('y', fixture(a2)) });
+
+  it("6.1-vanilla against 6.1-fixed: __fib_validate_source, with the second pass's return values", () => {
+    const r = two('selftest-vanilla-pass1', 'selftest-fixed-pass1', 'selftest-vanilla-pass2', 'selftest-fixed-pass2');
+    expect(r.divergence).toMatchObject({ function: '__fib_validate_source', how: 'return', before: { ret: -18 }, after: { ret: 1 } });
+  });
+
+  it('6.1-fixed against a comment-only patch (Mesos): a TCP segment that met its socket in another state in the first pass only is not a divergence', () => {
+    // the first pass alone splits: an ACK on lo met an established socket on one kernel, a closing one on the other
+    const first = comparePaths(side('x', fixture('mesos-fixed-tcp-pass1')), side('y', fixture('mesos-fixed-comment-only-tcp-pass1')));
+    expect(first.divergence).toMatchObject({ function: 'tcp_v4_do_rcv', how: 'call' });
+    const r = two('mesos-fixed-tcp-pass1', 'mesos-fixed-comment-only-tcp-pass1', 'mesos-fixed-tcp-pass2', 'mesos-fixed-comment-only-tcp-pass2');
+    expect(r.divergence).toBeNull();
+    const self = two('selftest-fixed-again', 'selftest-fixed-comment-only', 'selftest-fixed-again-pass2', 'selftest-fixed-comment-only-pass2');
+    expect(self.divergence).toBeNull();
+  });
+
+  it('a split both passes show, but that a kernel also shows between its own two runs, is run-to-run variation', () => {
+    const unit = (...body: string[]): string => lines('@ 0 t-1', '0 __netif_receive_skb', '1 # netif_receive_skb: dev=lo skbaddr=x len=52', '1 ip_rcv', '2 a;', '2 b;', '2 c;', '2 d;', ...body, '0 }');
+    const est = unit('2 established;');
+    const other = unit('2 state_process;');
+    // x: established, then state_process; y: state_process twice
+    const r = confirmDivergence({ before: side('x', est), after: side('y', other) }, { before: side('x', other), after: side('y', other) });
+    expect(r.divergence).toBeNull();
+    const varies = confirmDivergence({ before: side('x', est), after: side('y', other) }, { before: side('x', est), after: side('y', est) });
+    expect(varies.divergence).toBeNull(); // y does both
+    const stable = confirmDivergence({ before: side('x', est), after: side('y', other) }, { before: side('x', est), after: side('y', other) });
+    expect(stable.divergence).toMatchObject({ function: 'ip_rcv', before: { next: 'established' }, after: { next: 'state_process' } });
   });
 });
 
