@@ -206,13 +206,13 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     // a UDP reply ends the probe at once (socat would wait out its timeout after sending)
     const stopAtToken = 'udp' in p ? '1' : '0';
     const traceThis = traced && p.name === signatureProbe;
-    if (traceThis) steps.push(cmd('kr_path_on', ...traced.returns));
+    if (traceThis) steps.push(cmd('kr_graph_on', ...traced.returns));
     steps.push(cmd('kr_probe', p.name, p.ns, String(p.timeoutMs), p.stopOnSignal ? '1' : '0', String(rc), token, stopAtToken, ...probeCommand(p)));
-    if (traceThis) steps.push('kr_path_off');
+    if (traceThis) steps.push('kr_graph_off');
   }
   steps.push('kr_trace_dump');
   if (needs.symbolize.length) steps.push(cmd('kr_symbols', ...needs.symbolize));
-  if (traced) steps.push(cmd('kr_path_dump', String(PATH_MAX_LINES)));
+  if (traced) steps.push(cmd('kr_graph_dump', String(PATH_MAX_LINES)));
   c.captures.forEach((_, i) => steps.push(cmd('kr_capture_stop', captureName(i))));
   // after the probes, per namespace in one shell: counters, and which tc filters matched
   for (const ns of allNs) {

@@ -11,7 +11,7 @@ import { run, runOk } from '../util/proc.ts';
 
 const IMAGE_FORMAT = 7; // bump when the layout below changes
 const agentDir = path.join(repoRoot, 'images', 'agent');
-const AGENT_FILES = ['init', 'agent.sh', 'lib.sh', 'counters.awk', 'symbols.awk', 'udp-probe'];
+const AGENT_FILES = ['init', 'agent.sh', 'lib.sh', 'counters.awk', 'symbols.awk', 'graph.awk', 'udp-probe'];
 
 export interface ImageMeta {
   busybox: string;

@@ -3,7 +3,7 @@
 //
 // A tracing kernel boots with the function graph tracer armed beneath the network stack's entry
 // points (PATH_ENTRIES) and records only around the signature probe (images/agent/agent.sh,
-// kr_path_on/kr_path_off). The agent sends the graph back compacted (kr_path_dump), one line per
+// kr_graph_on/kr_graph_off). The agent sends the graph back compacted (graph.awk), one line per
 // call or event, in the `path` section:
 //   @ <cpu> <task>-<pid>      the lines below ran in this context (until the next @)
 //   <depth> <fn>              a call that called traced functions (its children follow, deeper)

@@ -152,7 +152,7 @@ kr_symbols() { # kr_symbols FIELD...: the kernel addresses in FIELD=<hex> of the
 # command line: init arms the function graph of the network stack beneath those entry points at
 # boot, not recording (arming patches every traceable function: ~1 s under TCG, paid once and kept
 # in the booted-kernel snapshot). The graph owns the top-level ftrace buffer; a traced case's own
-# tracepoints go to an instance of their own (kr_trace_instance). kr_path_on/kr_path_off record
+# tracepoints go to an instance of their own (kr_trace_instance). kr_graph_on/kr_graph_off record
 # only around the signature probe.
 KR_TRACE_TOP=/sys/kernel/tracing
 kr_graph_arm() { # from the kernel command line (init, at boot)
@@ -178,7 +178,7 @@ kr_trace_instance() { # kr_trace_instance: the case's tracepoints into their own
 	mkdir -p "$KR_TRACE_TOP/instances/kr" 2>/dev/null && [ -w "$KR_TRACE_TOP/instances/kr/trace" ] && KR_TRACEFS=$KR_TRACE_TOP/instances/kr && return 0
 	kr_rec "warn path: no ftrace instance for the case's tracepoints"
 }
-kr_path_on() { # kr_path_on FUNCTION...: record the armed graph, with the return values of these functions (kretprobes)
+kr_graph_on() { # kr_graph_on FUNCTION...: record the armed graph, with the return values of these functions (kretprobes)
 	[ "$KR_GRAPH" = 1 ] || { kr_rec "warn path: the function graph is not armed (not a tracing kernel)"; return 0; }
 	_i=0
 	for _f in "$@"; do
@@ -188,25 +188,9 @@ kr_path_on() { # kr_path_on FUNCTION...: record the armed graph, with the return
 	[ $_i -gt 0 ] && [ -w "$KR_TRACE_TOP/events/kr/enable" ] && echo 1 > "$KR_TRACE_TOP/events/kr/enable"
 	echo 1 > "$KR_TRACE_TOP/tracing_on"
 }
-kr_path_off() { [ "$KR_GRAPH" = 1 ] && echo 0 > "$KR_TRACE_TOP/tracing_on"; }
-kr_path_dump() { # kr_path_dump MAXLINES: the graph, one short line per call or event (format: harness/observe/path.ts)
+kr_graph_off() { [ "$KR_GRAPH" = 1 ] && echo 0 > "$KR_TRACE_TOP/tracing_on"; }
+kr_graph_dump() { # kr_graph_dump MAXLINES: the graph, one short line per call or event (graph.awk; format: harness/observe/path.ts)
 	[ "$KR_GRAPH" = 1 ] || return 0
-	# "<cpu>) <task-pid> | <2 x depth spaces><fn>() {" or "...<fn>();" or "/* <event> */"; closing braces
-	# only at depth 0; "@ <cpu> <task-pid>" when the context changes; at most MAXLINES lines
-	awk -v max="$1" '
-	/^#/ { next }
-	/LOST [0-9]+ EVENTS/ { print "! " $0; next }
-	{
-		p = index($0, " | "); if (!p) next
-		n = split(substr($0, 1, p - 1), h, " "); c = h[1]; sub(/\)$/, "", c)
-		b = substr($0, p + 3); match(b, /^ */); d = int(RLENGTH / 2); t = substr(b, RLENGTH + 1)
-		if (t ~ /^}/) { if (d > 0) next; t = "}" }
-		else if (t ~ /^\/\* /) { t = "# " substr(t, 4); sub(/ \*\/$/, "", t) }
-		else if (!sub(/\(\) \{$/, "", t) && sub(/\(\);$/, "", t)) t = t ";"
-		if (++out > max) { cut++; next }
-		if (c " " h[n] != ctx) { ctx = c " " h[n]; print "@ " ctx }
-		print d " " t
-	}
-	END { if (cut) print "! truncated " cut }' "$KR_TRACE_TOP/trace" > /tmp/kr.path
+	awk -v max="$1" -f /kr/graph.awk "$KR_TRACE_TOP/trace" > /tmp/kr.path
 	kr_section path < /tmp/kr.path
 }

@@ -5,6 +5,7 @@
 // comment-only patch) that differ only by a neighbour entry created in one run.
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { graphCmdline, isNoise, ownCalls, parsePath, parseRet, PATH_ENTRIES, SYMBOL_RE } from '../../harness/observe/path.ts';
@@ -258,6 +259,31 @@ describe('comparePaths with noise', () => {
   });
 });
 
+describe('the agent\'s graph.awk, run by a real busybox awk', () => {
+  // raw-graph-vanilla-selftest.txt: the top-level `trace` of a traced run on 6.1-vanilla, as the
+  // kernel printed it (function_graph, funcgraph-proc); the agent's compaction of it is checked
+  // against what parsePath reads
+  const raw = path.join(repoRoot, 'test/fixtures/paths/raw-graph-vanilla-selftest.txt');
+  const awk = (max: number): string => execFileSync('/bin/busybox', ['awk', '-v', `max=${max}`, '-f', path.join(repoRoot, 'images/agent/graph.awk'), raw]).toString();
+  it.runIf(fs.existsSync('/bin/busybox'))('compacts the graph: depths, leaves, events, contexts; cuts at the limit and says so', () => {
+    const out = awk(40_000);
+    const lines = out.trim().split('\n');
+    expect(lines[0]).toMatch(/^@ 0 busybox-\d+$/);
+    expect(lines[1]).toMatch(/^0 # fib_table_lookup: table 254 oif 0 iif 1 proto 1 /);
+    expect(lines).toContain('0 ip_local_out');
+    expect(lines).toContain('2 ip_send_check;');
+    expect(lines.filter((l) => l.endsWith('}')).every((l) => l === '0 }')).toBe(true);
+    const t = parsePath(out);
+    expect(t.stats.calls).toBeGreaterThan(100);
+    const fvs = t.units.flatMap((u) => ownCalls(u.root)).find((c) => c.fn === '__fib_validate_source');
+    expect(fvs?.parent?.fn).toBe('fib_validate_source');
+    expect(t.units.some((u) => u.key === '__netif_receive_skb lo len=84')).toBe(true);
+    const cut = awk(20).trim().split('\n');
+    expect(cut[cut.length - 1]).toMatch(/^! truncated \d+$/);
+    expect(parsePath(awk(20)).stats.truncated).toBe(Number(/(\d+)$/.exec(cut[cut.length - 1]!)![1]));
+  });
+});
+
 describe('the rest of path tracing', () => {
   it('lcsPairs matches in order', () => {
     expect(lcsPairs(['a', 'b', 'c', 'd'], ['b', 'x', 'd'])).toEqual([
@@ -296,13 +322,13 @@ describe('the rest of path tracing', () => {
     const c = loadCase('rp-filter-selftest').def;
     const steps = (o?: Parameters<typeof renderCase>[1]): string[] => renderCase(c, o).files['/case/steps.sh']!.split('\n');
     const plain = steps();
-    expect(plain.join('\n')).not.toMatch(/kr_path|kr_trace_instance/);
+    expect(plain.join("\n")).not.toMatch(/kr_graph|kr_trace_instance/);
     const traced = steps({ tracePath: { returns: ['fib_validate_source', 'ip_rcv_finish_core.constprop.0'] } });
     const at = (re: RegExp): number => traced.findIndex((l) => re.test(l));
     expect(at(/^kr_trace_instance$/)).toBeLessThan(at(/^kr_trace_on /));
-    expect(at(/^kr_path_on fib_validate_source ip_rcv_finish_core\.constprop\.0$/)).toBe(at(/^kr_probe ping-local /) - 1);
-    expect(at(/^kr_path_off$/)).toBe(at(/^kr_probe ping-local /) + 1);
-    expect(at(/^kr_path_dump \d+$/)).toBeGreaterThan(at(/^kr_trace_dump$/));
+    expect(at(/^kr_graph_on fib_validate_source ip_rcv_finish_core\.constprop\.0$/)).toBe(at(/^kr_probe ping-local /) - 1);
+    expect(at(/^kr_graph_off$/)).toBe(at(/^kr_probe ping-local /) + 1);
+    expect(at(/^kr_graph_dump \d+$/)).toBeGreaterThan(at(/^kr_trace_dump$/));
     expect(() => steps({ tracePath: { returns: ['x; reboot'] } })).toThrow(/not a kernel symbol/);
   });
 });
