@@ -90,7 +90,7 @@ describe('--trace-path', () => {
 
   it('verify: a comment-only patch on 6.1-fixed shows no divergence', async () => {
     const patch = path.join(repoRoot, 'test/fixtures/comment-only.patch');
-    const r = await cli(['verify', '--patch', patch, '--base', '6.1-fixed', '--repeat', '1', '--trace-path', '--json']);
+    const r = await cli(['verify', '--patch', patch, '--kernel', '6.1-fixed', '--repeat', '1', '--trace-path', '--json']);
     if (r.exitCode !== 0) console.error(r.stderr.slice(-4000));
     expect(r.exitCode).toBe(0);
     const j = JSON.parse(r.stdout) as { cases: Array<{ case: string; conclusion: string; divergence?: Entry }> };
