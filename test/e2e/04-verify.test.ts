@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { cli } from './helpers.ts';
+import { VERIFY_SCHEMA_VERSION } from '../../harness/verify/logic.ts';
 
 const fix = path.join(repoRoot, 'kernels/patches/0001-fib-relax-source-validation-check-for-loopback-packets.patch');
 const commentOnly = path.join(repoRoot, 'test/fixtures/comment-only.patch');
@@ -22,7 +23,7 @@ describe('npm run verify', () => {
     if (r.exitCode !== 0) console.error(r.stderr.slice(-4000));
     expect(r.exitCode).toBe(0);
     const j = JSON.parse(r.stdout) as VerifyJson;
-    expect(j.schemaVersion).toBe(1);
+    expect(j.schemaVersion).toBe(VERIFY_SCHEMA_VERSION);
     expect(j.patch.subject).toBe('fib: relax source validation check for loopback packets');
     expect(j.cases.map((c) => c.case).sort()).toEqual(['rp-filter-mesos', 'rp-filter-selftest']);
     for (const c of j.cases) {
