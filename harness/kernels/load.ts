@@ -4,7 +4,7 @@ import { HarnessError } from '../util/errors.ts';
 import { builtinNames, loadDataFile, parseData, resolveDataRef } from '../util/load.ts';
 import { repoRoot } from '../util/paths.ts';
 import { imageKind } from './ikconfig.ts';
-import { kernelSchema, type KernelDef } from './schema.ts';
+import { kernelSchema, PREBUILT_SOURCES, type KernelDef } from './schema.ts';
 
 export const kernelsDir = path.join(repoRoot, 'kernels');
 
@@ -129,9 +129,14 @@ function loadDefinition(ref: string): LoadedKernel {
   return checked({ def, file, baseDir });
 }
 
-/** The files a definition names exist. */
+/** The files a definition names exist (a prebuilt kernel is configured by nobody: its config section is not read). */
 function checked(k: LoadedKernel): LoadedKernel {
   const { def, file } = k;
+  if (PREBUILT_SOURCES.has(def.source.type)) {
+    if (def.patches.length > 0)
+      throw new HarnessError('bad-input', `a ${def.source.type} kernel is booted as it is: patches need a source the harness builds`, { file, field: 'patches' });
+    return k;
+  }
   def.patches.forEach((p, i) => {
     if (!fs.existsSync(resolveIn(k, p.file)))
       throw new HarnessError('bad-input', `patch file not found: ${resolveIn(k, p.file)}`, { file, field: `patches[${i}].file` });

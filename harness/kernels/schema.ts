@@ -106,5 +106,9 @@ export const kernelSchema = z.strictObject({
 export type KernelDef = z.output<typeof kernelSchema>;
 export type SourceDef = KernelDef['source'];
 export type SourceType = SourceDef['type'];
+/** Source types whose kernels are booted as they are: no config is merged and no patch applied
+ * (their providers are 'prebuilt'; the others the harness configures and builds). */
+export const PREBUILT_SOURCES: ReadonlySet<SourceType> = new Set<SourceType>(['debian-image', 'deb', 'image']);
+
 /** The source definition of one type. */
 export type SourceOf<T extends SourceType> = Extract<SourceDef, { type: T }>;

@@ -80,7 +80,7 @@ async function resolveImage(src: SourceOf<'image'>, k: LoadedKernel, workDir: st
     }
   }
   if (configText === null || parseKconfig(configText).size === 0)
-    throw new HarnessError('bad-input', `no kernel config for ${file}: the image carries none (CONFIG_IKCONFIG) and there is no ${configCandidates(path.dirname(file), release).map((f) => path.basename(f)).join(' or ')} beside it`, {
+    throw new HarnessError('bad-input', `no kernel config for ${file}: the image carries none (CONFIG_IKCONFIG) and there is no ${[...new Set(configCandidates(path.dirname(file), release).map((f) => path.basename(f)))].join(' or ')} beside it`, {
       file: k.file,
       field: src.config ? 'source.config' : 'source.path',
       hint: 'put the .config it was built with beside the image, build it with CONFIG_IKCONFIG=y, or name it in a kernel definition: source: { type: image, path: ..., config: ... }',
