@@ -14,6 +14,7 @@ import { parseKconfig } from '../kconfig.ts';
 import type { LoadedKernel } from '../load.ts';
 import type { SourceOf } from '../schema.ts';
 import type { KernelProvider } from './types.ts';
+import type { Logger } from '../../util/log.ts';
 
 /** Kernel images are a few MB (a bzImage) to a few hundred (a vmlinux with debug info). */
 const MAX_IMAGE_BYTES = 1024 * 1024 * 1024;
@@ -108,8 +109,15 @@ async function resolveImage(src: SourceOf<'image'>, k: LoadedKernel, workDir: st
   return { file, kind, sha: sha256File(file), release: rel, configText, configFrom, ...(modules ? { modules: fs.realpathSync(modules) } : {}) };
 }
 
-function artifactOf(store: EntryStore<ImageMeta>, key: string, name: string, meta: ImageMeta, cached: boolean): KernelArtifact {
+/** Kernels whose origin this process has said (a run asks for each kernel once per case). */
+const told = new Set<string>();
+
+function artifactOf(store: EntryStore<ImageMeta>, key: string, name: string, meta: ImageMeta, cached: boolean, log: Logger): KernelArtifact {
   const dir = store.entryDir(key);
+  if (!told.has(key)) {
+    told.add(key);
+    log.info(`prebuilt ${meta.imageKind} ${meta.source.replace(/ \(prebuilt.*$/, '')}: release ${meta.release}, config from ${meta.configFrom ?? '?'}${meta.modulesDir ? `, modules from ${meta.modulesDir}` : ''}`);
+  }
   return {
     name,
     key,
@@ -139,10 +147,10 @@ export const image: KernelProvider<'image'> = {
     const key = hashOf({ kind: 'image', sha: r.sha, configHash, modules: r.modules ?? null });
     const store = new EntryStore<ImageMeta>(path.join(opts.cacheDir, 'kernels'));
     const hit = store.get(key, { verify: false });
-    if (hit) return artifactOf(store, key, k.def.name, hit.meta, true);
+    if (hit) return artifactOf(store, key, k.def.name, hit.meta, true, opts.log);
     return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
       const again = store.get(key, { verify: false });
-      if (again) return artifactOf(store, key, k.def.name, again.meta, true);
+      if (again) return artifactOf(store, key, k.def.name, again.meta, true, opts.log);
       const staging = store.staging(key);
       fs.copyFileSync(r.file, path.join(staging, r.kind === 'bzImage' ? 'bzImage' : 'vmlinux'));
       fs.writeFileSync(path.join(staging, 'config'), r.configText);
@@ -160,9 +168,8 @@ export const image: KernelProvider<'image'> = {
         imageKind: r.kind,
         ...(r.modules ? { modulesDir: r.modules } : {}),
       };
-      opts.log.info(`prebuilt ${r.kind} ${r.file}: release ${r.release}, config from ${r.configFrom}${r.modules ? `, modules from ${r.modules}` : ''}`);
       const m = store.publish(key, staging, meta);
-      return artifactOf(store, key, k.def.name, m.meta, false);
+      return artifactOf(store, key, k.def.name, m.meta, false, opts.log);
     });
   },
   async sourceFiles(src, k, paths) {
