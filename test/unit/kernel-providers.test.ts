@@ -86,6 +86,10 @@ describe('a kernel image read from the file', () => {
     expect(bzImagePayload(x)?.method).toBe('xz');
     expect(await readImageConfig(x, path.join(tmp, 'w2'))).toBe(CONFIG);
     expect(await readImageConfig(bzImage(zlib.gzipSync(kernelBody(null))), path.join(tmp, 'w3'))).toBeNull();
+    // an uncompressed vmlinux without IKCONFIG: none, whatever bytes in it look like a compression magic
+    const lzoMagic = Buffer.from([0x89, 0x4c, 0x5a, 0x4f, 0x00, 0x0d, 0x0a, 0x1a, 0x0a]);
+    const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]), lzoMagic, kernelBody(null)]);
+    expect(await readImageConfig(elf, path.join(tmp, 'w4'))).toBeNull();
   });
 });
 
