@@ -13,7 +13,7 @@ import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { tail } from '../util/proc.ts';
 import type { KernelArtifact, BuildOptions } from './artifact.ts';
-import { debMemberTo, readTarMembers } from './extract.ts';
+import { debMemberTo, readTarMembers } from '../util/extract.ts';
 import type { LoadedKernel } from './load.ts';
 import { sourcePackageOf } from './debunpack.ts';
 

@@ -8,7 +8,7 @@ import { sha256 } from '../util/cache.ts';
 import { HarnessError } from '../util/errors.ts';
 import { run } from '../util/proc.ts';
 import type { KernelArtifact, KernelMeta } from './artifact.ts';
-import { unpackDeb } from './extract.ts';
+import { unpackDeb } from '../util/extract.ts';
 import { parseKconfig } from './kconfig.ts';
 
 export type DebImageMeta = KernelMeta & { modulesRelease: string };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { hashOf } from '../util/cache.ts';
 import { HarnessError } from '../util/errors.ts';
 import type { KernelArtifact } from './artifact.ts';
-import { readTarMembers } from './extract.ts';
+import { readTarMembers } from '../util/extract.ts';
 import { parseKconfig } from './kconfig.ts';
 import { loadOrder, parseModulesDep, parseObjLines } from './modmap.ts';
 

@@ -9,7 +9,7 @@ import { hashOf, sha256File } from '../util/cache.ts';
 import { run, tail } from '../util/proc.ts';
 import type { Logger } from '../util/log.ts';
 import { ensureFree, extractedEstimate, GB } from '../util/disk.ts';
-import { extractTarball } from './extract.ts';
+import { extractTarball } from '../util/extract.ts';
 
 /** A patch to apply (or reverse-apply), with its content id. */
 export interface PatchSpec {

@@ -6,7 +6,7 @@ import { EntryStore, hashOf, withLock } from '../../util/cache.ts';
 import { HarnessError } from '../../util/errors.ts';
 import { debImageArtifact, debImageMeta, unpackKernelDeb, type DebImageMeta } from '../debunpack.ts';
 import { readFromDebianSource } from '../debsource.ts';
-import { debFields } from '../extract.ts';
+import { debFields } from '../../util/extract.ts';
 import type { LoadedKernel } from '../load.ts';
 import type { SourceOf } from '../schema.ts';
 import { cachedFileHash } from '../source.ts';

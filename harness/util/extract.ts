@@ -1,4 +1,4 @@
-// The one module that takes archives apart: kernel source tarballs (trusted ones with the host's
+// The one module that takes archives apart (kernels/ and images/ both use it): kernel source tarballs (trusted ones with the host's
 // tar, downloaded ones with checks against path traversal and escaping links), single members of a
 // tarball, and Debian packages (.deb).
 import { spawn } from 'node:child_process';
@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar';
-import { HarnessError } from '../util/errors.ts';
-import { isNoSpace, noSpace } from '../util/disk.ts';
-import { run, tail } from '../util/proc.ts';
+import { HarnessError, type ErrorKind } from './errors.ts';
+import { isNoSpace, noSpace } from './disk.ts';
+import { run, tail } from './proc.ts';
 
 /** Extract a tarball into `dest` atomically (staging dir + rename); the tree's top directory is stripped.
  * `untrusted` (downloaded) archives go through the checks of extractTarballSafe. */
@@ -44,10 +44,11 @@ export async function readTarMembers(tarball: string, patterns: string[], o: { m
   return { text: r.stdout };
 }
 
-/** Unpack a .deb's files under `root` (dpkg-deb -x: nothing is installed). */
-export async function unpackDeb(deb: string, root: string): Promise<void> {
+/** Unpack a .deb's files under `root` (dpkg-deb -x: nothing is installed). A .deb the user gave is
+ * bad input when it does not unpack; one the harness fetched is a failed build of what it makes. */
+export async function unpackDeb(deb: string, root: string, kind: ErrorKind = 'bad-input'): Promise<void> {
   const x = await run('dpkg-deb', ['-x', deb, root], { timeoutMs: 10 * 60_000 });
-  if (x.exitCode !== 0) throw new HarnessError('bad-input', `cannot unpack ${deb}: ${x.stderr.trim().split('\n')[0] ?? ''}`, { file: deb, excerpt: tail(x.stderr, 5) });
+  if (x.exitCode !== 0) throw new HarnessError(kind, `cannot unpack ${deb}: ${x.stderr.trim().split('\n')[0] ?? ''}`, { file: deb, excerpt: tail(x.stderr, 5) });
 }
 
 /** One member of a .deb's data archive, written to `out`. */
