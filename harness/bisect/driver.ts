@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { LoadedCase } from '../cases/load.ts';
-import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/build.ts';
+import { ensureKernel, readSourceFiles } from '../kernels/providers/index.ts';
+import type { KernelArtifact } from '../kernels/artifact.ts';
 import type { LoadedKernel } from '../kernels/load.ts';
 import { resolveCommit } from '../kernels/source.ts';
 import type { KernelDef } from '../kernels/schema.ts';

@@ -29,7 +29,7 @@ export function registerDoctor(program: Command): void {
     .action((opts: { install?: boolean; quiet?: boolean; testDeps?: boolean }) =>
       guarded(async () => {
         const log = makeLogger({ quiet: opts.quiet ?? false });
-        const kernels = builtinKernels().map(loadKernel);
+        const kernels = builtinKernels().map((r) => loadKernel(r));
         // the tests also drive Chromium (HTML report), look for stray processes with pgrep, check
         // JUnit against the Jenkins schema with xmllint, and read KTAP with the kernel's kunit.py
         const testDeps = [

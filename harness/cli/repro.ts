@@ -3,14 +3,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_CASES, loadCase } from '../cases/load.ts';
-import { loadKernel } from '../kernels/load.ts';
+import { loadKernel, type LoadedKernel } from '../kernels/load.ts';
 import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
 import { diffRuns } from '../report/diff.ts';
 import { reproKtap } from '../report/ktap.ts';
 import { allCompleted, buildSummary } from '../report/summary.ts';
 import { renderDiff, renderRunDetails, renderRunsTable } from '../report/table.ts';
 import { kernelsOf, renderKernels } from '../report/kernels.ts';
-import { ExitCode } from '../util/errors.ts';
+import { ExitCode, HarnessError } from '../util/errors.ts';
 import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { qemuVersion } from '../vm/accel.ts';
@@ -33,13 +33,15 @@ interface ReproOpts {
   install: boolean;
   details?: boolean;
   tracePath?: boolean;
+  modules?: string;
 }
 
 export function registerRepro(program: Command): void {
   program
     .command('repro')
     .description('reproduce cases on kernels and print what each kernel did (default: the rp_filter loopback bug on 6.1 vanilla vs fixed)')
-    .option('-k, --kernel <name|path>', 'kernel definition, repeatable (default: 6.1-vanilla, 6.1-fixed)', collect, [])
+    .option('-k, --kernel <name|path>', 'kernel, repeatable (default: 6.1-vanilla, 6.1-fixed): a built-in name, a definition (.yaml), a bzImage or vmlinux, a source tree, a linux-image .deb, or a Debian package linux-image-...[=version]', collect, [])
+    .option('--modules <dir>', 'modules of the kernel image given with --kernel (lib/modules/<release>; default: looked for beside the image)')
     .option('-c, --case <name|path>', `case, repeatable (default: ${DEFAULT_CASES.join(', ')}; built in: see cases/)`, collect, [])
     .option('-s, --sysctl <[ns:]key=value>', 'extra sysctl applied after the case\'s own, repeatable', collect, [])
     .option('--json', 'print the summary JSON on stdout (same as --format json; human output goes to stderr)')
@@ -58,7 +60,7 @@ export async function repro(opts: ReproOpts): Promise<number> {
   const startedAt = new Date().toISOString();
   const log = makeLogger();
   const out = (s: string): void => void (format === 'text' ? process.stdout : process.stderr).write(s + '\n');
-  const kernels = (opts.kernel.length ? opts.kernel : DEFAULT_KERNELS).map(loadKernel);
+  const kernels = uniqueNames((opts.kernel.length ? opts.kernel : DEFAULT_KERNELS).map((r) => loadKernel(r, { modules: opts.modules })));
   const cases = (opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase);
   const sysctls = opts.sysctl.map(parseSysctlArg);
   const { runId, runDir } = newRunDir('repro', opts.results);
@@ -88,4 +90,19 @@ export async function repro(opts: ReproOpts): Promise<number> {
   if (format === 'json') process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   if (format === 'ktap') process.stdout.write(reproKtap(runs, [`kernel-repro repro, run ${runId}`, `accelerator: ${prepared.accel.accel} (${prepared.accel.reason})`]));
   return allCompleted(runs) ? ExitCode.ok : ExitCode.runFailed;
+}
+
+/** Kernels are told apart by name (in the table, the results folders, the JSON): two with one name are an error. */
+export function uniqueNames(kernels: LoadedKernel[]): LoadedKernel[] {
+  const seen = new Map<string, string>();
+  for (const k of kernels) {
+    const other = seen.get(k.def.name);
+    if (other !== undefined)
+      throw new HarnessError('bad-input', `two kernels are named ${k.def.name} (${other} and ${k.file})`, {
+        field: '--kernel',
+        hint: 'give one of them a definition file with another name (source: { type: image, path: ... } and so on; see "Adding a kernel")',
+      });
+    seen.set(k.def.name, k.file);
+  }
+  return kernels;
 }

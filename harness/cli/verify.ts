@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_CASES, loadCase } from '../cases/load.ts';
-import { ensureKernel, readSourceFiles, type KernelArtifact } from '../kernels/build.ts';
+import { ensureKernel, isPrebuilt, readSourceFiles } from '../kernels/providers/index.ts';
+import type { KernelArtifact } from '../kernels/artifact.ts';
 import { loadKernel, resolveIn, type LoadedKernel } from '../kernels/load.ts';
 import type { RunRecord } from '../observe/types.ts';
 import { checkCaseKconfig, checkTracing, prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
@@ -63,6 +64,12 @@ export async function verify(opts: VerifyOpts): Promise<number> {
   const kernelRef = opts.kernel ?? opts.base;
   if (!kernelRef) throw new HarnessError('bad-input', 'which kernel does the patch go on? e.g. --kernel 6.1-vanilla', { field: '--kernel' });
   const base = loadKernel(kernelRef);
+  if (isPrebuilt(base))
+    throw new HarnessError('bad-input', `${base.def.name} is a prebuilt kernel (${base.def.source.type}): a patch needs a kernel the harness builds`, {
+      file: base.file,
+      field: '--kernel',
+      hint: 'give the source it was built from: a source tree (--kernel path/to/tree) or a kernel definition',
+    });
   const cases = (opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase);
   const info = parsePatch(patchText, path.basename(patchFile));
   const derived: LoadedKernel = {

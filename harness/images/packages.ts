@@ -4,6 +4,7 @@
 // and unpacked (never installed on the host); their library dependencies come along (Debian's own
 // Depends, library packages only), and every program in the layer is checked with ldd: a library
 // found nowhere is an error naming it, a library the host has but the layer lacks is copied in.
+import { unpackDeb } from '../util/extract.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { canRefreshLists, ListsRefresher, systemApt, type AptOps } from '../host/apt.ts';
@@ -155,8 +156,7 @@ export async function ensurePackageLayer(o: {
         const dl = await apt.download(v.name, v.version, debs);
         if (!dl.deb)
           throw new HarnessError('missing-prereq', `apt-get download ${v.name}=${v.version} failed`, { file: o.file, field: 'packages', excerpt: dl.output, hint: 'is the package archive reachable? (apt-get update)' });
-        const x = await run('dpkg-deb', ['-x', dl.deb, root], { timeoutMs: 5 * 60_000 });
-        if (x.exitCode !== 0) throw new HarnessError('build-failed', `cannot unpack ${path.basename(dl.deb)}: ${x.stderr.trim()}`);
+        await unpackDeb(dl.deb, root, 'build-failed');
         fs.rmSync(dl.deb, { force: true });
       }
       fs.rmSync(debs, { recursive: true, force: true });

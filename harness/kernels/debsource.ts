@@ -11,7 +11,11 @@ import { EntryStore, hashOf, withLock } from '../util/cache.ts';
 import { ensureFree, GB } from '../util/disk.ts';
 import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
-import { run, tail } from '../util/proc.ts';
+import { tail } from '../util/proc.ts';
+import type { KernelArtifact, BuildOptions } from './artifact.ts';
+import { debMemberTo, readTarMembers } from '../util/extract.ts';
+import type { LoadedKernel } from './load.ts';
+import { sourcePackageOf } from './debunpack.ts';
 
 export interface DebianSource {
   tarball: string;
@@ -91,9 +95,9 @@ export async function resolveDebianSource(o: {
         });
       const out = path.join(staging, `${o.pkg}.tar.xz`);
       const member = `./usr/src/${o.pkg}.tar.xz`;
-      const x = await run('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -xOf - "$2" > "$3"', 'x', dl.deb, member, out], { timeoutMs: 10 * 60_000 });
+      const x = await debMemberTo(dl.deb, member, out);
       fs.rmSync(dl.deb, { force: true });
-      if (x.exitCode !== 0 || !fs.existsSync(out) || fs.statSync(out).size === 0)
+      if (!x.ok)
         throw new HarnessError('build-failed', `${path.basename(dl.deb)} holds no ${member.slice(1)}`, { excerpt: tail(x.stderr, 8) });
       const m = store.publish(key, staging, { package: o.pkg, version, fetchedAt: new Date().toISOString(), sizeBytes: fs.statSync(out).size });
       o.log.info(`fetched ${o.pkg} ${version} (${Math.round(m.meta.sizeBytes / 1e6)} MB)`);
@@ -103,4 +107,22 @@ export async function resolveDebianSource(o: {
       throw e;
     }
   });
+}
+
+const SOURCE_FILE_MAX = 1024 * 1024;
+
+/** A prebuilt Debian kernel's source files: from the linux-source package of the same version (fetched into the cache when it is not the installed one). */
+export async function readFromDebianSource(k: LoadedKernel, paths: string[], opts: BuildOptions & { field?: string; artifact?: KernelArtifact }): Promise<Record<string, string>> {
+  if (paths.length === 0) return {};
+  const pkg = opts.artifact?.modules?.sourcePackage ?? (opts.artifact ? sourcePackageOf(opts.artifact.meta.release) : null);
+  if (!pkg) throw new HarnessError('bad-input', `no source package is known for ${k.def.name}, so its source files cannot be read`, { file: k.file, field: opts.field ?? 'sourceFiles' });
+  const deb = await resolveDebianSource({ pkg, version: opts.artifact?.meta.sourceVersion, cacheDir: opts.cacheDir, file: k.file, log: opts.log });
+  const out: Record<string, string> = {};
+  for (const p of paths) {
+    const r = await readTarMembers(deb.tarball, [`${pkg}/${p}`], { maxBytes: 2 * SOURCE_FILE_MAX, timeoutMs: 5 * 60_000 });
+    if ('error' in r) throw new HarnessError('bad-input', `${p} is not in ${pkg} ${deb.version}`, { field: opts.field ?? 'sourceFiles', excerpt: r.error });
+    if (r.text.length > SOURCE_FILE_MAX) throw new HarnessError('bad-input', `${p} in ${pkg} is over 1 MB; source files are limited to 1 MB`, { field: opts.field ?? 'sourceFiles' });
+    out[p] = r.text;
+  }
+  return out;
 }

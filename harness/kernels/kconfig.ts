@@ -43,3 +43,15 @@ export function missingRequired(finalConfig: Map<string, string>, required: stri
     return v !== 'y' && v !== 'm';
   });
 }
+
+/** Required options not built into the kernel (`m` counts as missing: a kernel the harness builds ships no modules). */
+export function notBuiltIn(finalConfig: Map<string, string>, required: string[]): string[] {
+  return required.filter((o) => finalConfig.get(o) !== 'y');
+}
+
+/**
+ * What path tracing needs (--trace-path): function_graph, and kretprobe events for return values.
+ * KPROBES depends on MODULES (tinyconfig has it off; nothing is built as a module: the harness
+ * builds only bzImage). FUNCTION_TRACER turns ENABLE_DEFAULT_TRACERS off, which is expected.
+ */
+export const TRACE_KCONFIG = ['CONFIG_MODULES', 'CONFIG_FUNCTION_TRACER', 'CONFIG_FUNCTION_GRAPH_TRACER', 'CONFIG_DYNAMIC_FTRACE', 'CONFIG_KPROBES', 'CONFIG_KPROBE_EVENTS'];

@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { hashOf } from '../util/cache.ts';
 import { HarnessError } from '../util/errors.ts';
-import { run } from '../util/proc.ts';
-import type { KernelArtifact } from './build.ts';
+import type { KernelArtifact } from './artifact.ts';
+import { readTarMembers } from '../util/extract.ts';
 import { parseKconfig } from './kconfig.ts';
 import { loadOrder, parseModulesDep, parseObjLines } from './modmap.ts';
 
@@ -16,9 +16,9 @@ export async function moduleMap(sourcePackage: string, cacheDir: string): Promis
   const st = fs.statSync(tarball);
   const memo = path.join(cacheDir, 'modmap', `${hashOf({ tarball, size: st.size, mtime: st.mtimeMs }).slice(0, 24)}.json`);
   if (fs.existsSync(memo)) return new Map(Object.entries(JSON.parse(fs.readFileSync(memo, 'utf8')) as Record<string, string[]>));
-  const r = await run('tar', ['-xJOf', tarball, '--wildcards', '*/Makefile', '*/Kbuild'], { timeoutMs: 10 * 60_000, maxBuffer: 512 * 1024 * 1024 });
-  if (r.exitCode !== 0) throw new HarnessError('internal', `cannot read the Makefiles of ${tarball}: ${r.stderr.slice(0, 300)}`);
-  const map = parseObjLines(r.stdout);
+  const r = await readTarMembers(tarball, ['*/Makefile', '*/Kbuild'], { wildcards: true, maxBytes: 512 * 1024 * 1024 });
+  if ('error' in r) throw new HarnessError('internal', `cannot read the Makefiles of ${tarball}: ${r.error.slice(0, 300)}`);
+  const map = parseObjLines(r.text);
   const obj: Record<string, string[]> = {};
   for (const [k, v] of map) obj[k] = [...v];
   fs.mkdirSync(path.dirname(memo), { recursive: true });
@@ -42,7 +42,7 @@ export async function modulesForCase(k: KernelArtifact, kconfig: string[], cache
   const cfg = parseKconfig(fs.readFileSync(k.config, 'utf8'));
   const asModule = kconfig.filter((o) => cfg.get(o) === 'm');
   if (asModule.length === 0) return { files: {}, loaded: [] };
-  if (!k.modules.sourcePackage) throw new HarnessError('internal', `no source package known for ${k.name}`);
+  if (!k.modules.sourcePackage) throw new HarnessError('bad-input', `${asModule.join(', ')} ${asModule.length > 1 ? 'are modules' : 'is a module'} in ${k.name} (release ${k.modules.release}), and no Debian linux-source package is known for that release to find the module files by`, { field: 'kconfig' });
   const map = await moduleMap(k.modules.sourcePackage, cacheDir);
   const wanted: string[] = [];
   for (const o of asModule) {

@@ -48,10 +48,41 @@ export const sourceSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     type: z.literal('dir'),
-    /** a plain kernel source directory (used in place, read-only: builds go to a separate output dir) */
+    /** a kernel source tree, git or not, built or not: never written to (built out of tree, or from a
+     * mirror in the cache when it was built in place); with `config: { file: <tree>/.config }` its own config */
+    path: z.string().min(1),
+  }),
+  z.strictObject({
+    type: z.literal('image'),
+    /** a kernel built elsewhere: a bzImage, or a vmlinux (ELF, booted through PVH), booted as it is */
+    path: z.string().min(1),
+    /** its modules: a lib/modules/<release> directory, or a root holding one (default: looked for beside the image) */
+    modules: z.string().min(1).optional(),
+    /** its .config (default: the image's own IKCONFIG, else a .config or config-<release> beside the image) */
+    config: z.string().min(1).optional(),
+  }),
+  z.strictObject({
+    type: z.literal('deb'),
+    /** a local Debian kernel image package (linux-image-*.deb), unpacked like debian-image */
     path: z.string().min(1),
   }),
 ]);
+
+const configSchema = z
+  .strictObject({
+    /** the starting config of a kernel the harness configures */
+    base: z.enum(['tinyconfig', 'defconfig', 'allnoconfig']).optional(),
+    /** a complete .config to start from instead (a tree's own), path relative to the definition */
+    file: relPath.optional(),
+    /** fragments merged in order, paths relative to kernels/ (default: config/base.config on a base, none on a file) */
+    fragments: z.array(relPath).optional(),
+  })
+  .refine((c) => !(c.base && c.file), { message: 'give either base (a make target) or file (a .config), not both', path: ['file'] })
+  .transform((c) => ({
+    base: c.base ?? ('tinyconfig' as const),
+    fragments: c.fragments ?? (c.file ? [] : ['config/base.config']),
+    ...(c.file ? { file: c.file } : {}),
+  }));
 
 export const kernelSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a name: letters, digits, _ . or -'),
@@ -67,16 +98,17 @@ export const kernelSchema = z.strictObject({
       }),
     )
     .default([]),
-  config: z
-    .strictObject({
-      base: z.enum(['tinyconfig', 'defconfig', 'allnoconfig']).default('tinyconfig'),
-      /** fragments merged in order, paths relative to kernels/ */
-      fragments: z.array(relPath).default(['config/base.config']),
-    })
-    .default({ base: 'tinyconfig', fragments: ['config/base.config'] }),
+  config: configSchema.default({ base: 'tinyconfig', fragments: ['config/base.config'] }),
   /** what a reproduction case is expected to show on this kernel, if known */
   expect: z.enum(['bug-present', 'bug-absent', 'unknown']).default('unknown'),
 });
 
 export type KernelDef = z.output<typeof kernelSchema>;
 export type SourceDef = KernelDef['source'];
+export type SourceType = SourceDef['type'];
+/** Source types whose kernels are booted as they are: no config is merged and no patch applied
+ * (their providers are 'prebuilt'; the others the harness configures and builds). */
+export const PREBUILT_SOURCES: ReadonlySet<SourceType> = new Set<SourceType>(['debian-image', 'deb', 'image']);
+
+/** The source definition of one type. */
+export type SourceOf<T extends SourceType> = Extract<SourceDef, { type: T }>;

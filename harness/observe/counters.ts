@@ -7,7 +7,8 @@
 // Udp, UdpLite. Note that rp_filter drops are counted as TcpExt.IPReversePathFilter
 // (LINUX_MIB_IPRPFILTER lives in the TcpExt section despite its name).
 
-import type { Counters } from './types.ts';
+/** Counter name ("Section.Name") -> value. */
+export type Counters = Record<string, number>;
 
 const SECTION_RE = /^([A-Za-z][A-Za-z0-9]*):(.*)$/;
 const NUMBER_RE = /^-?\d+$/;

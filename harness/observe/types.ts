@@ -1,5 +1,5 @@
 // Data types shared by the pure stages (observe, report, bisect). No I/O here.
-import type { SignalResult } from './signals/index.ts';
+import type { SignalResult } from './signals/types.ts';
 import type { ProbeRecord } from '../agent/protocol.ts';
 
 /** `IPv4: martian source <src> from <dst>, on dev <dev>` as the kernel prints it.
@@ -40,7 +40,7 @@ export interface FibLookupEvent {
   raw: string;
 }
 
-export type Counters = Record<string, number>;
+export type { Counters } from './counters.ts';
 
 export interface PanicInfo {
   kind: 'panic' | 'oops' | 'bug' | 'warning';

@@ -7,10 +7,11 @@ import pLimit from 'p-limit';
 import type { LoadedCase } from '../cases/load.ts';
 import { ensurePrereqs } from '../host/prereqs.ts';
 import { ensureBaseImage, type BaseImage } from '../images/initramfs.ts';
-import { ensureKernel, readSourceFiles, TRACE_KCONFIG, type KernelArtifact } from '../kernels/build.ts';
+import { ensureKernel, hostPackagesFor, readSourceFiles } from '../kernels/providers/index.ts';
+import type { KernelArtifact } from '../kernels/artifact.ts';
 import { ensurePackageLayer } from '../images/packages.ts';
 import { caseNeeds } from '../cases/needs.ts';
-import { missingRequired, parseKconfig } from '../kernels/kconfig.ts';
+import { missingRequired, parseKconfig, TRACE_KCONFIG } from '../kernels/kconfig.ts';
 import type { LoadedKernel } from '../kernels/load.ts';
 import type { RunRecord } from '../observe/types.ts';
 import { HarnessError } from '../util/errors.ts';
@@ -33,8 +34,7 @@ export interface Prepared {
 
 /** The host packages the kernels need installed: Debian sources that are not pinned (a pinned one is fetched into the cache). */
 export function prereqFilesFor(kernels: LoadedKernel[]): Array<{ file: string; pkg: string }> {
-  const pkgs = new Set(kernels.flatMap((k) => (k.def.source.type === 'debian-source' && !k.def.source.version ? [k.def.source.package] : [])));
-  return [...pkgs].map((pkg) => ({ file: `/usr/src/${pkg}.tar.xz`, pkg }));
+  return hostPackagesFor(kernels);
 }
 
 /** A kernel to trace paths on (--trace-path) must have what the tracing variant merges in (a prebuilt one is only checked). */
@@ -51,14 +51,26 @@ export function checkTracing(k: KernelArtifact, file: string): void {
 /** Throw a bad-input error naming the option, the case and the kernel when a case's kconfig need is unmet. */
 export function checkCaseKconfig(k: KernelArtifact, cases: LoadedCase[]): void {
   const cfg = parseKconfig(fs.readFileSync(k.config, 'utf8'));
+  // a prebuilt kernel says where its config was read from (its own IKCONFIG, a file beside it)
+  const from = k.meta.configFrom ? `its config: ${k.meta.configFrom}` : `its .config: ${k.config}`;
   for (const c of cases) {
     const missing = missingRequired(cfg, c.def.kconfig);
     if (missing.length > 0)
-      throw new HarnessError(
-        'bad-input',
-        `kernel ${k.name} lacks ${missing.join(', ')}, which case ${c.def.name} needs (its .config: ${k.config})`,
-        { file: c.file, field: 'kconfig', hint: `add ${missing.map((m) => `${m}=y`).join(' ')} to a config fragment of ${k.name}` },
-      );
+      throw new HarnessError('bad-input', `kernel ${k.name} lacks ${missing.join(', ')}, which case ${c.def.name} needs (${from})`, {
+        file: c.file,
+        field: 'kconfig',
+        hint: k.meta.configFrom
+          ? `rebuild the kernel with ${missing.map((m) => `${m}=y`).join(' ')}, or give its source tree (--kernel path/to/tree): the harness merges what the case needs`
+          : `add ${missing.map((m) => `${m}=y`).join(' ')} to a config fragment of ${k.name}`,
+      });
+    // a module is only usable when the kernel's modules came with it
+    const modular = c.def.kconfig.filter((o) => cfg.get(o) === 'm');
+    if (modular.length > 0 && !k.modules)
+      throw new HarnessError('bad-input', `kernel ${k.name} has ${modular.join(', ')} as module(s), which case ${c.def.name} needs, but no modules came with it (${from})`, {
+        file: c.file,
+        field: 'kconfig',
+        hint: 'give the modules directory (--modules DIR: lib/modules/<release>, as make modules_install INSTALL_MOD_PATH=DIR makes it)',
+      });
   }
 }
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bundleScript, renderCase, type SysctlOverride } from '../cases/render.ts';
 import type { LoadedCase } from '../cases/load.ts';
-import type { KernelArtifact } from '../kernels/build.ts';
+import type { KernelArtifact } from '../kernels/artifact.ts';
 import { parseKconfig } from '../kernels/kconfig.ts';
 import { diffCounters, parseNetstat, pickCounters } from '../observe/counters.ts';
 import { detectPanic } from '../observe/panic.ts';

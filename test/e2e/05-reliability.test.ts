@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
-import { extractTarball } from '../../harness/kernels/source.ts';
+import { extractTarball } from '../../harness/util/extract.ts';
 import { formatError, HarnessError } from '../../harness/util/errors.ts';
 import { cli } from './helpers.ts';
 import { fileTempDir } from '../tmp.ts';

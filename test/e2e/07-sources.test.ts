@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
-import { ensureKernel } from '../../harness/kernels/build.ts';
+import { ensureKernel } from '../../harness/kernels/providers/index.ts';
 import { parseKconfig } from '../../harness/kernels/kconfig.ts';
 import { loadKernel } from '../../harness/kernels/load.ts';
 import { silentLogger } from '../../harness/util/log.ts';

@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
-import { downloadVerified, extractTarballSafe, type DownloadOptions } from '../../harness/kernels/download.ts';
+import { downloadVerified, type DownloadOptions } from '../../harness/kernels/download.ts';
+import { extractTarballSafe } from '../../harness/util/extract.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
 import type { Logger } from '../../harness/util/log.ts';
 

@@ -17,7 +17,7 @@ import {
 } from '../../harness/host/apt.ts';
 import { installPackages } from '../../harness/host/prereqs.ts';
 import { resolveDebianSource } from '../../harness/kernels/debsource.ts';
-import { concreteImage } from '../../harness/kernels/debimage.ts';
+import { concreteImage } from '../../harness/kernels/providers/debianImage.ts';
 import { kernelSchema } from '../../harness/kernels/schema.ts';
 import { compareBaseline, compareKernels, type CellOutcome } from '../../harness/matrix/logic.ts';
 import type { KernelInfo } from '../../harness/observe/types.ts';

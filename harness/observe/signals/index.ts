@@ -5,7 +5,7 @@ import { dropReasonSignal, schema as dropReason } from './dropReason.ts';
 import { logSignal, schema as log } from './log.ts';
 import { martianSignal, schema as martian } from './martian.ts';
 import { schema as tracepoint, tracepointSignal } from './tracepoint.ts';
-import type { GuestNeeds, Observations, SignalKind, SignalMatch } from './types.ts';
+import type { GuestNeeds, Observations, SignalKind, SignalResult } from './types.ts';
 
 export const SIGNAL_KINDS = [martianSignal, counterSignal, dropReasonSignal, logSignal, tracepointSignal] as const;
 
@@ -37,17 +37,6 @@ export function signalNeeds(s: SignalSpec): GuestNeeds {
   return kindOf(s).needs(s);
 }
 
-/** What one run says about one declared signal. */
-export interface SignalResult {
-  name: string;
-  kind: string;
-  /** part of the case's signature, or evidence only */
-  role: 'signature' | 'evidence';
-  description: string;
-  fired: boolean;
-  count: number;
-  matches: SignalMatch[];
-}
 
 export function evaluateSignals(specs: SignalSpec[], signature: string[], o: Observations): SignalResult[] {
   return specs.map((s) => ({
@@ -72,4 +61,4 @@ export function mergedNeeds(specs: SignalSpec[]): Required<Omit<GuestNeeds, 'log
   return out;
 }
 
-export type { GuestNeeds, Observations, SignalMatch } from './types.ts';
+export type { GuestNeeds, Observations, SignalMatch, SignalResult } from './types.ts';

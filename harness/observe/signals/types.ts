@@ -2,7 +2,7 @@
 // is one module in this folder behind the `SignalKind` interface and registered in index.ts:
 // what it needs from the guest, how it reads its evidence, how it describes a match. Pure.
 import { z } from 'zod';
-import type { Counters } from '../types.ts';
+import type { Counters } from '../counters.ts';
 import type { TraceEvent } from '../trace.ts';
 
 /** What the kernel and the agent reported for one run, as the signals read it. */
@@ -80,4 +80,16 @@ export function regexString(max: number): z.ZodType<string> {
 /** Escape a literal for a POSIX extended regular expression. */
 export function ereEscape(s: string): string {
   return s.replace(/[.[\]()*+?{}|^$\\]/g, '\\$&');
+}
+
+/** What one run says about one declared signal. */
+export interface SignalResult {
+  name: string;
+  kind: string;
+  /** part of the case's signature, or evidence only */
+  role: 'signature' | 'evidence';
+  description: string;
+  fired: boolean;
+  count: number;
+  matches: SignalMatch[];
 }
