@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { builtinKernels, loadKernel } from '../kernels/load.ts';
 import { busyboxIsStatic, checkPrereqs, ensurePrereqs, missingPackages } from '../host/prereqs.ts';
-import { prereqFilesFor } from '../pipeline/prepare.ts';
+import { hostPackagesFor } from '../kernels/providers/index.ts';
 import os from 'node:os';
 import { ensureFree, freeBytes, GB, human, sameDisk } from '../util/disk.ts';
 import { ExitCode } from '../util/errors.ts';
@@ -39,7 +39,7 @@ export function registerDoctor(program: Command): void {
           { file: '/usr/bin/xmllint', pkg: 'libxml2-utils' },
           { file: '/usr/bin/python3', pkg: 'python3' },
         ];
-        const extra = [...prereqFilesFor(kernels), ...(opts.testDeps ? testDeps : [])];
+        const extra = [...hostPackagesFor(kernels), ...(opts.testDeps ? testDeps : [])];
         if (opts.install) await ensurePrereqs(extra, log, { install: true });
         const prereqs = checkPrereqs(extra);
         const say = (s: string): void => {
@@ -49,7 +49,7 @@ export function registerDoctor(program: Command): void {
         if (!opts.quiet) {
           // the kernel sources an unpinned definition resolves to at run time, and what the archive would give now
           const apt = systemApt();
-          for (const { pkg } of prereqFilesFor(kernels)) {
+          for (const { pkg } of hostPackagesFor(kernels)) {
             const [have, cand] = await Promise.all([apt.installed(pkg), apt.candidate(pkg)]);
             const age = apt.listsAgeMs();
             const lists = age === null ? 'never refreshed' : `refreshed ${Math.round(age / 3600_000)} h ago`;

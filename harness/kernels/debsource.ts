@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { canRefreshLists, ListsRefresher, systemApt, versionNotServed, type AptOps } from '../host/apt.ts';
-import { EntryStore, hashOf, withLock } from '../util/cache.ts';
+import { EntryStore, hashOf } from '../util/cache.ts';
 import { ensureFree, GB } from '../util/disk.ts';
 import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
@@ -72,19 +72,17 @@ export async function resolveDebianSource(o: {
   const tarballIn = (k: string): string => path.join(store.entryDir(k), `${o.pkg}.tar.xz`);
   // the manifest's digests are checked on first use after a fetch only: re-hashing 140 MB on every
   // run would cost a second; the kernel's own cache key hashes the tarball anyway
-  if (store.get(key, { verify: false })) return { tarball: tarballIn(key), version, pinned: true, from: 'cache' };
-  return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
-    if (store.get(key, { verify: false })) return { tarball: tarballIn(key), version, pinned: true, from: 'cache' };
-    const refresher = o.refresher ?? new ListsRefresher(apt, o.log, canRefreshLists());
-    await refresher.ensureFresh();
-    let served = await apt.served(o.pkg);
-    if (!served.includes(version) && (await refresher.ensureFresh(`${o.pkg} ${version} is not in the package lists`))) served = await apt.served(o.pkg);
-    if (!served.includes(version)) throw versionNotServed({ pkg: o.pkg, version, served, file: o.file, type: 'debian-source' });
-    // the .deb (~140 MB) and the tarball taken out of it
-    ensureFree(store.dir, 0.4 * GB, `fetching ${o.pkg} ${version}`);
-    o.log.info(`fetching ${o.pkg} ${version} into the cache (apt-get download; nothing is installed)`);
-    const staging = store.staging(key);
-    try {
+  const { manifest, cached } = await store.getOrFill(
+    key,
+    async (staging) => {
+      const refresher = o.refresher ?? new ListsRefresher(apt, o.log, canRefreshLists());
+      await refresher.ensureFresh();
+      let served = await apt.served(o.pkg);
+      if (!served.includes(version) && (await refresher.ensureFresh(`${o.pkg} ${version} is not in the package lists`))) served = await apt.served(o.pkg);
+      if (!served.includes(version)) throw versionNotServed({ pkg: o.pkg, version, served, file: o.file, type: 'debian-source' });
+      // the .deb (~140 MB) and the tarball taken out of it
+      ensureFree(store.dir, 0.4 * GB, `fetching ${o.pkg} ${version}`);
+      o.log.info(`fetching ${o.pkg} ${version} into the cache (apt-get download; nothing is installed)`);
       const dl = await apt.download(o.pkg, version, staging);
       if (!dl.deb)
         throw new HarnessError('missing-prereq', `apt-get download ${o.pkg}=${version} failed`, {
@@ -99,14 +97,12 @@ export async function resolveDebianSource(o: {
       fs.rmSync(dl.deb, { force: true });
       if (!x.ok)
         throw new HarnessError('build-failed', `${path.basename(dl.deb)} holds no ${member.slice(1)}`, { excerpt: tail(x.stderr, 8) });
-      const m = store.publish(key, staging, { package: o.pkg, version, fetchedAt: new Date().toISOString(), sizeBytes: fs.statSync(out).size });
-      o.log.info(`fetched ${o.pkg} ${version} (${Math.round(m.meta.sizeBytes / 1e6)} MB)`);
-      return { tarball: tarballIn(key), version, pinned: true, from: 'cache' };
-    } catch (e) {
-      fs.rmSync(staging, { recursive: true, force: true });
-      throw e;
-    }
-  });
+      return { package: o.pkg, version, fetchedAt: new Date().toISOString(), sizeBytes: fs.statSync(out).size };
+    },
+    { verify: false },
+  );
+  if (!cached) o.log.info(`fetched ${o.pkg} ${version} (${Math.round(manifest.meta.sizeBytes / 1e6)} MB)`);
+  return { tarball: tarballIn(key), version, pinned: true, from: 'cache' };
 }
 
 const SOURCE_FILE_MAX = 1024 * 1024;

@@ -32,11 +32,6 @@ export interface Prepared {
   spec(kernel: string, kcase: string, extra?: Pick<RunSpec, 'sysctlOverrides' | 'label'>): RunSpec;
 }
 
-/** The host packages the kernels need installed: Debian sources that are not pinned (a pinned one is fetched into the cache). */
-export function prereqFilesFor(kernels: LoadedKernel[]): Array<{ file: string; pkg: string }> {
-  return hostPackagesFor(kernels);
-}
-
 /** A kernel to trace paths on (--trace-path) must have what the tracing variant merges in (a prebuilt one is only checked). */
 export function checkTracing(k: KernelArtifact, file: string): void {
   const missing = missingRequired(parseKconfig(fs.readFileSync(k.config, 'utf8')), TRACE_KCONFIG);
@@ -84,7 +79,7 @@ export async function prepare(o: {
   /** the tracing variant of every kernel (--trace-path) */
   tracing?: boolean;
 }): Promise<Prepared> {
-  await ensurePrereqs(prereqFilesFor(o.kernels), o.log, { install: o.install });
+  await ensurePrereqs(hostPackagesFor(o.kernels), o.log, { install: o.install });
   const byPair = new Map<string, { kernel: KernelArtifact; sourceFiles: Record<string, string> }>();
   const distinct = new Map<string, KernelArtifact>();
   for (const k of o.kernels) {

@@ -135,6 +135,29 @@ export class EntryStore<M> {
     return manifest;
   }
 
+  /**
+   * The entry under `key`, or, when there is none, the one `fill` makes: under a lock on the key,
+   * looking again once the lock is held (another run may have made it meanwhile), in a private
+   * staging directory that `fill` writes and that is removed when `fill` fails, so that no
+   * half-written entry is ever seen. `fill` returns the entry's meta.
+   */
+  async getOrFill(key: string, fill: (staging: string) => Promise<M>, opts: { verify?: boolean } = {}): Promise<{ manifest: Manifest<M>; cached: boolean }> {
+    const hit = this.get(key, opts);
+    if (hit) return { manifest: hit, cached: true };
+    return withLock(path.join(this.dir, `.lock-${key.slice(0, 16)}`), async () => {
+      const again = this.get(key, opts);
+      if (again) return { manifest: again, cached: true };
+      const staging = this.staging(key);
+      try {
+        const meta = await fill(staging);
+        return { manifest: this.publish(key, staging, meta), cached: false };
+      } catch (e) {
+        fs.rmSync(staging, { recursive: true, force: true });
+        throw e;
+      }
+    });
+  }
+
   /** Remove staging directories left by dead processes. */
   sweep(): void {
     for (const name of fs.readdirSync(this.dir)) {

@@ -265,6 +265,30 @@ describe('cache entries', () => {
     fs.writeFileSync(path.join(store.entryDir('k2'), 'bzImage'), 'partial');
     expect(store.get('k2')).toBeNull();
   });
+  it('getOrFill: fills once, then serves the entry; a fill that fails leaves no entry and no staging', async () => {
+    const dir = testTempDir('kr-cache-');
+    const store = new EntryStore<{ n: number }>(dir);
+    let fills = 0;
+    const fill = async (staging: string): Promise<{ n: number }> => {
+      fills++;
+      fs.writeFileSync(path.join(staging, 'a'), 'x');
+      return { n: fills };
+    };
+    const first = await store.getOrFill('k3', fill);
+    expect(first.cached).toBe(false);
+    const second = await store.getOrFill('k3', fill);
+    expect(second.cached).toBe(true);
+    expect(second.manifest.meta).toEqual({ n: 1 });
+    expect(fills).toBe(1);
+    await expect(
+      store.getOrFill('k4', async (staging) => {
+        fs.writeFileSync(path.join(staging, 'half'), 'written');
+        throw new HarnessError('build-failed', 'the fill failed');
+      }),
+    ).rejects.toThrow('the fill failed');
+    expect(store.get('k4')).toBeNull();
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('.staging-'))).toEqual([]);
+  });
 });
 
 describe('process runner', () => {

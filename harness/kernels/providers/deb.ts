@@ -2,7 +2,7 @@
 // identified by its content, unpacked into the cache like debian-image (../debunpack.ts).
 import fs from 'node:fs';
 import path from 'node:path';
-import { EntryStore, hashOf, withLock } from '../../util/cache.ts';
+import { EntryStore, hashOf } from '../../util/cache.ts';
 import { HarnessError } from '../../util/errors.ts';
 import { debImageArtifact, debImageMeta, unpackKernelDeb, type DebImageMeta } from '../debunpack.ts';
 import { readFromDebianSource } from '../debsource.ts';
@@ -38,24 +38,18 @@ export const deb: KernelProvider<'deb'> = {
     const key = hashOf({ kind: 'deb', id: id.id });
     const pinned = { version: id.version ?? '', pinned: true };
     const store = new EntryStore<DebImageMeta>(path.join(opts.cacheDir, 'kernels'));
-    const hit = store.get(key, { verify: false });
-    if (hit) return debImageArtifact(store, key, k.def.name, hit.meta, true, pinned);
-    return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
-      const again = store.get(key, { verify: false });
-      if (again) return debImageArtifact(store, key, k.def.name, again.meta, true, pinned);
-      const t0 = Date.now();
-      const staging = store.staging(key);
-      try {
+    const { manifest, cached } = await store.getOrFill(
+      key,
+      async (staging) => {
+        const t0 = Date.now();
         const { release, configText } = await unpackKernelDeb(id.file, staging, path.basename(id.file));
         const meta = debImageMeta({ name: k.def.name, release, configText, source: id.label, sourceId: id.id, version: pinned.version, pinned: true, t0 });
         opts.log.info(`unpacked ${path.basename(id.file)} (${release}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
-        const m = store.publish(key, staging, meta);
-        return debImageArtifact(store, key, k.def.name, m.meta, false, pinned);
-      } catch (e) {
-        fs.rmSync(staging, { recursive: true, force: true });
-        throw e;
-      }
-    });
+        return meta;
+      },
+      { verify: false },
+    );
+    return debImageArtifact(store, key, k.def.name, manifest.meta, cached, pinned);
   },
   sourceFiles: (_src, k, paths, opts) => readFromDebianSource(k, paths, opts),
 };

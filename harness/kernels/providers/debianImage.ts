@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { canRefreshLists, ListsRefresher, systemApt, versionNotServed, type AptOps } from '../../host/apt.ts';
-import { EntryStore, hashOf, withLock } from '../../util/cache.ts';
+import { EntryStore, hashOf } from '../../util/cache.ts';
 import { HarnessError } from '../../util/errors.ts';
 import type { Logger } from '../../util/log.ts';
 import { run, tail } from '../../util/proc.ts';
@@ -65,27 +65,24 @@ export const debianImage: KernelProvider<'debian-image'> = {
     const key = hashOf({ kind: 'debian-image', concrete, version });
     const pinned = { version, pinned: src.version !== undefined };
     const store = new EntryStore<DebImageMeta>(path.join(cacheDir, 'kernels'));
-    const hit = store.get(key, { verify: false });
-    if (hit) return debImageArtifact(store, key, k.def.name, hit.meta, true, pinned);
-    return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
-      const again = store.get(key, { verify: false });
-      if (again) return debImageArtifact(store, key, k.def.name, again.meta, true, pinned);
-      const t0 = Date.now();
-      log.info(`fetching ${concrete} ${version} with apt-get download (no build)`);
-      const staging = store.staging(key);
-      const dl = await run('apt-get', ['download', `${concrete}=${version}`], { cwd: staging, timeoutMs: 30 * 60_000 });
-      const deb = fs.readdirSync(staging).find((f) => f.endsWith('.deb'));
-      if (dl.exitCode !== 0 || !deb) {
-        fs.rmSync(staging, { recursive: true, force: true });
-        throw new HarnessError('missing-prereq', `apt-get download ${concrete} failed`, { file: k.file, field: 'source.package', excerpt: tail(dl.stderr || dl.stdout, 8), hint: 'run apt-get update first' });
-      }
-      const { release, configText } = await unpackKernelDeb(path.join(staging, deb), staging, `${concrete} ${version}`);
-      fs.rmSync(path.join(staging, deb));
-      const meta = debImageMeta({ name: k.def.name, release, configText, source: `${concrete} ${version} (Debian, prebuilt)`, sourceId: key, version, pinned: pinned.pinned, t0 });
-      log.info(`unpacked ${concrete} (${release}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
-      const m = store.publish(key, staging, meta);
-      return debImageArtifact(store, key, k.def.name, m.meta, false, pinned);
-    });
+    const { manifest, cached } = await store.getOrFill(
+      key,
+      async (staging) => {
+        const t0 = Date.now();
+        log.info(`fetching ${concrete} ${version} with apt-get download (no build)`);
+        const dl = await run('apt-get', ['download', `${concrete}=${version}`], { cwd: staging, timeoutMs: 30 * 60_000 });
+        const deb = fs.readdirSync(staging).find((f) => f.endsWith('.deb'));
+        if (dl.exitCode !== 0 || !deb)
+          throw new HarnessError('missing-prereq', `apt-get download ${concrete} failed`, { file: k.file, field: 'source.package', excerpt: tail(dl.stderr || dl.stdout, 8), hint: 'run apt-get update first' });
+        const { release, configText } = await unpackKernelDeb(path.join(staging, deb), staging, `${concrete} ${version}`);
+        fs.rmSync(path.join(staging, deb));
+        const meta = debImageMeta({ name: k.def.name, release, configText, source: `${concrete} ${version} (Debian, prebuilt)`, sourceId: key, version, pinned: pinned.pinned, t0 });
+        log.info(`unpacked ${concrete} (${release}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+        return meta;
+      },
+      { verify: false },
+    );
+    return debImageArtifact(store, key, k.def.name, manifest.meta, cached, pinned);
   },
   sourceFiles: (_src, k, paths, opts) => readFromDebianSource(k, paths, opts),
 };

@@ -4,7 +4,7 @@
 // modules: the directory given, else lib/modules/<release> beside it (or beside its boot/ folder).
 import fs from 'node:fs';
 import path from 'node:path';
-import { EntryStore, hashOf, sha256, sha256File, withLock } from '../../util/cache.ts';
+import { EntryStore, hashOf, sha256, sha256File } from '../../util/cache.ts';
 import { HarnessError } from '../../util/errors.ts';
 import { readInputFile } from '../../util/load.ts';
 import type { KernelArtifact, KernelMeta } from '../artifact.ts';
@@ -146,31 +146,30 @@ export const image: KernelProvider<'image'> = {
     // the file's content is its identity; what is read beside it (config, modules) is part of the entry
     const key = hashOf({ kind: 'image', sha: r.sha, configHash, modules: r.modules ?? null });
     const store = new EntryStore<ImageMeta>(path.join(opts.cacheDir, 'kernels'));
-    const hit = store.get(key, { verify: false });
-    if (hit) return artifactOf(store, key, k.def.name, hit.meta, true, opts.log);
-    return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
-      const again = store.get(key, { verify: false });
-      if (again) return artifactOf(store, key, k.def.name, again.meta, true, opts.log);
-      const staging = store.staging(key);
-      fs.copyFileSync(r.file, path.join(staging, r.kind === 'bzImage' ? 'bzImage' : 'vmlinux'));
-      fs.writeFileSync(path.join(staging, 'config'), r.configText);
-      const meta: ImageMeta = {
-        name: k.def.name,
-        release: r.release,
-        configHash,
-        source: `${r.file} (prebuilt ${r.kind}, sha256 ${r.sha.slice(0, 12)})`,
-        sourceId: `image-${r.sha.slice(0, 16)}`,
-        configFrom: r.configFrom,
-        patches: [],
-        compiler: (parseKconfig(r.configText).get('CONFIG_CC_VERSION_TEXT') ?? '').replace(/"/g, ''),
-        buildMs: Date.now() - t0,
-        builtAt: new Date().toISOString(),
-        imageKind: r.kind,
-        ...(r.modules ? { modulesDir: r.modules } : {}),
-      };
-      const m = store.publish(key, staging, meta);
-      return artifactOf(store, key, k.def.name, m.meta, false, opts.log);
-    });
+    const { manifest, cached } = await store.getOrFill(
+      key,
+      async (staging) => {
+        fs.copyFileSync(r.file, path.join(staging, r.kind === 'bzImage' ? 'bzImage' : 'vmlinux'));
+        fs.writeFileSync(path.join(staging, 'config'), r.configText);
+        const meta: ImageMeta = {
+          name: k.def.name,
+          release: r.release,
+          configHash,
+          source: `${r.file} (prebuilt ${r.kind}, sha256 ${r.sha.slice(0, 12)})`,
+          sourceId: `image-${r.sha.slice(0, 16)}`,
+          configFrom: r.configFrom,
+          patches: [],
+          compiler: (parseKconfig(r.configText).get('CONFIG_CC_VERSION_TEXT') ?? '').replace(/"/g, ''),
+          buildMs: Date.now() - t0,
+          builtAt: new Date().toISOString(),
+          imageKind: r.kind,
+          ...(r.modules ? { modulesDir: r.modules } : {}),
+        };
+        return meta;
+      },
+      { verify: false },
+    );
+    return artifactOf(store, key, k.def.name, manifest.meta, cached, opts.log);
   },
   async sourceFiles(src, k, paths) {
     if (paths.length === 0) return {};
