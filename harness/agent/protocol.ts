@@ -9,6 +9,9 @@
 //   hello kernel=<uname -r> uptime_ms=<n>       the agent started (boot phase)
 //   ready uptime_ms=<n>                         waiting for the case (a snapshot may be saved here)
 //   case bytes=<n> header_at=<n> read_ms=<n> unpack_ms=<n> uptime_ms=<n>   the case arrived
+//   checkpoint uptime_ms=<n>                    the case is set up; waiting for the go (a case snapshot may be saved here)
+//   go mode=independent|replay seed=<hex> jitter_us=<n> addentropy=<ok|errno|skipped> reseed=<ok|errno|skipped> uptime_ms=<n>
+//                                               the go of one repeat was applied
 //   step <label> rc=<n> ok=0|1 ms=<n> [at=<n>] [timedout=0|1]   a setup or exec step finished (ok: as expected)
 //   probe <name> ns=<ns> rc=<n|none> pass=0|1 ms=<n> early=0|1 timedout=0|1 at=<n>
 //   server <name> ns=<ns> port=<n> pid=<n>      a server was started
@@ -21,10 +24,12 @@
 // probe-output:<probe>, step-output:<label>, step-input:<label>, server-output:<name>,
 // tc-stats:<ns>, links-at-start, proc-net-tcp:<ns>, capture-summary:<name>, capture-pcap:<name>,
 // path (the function graph of a traced run: harness/observe/path.ts).
-// Case input (console, ttyS0): "@@CASE <bytes>\n" followed by exactly <bytes> bytes of the bundle.
+// Case input (console, ttyS0): "@@CASE <bytes>\n" followed by exactly <bytes> bytes of the bundle;
+// for a case with a checkpoint, later "@@GO <seed hex> <epoch s> <jitter us> independent|replay\n".
 
 export const RECORD_PREFIX = '@@KR ';
 export const CASE_HEADER = '@@CASE';
+export const GO_HEADER = '@@GO';
 
 /** Section names, spelled here only. */
 export const SECTION = {
@@ -85,6 +90,22 @@ export interface AgentReport {
   /** guest uptime when the agent waited for its case, and when it had received it */
   readyUptimeMs?: number;
   caseUptimeMs?: number;
+  /** guest uptime when the case was set up (a case with a checkpoint) */
+  checkpointUptimeMs?: number;
+  /** what the guest did with the go of its repeat */
+  go?: GoRecord;
+}
+
+export type RepeatMode = 'independent' | 'replay';
+
+export interface GoRecord {
+  mode: string;
+  seed: string;
+  jitterUs: number;
+  /** RNDADDENTROPY and RNDRESEEDCRNG: "ok", an errno name, or "skipped" (replay) */
+  addEntropy: string;
+  reseed: string;
+  uptimeMs: number;
 }
 
 /** `key=value` words of a record (other words are ignored). */
@@ -106,6 +127,7 @@ export function recordOf(line: string): { type: string; rest: string } | null {
 
 export const isReady = (line: string): boolean => recordOf(line)?.type === 'ready';
 export const isDone = (line: string): boolean => recordOf(line)?.type === 'done';
+export const isCheckpoint = (line: string): boolean => recordOf(line)?.type === 'checkpoint';
 
 /** Has the agent reported done anywhere in this text? */
 export function reportsDone(text: string): boolean {
@@ -177,6 +199,14 @@ export function parseAgentOutput(text: string): AgentReport {
         if (Number.isFinite(up)) report[r.type === 'ready' ? 'readyUptimeMs' : 'caseUptimeMs'] = up;
         break;
       }
+      case 'checkpoint': {
+        const up = num(f.uptime_ms);
+        if (Number.isFinite(up)) report.checkpointUptimeMs = up;
+        break;
+      }
+      case 'go':
+        report.go = { mode: f.mode ?? '', seed: f.seed ?? '', jitterUs: num(f.jitter_us) || 0, addEntropy: f.addentropy ?? 'none', reseed: f.reseed ?? 'none', uptimeMs: num(f.uptime_ms) || 0 };
+        break;
       case 'done': {
         report.done = true;
         const up = num(f.uptime_ms);
@@ -197,6 +227,12 @@ export function sectionsByPrefix(report: Pick<AgentReport, 'sections'>, prefix: 
   const out: Record<string, string> = {};
   for (const [name, text] of Object.entries(report.sections)) if (name.startsWith(prefix)) out[name.slice(prefix.length)] = text;
   return out;
+}
+
+/** The go of one repeat, for a guest waiting at its checkpoint. */
+export function frameGo(go: { seed: string; epochS: number; jitterUs: number; mode: RepeatMode }): Buffer {
+  if (!/^[0-9a-f]{64}$/.test(go.seed)) throw new Error(`internal: a repeat seed is 64 hex digits, got "${go.seed}"`);
+  return Buffer.from(`${GO_HEADER} ${go.seed} ${Math.floor(go.epochS)} ${Math.max(0, Math.round(go.jitterUs))} ${go.mode}\n`);
 }
 
 /** The case framed for the agent's input. */

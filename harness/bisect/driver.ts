@@ -20,6 +20,7 @@ import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { run } from '../util/proc.ts';
 import type { Accel } from '../vm/qemu.ts';
+import { repeatPlan, repeatRun, type RepeatPlan } from '../pipeline/repeats.ts';
 import { classifyRuns, runBisect, type BisectState, type CommitGraph, type Mark, type Next } from './algorithm.ts';
 
 export interface BisectOptions {
@@ -30,6 +31,8 @@ export interface BisectOptions {
   /** config fragments (absolute paths) merged on tinyconfig */
   fragments: string[];
   repeat: number;
+  /** with repeat > 1: how the repeats are made (case snapshot, seeds); default: the case's repeats, a new base seed */
+  repeats?: RepeatPlan;
   threshold: number;
   cacheDir: string;
   runDir: string;
@@ -78,6 +81,8 @@ export interface BisectReport {
   statePath: string;
   /** --trace-path: where the culprit's packet path splits from its parent's (tracing variants of both) */
   divergence?: PathReport;
+  /** --repeat 2 or more: how the repeats were made (mode, base seed, jitter, case snapshots) */
+  repeats?: RepeatPlan;
 }
 
 interface SavedState {
@@ -170,6 +175,7 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
   const anc = await run('git', ['-C', repo, 'merge-base', '--is-ancestor', oldC, newC], { timeoutMs: 60_000 });
   if (anc.exitCode !== 0) throw new HarnessError('bad-input', `--old ${oldC.slice(0, 12)} is not an ancestor of --new ${newC.slice(0, 12)}`, { field: '--old' });
   const graph = await commitGraph(repo, oldC, newC);
+  const plan = o.repeats ?? repeatPlan(o.kcase.def.repeats, {});
   const fragmentTexts = o.fragments.map((f) => fs.readFileSync(f, 'utf8'));
   const params = hashOf({ repo: fs.realpathSync(repo), oldC, newC, case: o.kcase.def, fragmentTexts, repeat: o.repeat, threshold: o.threshold });
   const statePath = path.join(o.cacheDir, 'bisect', `${params.slice(0, 24)}.json`);
@@ -212,10 +218,24 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
     const sourceFiles = await readSourceFiles(lk, o.kcase.def.sourceFiles, { cacheDir: o.cacheDir, log: o.log, artifact: k });
     const records: RunRecord[] = [];
     const accel = await o.accel(k);
-    // most bisect kernels run once: a booted-kernel snapshot (0.2 s, ~32 MB) only pays with repeats
+    // most bisect kernels run once: a booted-kernel snapshot (0.2 s, ~32 MB) only pays with repeats,
+    // which then restore the case set up once (a case snapshot) with their own seed, clock and jitter
     const snapshot = o.repeat > 1 ? {} : { snapshot: false };
     for (let i = 0; i < o.repeat; i++)
-      records.push(await runCase({ kernel: k, kcase: o.kcase, baseImage: o.baseImage, layers: o.layers ?? [], sourceFiles, accel, runDir: o.runDir, label: `${short}-${i + 1}`, ...snapshot }));
+      records.push(
+        await runCase({
+          kernel: k,
+          kcase: o.kcase,
+          baseImage: o.baseImage,
+          layers: o.layers ?? [],
+          sourceFiles,
+          accel,
+          runDir: o.runDir,
+          label: `${short}-${i + 1}`,
+          ...snapshot,
+          ...(o.repeat > 1 ? { repeat: repeatRun(plan, i + 1) } : {}),
+        }),
+      );
     const verdicts = records.map((r) => r.verdict);
     const step: StepRecord = {
       commit,
@@ -325,5 +345,6 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
     reason: result.outcome.kind === 'ambiguous' ? result.outcome.reason : `first commit that gives "${newVerdict}"`,
     evidence: { culprit: culpritStep, lastOld },
     statePath,
+    ...(o.repeat > 1 ? { repeats: plan } : {}),
   };
 }

@@ -22,6 +22,9 @@ export interface RenderOptions {
   /** record the signature probe's path through the kernel (a tracing kernel, --trace-path), with the
    *  return values of these functions (kernel symbols as the trace prints them) */
   tracePath?: { returns: string[] };
+  /** stop once the case is set up (before the first probe) and wait for the harness's go: the point
+   *  where a case snapshot is saved for repeats, and where each repeat is made independent */
+  checkpoint?: boolean;
 }
 
 /** POSIX shell single-quoting: safe for any string. */
@@ -200,6 +203,8 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   for (const f of traced?.returns ?? []) if (!SYMBOL_RE.test(f)) throw new HarnessError('internal', `"${f}" is not a kernel symbol to probe`);
   if (traced) steps.push('kr_trace_instance');
   steps.push(cmd('kr_trace_on', ...needs.tracepoints.map((t) => t.replace(':', '/'))));
+  // everything above is the case's setup: a case snapshot holds it, every repeat starts here
+  if (opts.checkpoint) steps.push('kr_checkpoint');
   const signatureProbe = c.signature.probe.split('/')[0];
   for (const p of c.probes) {
     const { token, rc } = probeExpectation(p);

@@ -259,6 +259,17 @@ export const caseSchema = z
     }),
     /** hard deadline for the whole guest (boot + case), TCG; scaled down under KVM */
     deadlineMs: z.number().int().min(1000).max(1_800_000).default(60_000),
+    /** how repeated runs (verify/bisect/repro --repeat) are made: each restores the case, set up once
+     *  (a case snapshot), then independent: the guest's CRNG reseeded, its clock set, a random delay
+     *  of up to jitterMs before the probes; replay: the snapshot's own state, bit for bit */
+    repeats: z
+      .strictObject({
+        mode: z.enum(['independent', 'replay']).default('independent'),
+        jitterMs: z.number().int().min(0).max(10_000).default(5),
+        /** false: every repeat sets the case up again (it still gets its own seed, clock and jitter) */
+        snapshot: z.boolean().default(true),
+      })
+      .default({ mode: 'independent', jitterMs: 5, snapshot: true }),
   })
   .superRefine((c, ctx) => {
     const namespaces = new Set([HOST_NS, ...c.namespaces]);

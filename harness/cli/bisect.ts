@@ -26,7 +26,8 @@ import { chooseAccel } from '../vm/accel.ts';
 import type { Accel } from '../vm/qemu.ts';
 import { collect, guarded, newRunDir } from './common.ts';
 import { describeKernel } from '../report/kernels.ts';
-import { BISECT_RUN_EXIT_CODES, exitCodesHelp, fractionArg, repeatOption } from './options.ts';
+import { BISECT_RUN_EXIT_CODES, exitCodesHelp, fractionArg, repeatModeOptions, repeatOption } from './options.ts';
+import { repeatPlan } from '../pipeline/repeats.ts';
 
 interface BisectOpts {
   repo: string;
@@ -41,6 +42,8 @@ interface BisectOpts {
   results?: string;
   install: boolean;
   tracePath?: boolean;
+  replay?: boolean;
+  seed?: string;
 }
 
 /** Version of bisect.json (and `bisect --json`); raised when a field changes meaning. */
@@ -61,6 +64,10 @@ export function renderBisectReport(r: BisectReport): string {
       `  ${s.commit.slice(0, 12)} ${s.mark.padEnd(8)} ${(s.verdicts.join(',') || '-').padEnd(28)} build ${(s.buildMs / 1000).toFixed(1).padStart(6)}s${s.built ? '' : ' (cached)'}  boot ${s.bootMs.map((b) => (b / 1000).toFixed(1) + 's').join(' ') || '-'}  ${s.kernel ? `[${s.kernel.release}, config ${s.kernel.configHash.slice(0, 12)}]  ` : ''}${s.subject}`,
     );
   lines.push('', `kernels built: ${r.builds}`);
+  if (r.repeats)
+    lines.push(
+      `repeats: ${r.repeats.mode === 'replay' ? 'replays of each commit\'s case snapshot' : `independent (guest CRNG reseeded, clock set, jitter up to ${r.repeats.jitterMs} ms)`}${r.repeats.snapshot ? ', restored from the case set up once per commit' : ''}; base seed ${r.repeats.baseSeed} (--seed to run the same seeds again)`,
+    );
   if (r.result === 'found') {
     lines.push('', `first commit that gives "${r.newVerdict}":`, `  commit ${r.commit}`, `  Author: ${r.author}`, `  Date:   ${r.date}`, '', `      ${r.subject}`, '');
     if (r.diffstat) lines.push(...r.diffstat.split('\n').map((l) => '  ' + l));
@@ -91,6 +98,8 @@ export function registerBisect(program: Command): void {
     .requiredOption('-c, --case <name|path>', 'the case to run on each commit')
     .option('--kernel-config <fragment>', 'config fragment on tinyconfig, repeatable (default: kernels/config/base.config)', collect, [])
     .addOption(repeatOption('runs per commit (flaky reproducers)', 1))
+    .addOption(repeatModeOptions()[0]!)
+    .addOption(repeatModeOptions()[1]!)
     .addOption(new Option('--threshold <f>', 'fraction of runs that must agree for a mark (1 = unanimous)').argParser(fractionArg).default(1))
     .option('--fresh', 'start over instead of resuming a saved bisect')
     .option('--json', 'print the result as JSON on stdout')
@@ -123,6 +132,7 @@ export function registerBisect(program: Command): void {
           kcase,
           fragments: frags,
           repeat,
+          repeats: repeatPlan(kcase.def.repeats, { ...(opts.replay ? { replay: true } : {}), ...(opts.seed ? { seed: opts.seed } : {}) }),
           threshold,
           cacheDir,
           runDir,

@@ -2,6 +2,7 @@
 // the option), colour (--color, NO_COLOR), output formats, hidden old spellings of renamed options,
 // and the exit-code table each --help prints (the README's "Exit codes" section is the same table).
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { parseBaseSeed } from '../pipeline/repeats.ts';
 import { BISECT_RUN_ABORT_BASE } from '../bisect/runexit.ts';
 import { ExitCode, HarnessError } from '../util/errors.ts';
 
@@ -39,6 +40,17 @@ export function concurrencyOption(): Option {
 
 export function repeatOption(what: string, dflt: number): Option {
   return new Option('--repeat <n>', what).argParser(intArg(1, 50)).default(dflt);
+}
+
+/** With --repeat: repeats restore the case set up once (a case snapshot); these say how each is made its own. */
+export function repeatModeOptions(): Option[] {
+  return [
+    new Option('--replay', "repeats restore the case snapshot as it is (no reseed of the guest's CRNG, no clock, no jitter): the case's repeats.mode replay"),
+    new Option('--seed <hex>', "the base seed of the repeats (32 hex digits, from a run's JSON repeats.baseSeed): the same seeds again").argParser((v) => {
+      if (!/^[0-9a-fA-F]{32}$/.test(v.trim())) throw new InvalidArgumentError('must be 32 hex digits (a repeats.baseSeed from a run\'s JSON)');
+      return parseBaseSeed(v);
+    }),
+  ];
 }
 
 /** An old spelling kept working but not shown in --help (the README names the canonical one). */

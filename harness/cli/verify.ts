@@ -20,7 +20,8 @@ import { conclude, diffstat, parsePatch, renderMarkdown, summarizeSide, verifyEx
 import { collect, guarded, newRunDir } from './common.ts';
 import { artifactInfo } from '../kernels/artifact.ts';
 import { kernelEntry } from '../report/kernels.ts';
-import { concurrencyOption, exitCodesHelp, hiddenAlias, repeatOption } from './options.ts';
+import { concurrencyOption, exitCodesHelp, hiddenAlias, repeatModeOptions, repeatOption } from './options.ts';
+import { newBaseSeed, repeatPlan, repeatRun, summarizeRepeats } from '../pipeline/repeats.ts';
 
 interface VerifyOpts {
   patch: string;
@@ -33,6 +34,8 @@ interface VerifyOpts {
   concurrency?: number;
   install: boolean;
   tracePath?: boolean;
+  replay?: boolean;
+  seed?: string;
 }
 
 /** A patch is text: 16 MB is far more than any kernel patch series. */
@@ -47,6 +50,8 @@ export function registerVerify(program: Command): void {
     .addOption(hiddenAlias('--base <kernel>', '--kernel'))
     .option('-c, --case <name|path>', 'case, repeatable (default: the default job\'s cases)', collect, [])
     .addOption(repeatOption('runs per kernel and case', 3))
+    .addOption(repeatModeOptions()[0]!)
+    .addOption(repeatModeOptions()[1]!)
     .addOption(concurrencyOption())
     .option('--json', 'print the report JSON on stdout')
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
@@ -104,12 +109,17 @@ export async function verify(opts: VerifyOpts): Promise<number> {
     log.warn(`the patched kernel did not build: ${err.message}`);
   }
   const patched = patchedFor.get(cases[0]!.def.name)?.kernel ?? null;
+  // repeats: each kernel sets a case up once (a case snapshot) and every repeat restores it, with
+  // its own seed (the same on both kernels), clock and jitter, unless the case or --replay says replay
+  const baseSeed = opts.seed ?? newBaseSeed();
+  const plans = cases.map((c) => ({ case: c.def.name, plan: repeatPlan(c.def.repeats, { ...(opts.replay ? { replay: true } : {}), seed: baseSeed }) }));
   const specs: RunSpec[] = [];
-  for (const c of cases)
+  for (const [ci, c] of cases.entries())
     for (let i = 1; i <= repeat; i++) {
-      specs.push(prepared.spec(base.def.name, c.def.name, { label: `base-${i}` }));
+      const rep = repeat > 1 ? { repeat: repeatRun(plans[ci]!.plan, i) } : {};
+      specs.push(prepared.spec(base.def.name, c.def.name, { label: `base-${i}`, ...rep }));
       const p = patchedFor.get(c.def.name);
-      if (p) specs.push({ ...prepared.spec(base.def.name, c.def.name, { label: `patched-${i}` }), kernel: p.kernel, sourceFiles: p.sourceFiles });
+      if (p) specs.push({ ...prepared.spec(base.def.name, c.def.name, { label: `patched-${i}`, ...rep }), kernel: p.kernel, sourceFiles: p.sourceFiles });
     }
   const runSpecs = (s: RunSpec[]): Promise<RunRecord[]> => runAll(s, prepared, { runDir, log, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) });
   const { runs, paths } = opts.tracePath ? await runTraced(specs, runSpecs, log) : { runs: await runSpecs(specs), paths: undefined };
@@ -120,6 +130,7 @@ export async function verify(opts: VerifyOpts): Promise<number> {
     patched: patched ? kernelEntry(patched.name, artifactInfo(patched)) : null,
     ...(problem ? { problem } : {}),
     repeat,
+    ...(repeat > 1 ? { repeats: summarizeRepeats(baseSeed, plans, runs) } : {}),
     cases: cases.map((c) => {
       const before = summarizeSide(pick(baseK, c.def.name));
       const afterRuns = pick(patched, c.def.name);
@@ -139,6 +150,7 @@ export async function verify(opts: VerifyOpts): Promise<number> {
     patched: report.patched,
     problem: report.problem ?? null,
     repeat,
+    repeats: report.repeats ?? null,
     cases: report.cases.map((c) => ({
       case: c.case,
       before: { reproduced: c.before.reproduced, runs: c.before.runs, signals: c.before.signals },

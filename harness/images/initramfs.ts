@@ -5,13 +5,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
-import { EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.ts';
+import { cachedFileId, EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.ts';
 import { repoRoot } from '../util/paths.ts';
 import { run, runOk } from '../util/proc.ts';
 
-const IMAGE_FORMAT = 7; // bump when the layout below changes
+const IMAGE_FORMAT = 8; // bump when the layout below changes
 const agentDir = path.join(repoRoot, 'images', 'agent');
 const AGENT_FILES = ['init', 'agent.sh', 'lib.sh', 'counters.awk', 'symbols.awk', 'graph.awk', 'udp-probe'];
+/** C source of the guest's reseed helper (repeats from a case snapshot), compiled against the image's own libc */
+const RESEED_SOURCE = path.join(agentDir, 'reseed.c');
 
 export interface ImageMeta {
   busybox: string;
@@ -79,6 +81,20 @@ export async function cpioDir(dir: string, out: string, compress: boolean): Prom
     });
 }
 
+async function gccVersion(): Promise<string> {
+  const r = await run('gcc', ['-dumpfullversion'], { timeoutMs: 10_000 });
+  return r.exitCode === 0 ? r.stdout.trim() : 'none';
+}
+
+/** The reseed helper, linked against the host's libc (the image carries it: iproute2's closure). */
+async function compileReseed(out: string): Promise<void> {
+  const r = await run('gcc', ['-O2', '-o', out, RESEED_SOURCE], { timeoutMs: 60_000 });
+  if (r.exitCode !== 0)
+    throw new HarnessError('missing-prereq', `cannot compile the guest's reseed helper (${path.relative(repoRoot, RESEED_SOURCE)}): ${(r.stderr || r.stdout).trim().split('\n').slice(0, 3).join(' / ') || 'gcc failed'}`, {
+      hint: 'install gcc and libc6-dev (npm run doctor -- --install)',
+    });
+}
+
 export async function ensureBaseImage(cacheDir: string, log: (msg: string) => void): Promise<BaseImage> {
   const tools = findHostTools();
   await assertStatic(tools.busybox);
@@ -91,6 +107,7 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
     tc: sha256File(tools.tc),
     libs: libs.map((l) => [l, sha256File(l)]),
     agent: agentFiles.map((f) => sha256File(f)),
+    reseed: [sha256File(RESEED_SOURCE), await gccVersion()],
   });
   const store = new EntryStore<ImageMeta>(path.join(cacheDir, 'images'));
   const hit = store.get(key);
@@ -135,6 +152,7 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
     fs.chmodSync(path.join(root, 'init'), 0o755);
     for (const f of AGENT_FILES.filter((x) => x !== 'init')) fs.copyFileSync(path.join(agentDir, f), path.join(root, 'kr', f));
     fs.chmodSync(path.join(root, 'kr/udp-probe'), 0o755);
+    await compileReseed(path.join(root, 'kr/reseed'));
     const out = path.join(staging, 'base.cpio');
     // uncompressed: unpacking a gzip image cost the guest ~0.25 s of TCG time per boot
     await cpioDir(root, out, false);
@@ -179,10 +197,7 @@ export async function composeInitramfs(base: string, files: Record<string, strin
  */
 export async function imageWithFiles(base: string, files: Record<string, string | Buffer>, cacheDir: string, layers: string[] = []): Promise<string> {
   if (Object.keys(files).length === 0 && layers.length === 0) return base;
-  const id = (f: string): [string, number, number] => {
-    const st = fs.statSync(f);
-    return [path.resolve(f), st.size, Math.round(st.mtimeMs)];
-  };
+  const id = (f: string): unknown => cachedFileId(f, cacheDir);
   const key = hashOf({
     base: id(base),
     layers: layers.map(id),

@@ -148,8 +148,29 @@ export interface RunRecord {
     /** restored: the booted guest came from a snapshot (its boot console is files.bootConsole);
      *  created: this run booted cold and saved the snapshot; cold: no snapshot involved */
     snapshot?: { use: 'restored' | 'created' | 'cold'; key?: string; restoreMs?: number; note?: string };
+    /** one of a series of repeats (--repeat) */
+    repeat?: RepeatInfo;
   };
   durationMs: number;
   /** where the raw evidence is kept */
   files: { console: string; results: string; record?: string; bootConsole?: string; case?: string };
+}
+
+/** A repeat of a series: its seed and what the guest did with it, and whether it started from the case snapshot. */
+export interface RepeatInfo {
+  /** 1-based */
+  index: number;
+  mode: 'independent' | 'replay';
+  /** the seed the guest's CRNG was reseeded with (64 hex) */
+  seed: string;
+  /** the seeded delay before the probes, µs */
+  jitterUs: number;
+  /** RNDADDENTROPY and RNDRESEEDCRNG in the guest: "ok", an errno name, or "skipped" (replay); null: the case stopped before its checkpoint */
+  applied: { addEntropy: string; reseed: string } | null;
+  /** guest time from the go to done: the repeat's own cost */
+  guestMs?: number;
+  /** restored: the setup was skipped; created: this repeat set the case up and saved it; none */
+  caseSnapshot: 'restored' | 'created' | 'none';
+  caseSnapshotKey?: string;
+  note?: string;
 }

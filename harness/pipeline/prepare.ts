@@ -21,6 +21,7 @@ import { bootTarget, runCase } from './runCase.ts';
 import { describeKernel, kernelEntry } from '../report/kernels.ts';
 import { artifactInfo } from '../kernels/artifact.ts';
 import type { SysctlOverride } from '../cases/render.ts';
+import type { RepeatRun } from './repeats.ts';
 
 export interface Prepared {
   /** every kernel the runs use (a definition's own build, and variants with a case's kconfig needs merged) */
@@ -29,7 +30,7 @@ export interface Prepared {
   accel: AccelChoice;
   /** what a case needs to run on a kernel definition: the kernel (its own, or the variant the case's
    *  kconfig needs made), the case's package layer, the files it takes from that kernel's source tree */
-  spec(kernel: string, kcase: string, extra?: Pick<RunSpec, 'sysctlOverrides' | 'label'>): RunSpec;
+  spec(kernel: string, kcase: string, extra?: Pick<RunSpec, 'sysctlOverrides' | 'label' | 'repeat'>): RunSpec;
 }
 
 /** A kernel to trace paths on (--trace-path) must have what the tracing variant merges in (a prebuilt one is only checked). */
@@ -133,6 +134,8 @@ export interface RunSpec {
   label?: string;
   /** record the signature probe's path (a tracing kernel), with the return values of these functions */
   tracePath?: { returns: string[] };
+  /** one of a series of repeats (restored from the case snapshot, with its own seed, clock and jitter) */
+  repeat?: RepeatRun;
 }
 
 /** Run every spec, up to `concurrency` guests at a time; results in spec order. */
@@ -157,6 +160,7 @@ export async function runAll(
           ...(s.sysctlOverrides ? { sysctlOverrides: s.sysctlOverrides } : {}),
           ...(s.label ? { label: s.label } : {}),
           ...(s.tracePath ? { tracePath: s.tracePath } : {}),
+          ...(s.repeat ? { repeat: s.repeat } : {}),
         });
         done++;
         o.log.info(`[${done}/${specs.length}] ${r.kernel} x ${r.case}${s.label ? ` [${s.label}]` : ''}: ${r.verdict} in ${(r.durationMs / 1000).toFixed(1)}s (${r.reason})`);

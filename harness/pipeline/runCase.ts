@@ -15,7 +15,7 @@ import { kselftestResults } from '../observe/kselftest.ts';
 import { evaluateSignals } from '../observe/signals/index.ts';
 import { parseSymbols, parseTrace } from '../observe/trace.ts';
 import { graphCmdline, parsePath } from '../observe/path.ts';
-import type { Counters, RunRecord } from '../observe/types.ts';
+import type { Counters, RepeatInfo, RunRecord } from '../observe/types.ts';
 import { decideVerdict } from '../observe/verdict.ts';
 import type { Accel, Machine } from '../vm/qemu.ts';
 import { imageWithFiles } from '../images/initramfs.ts';
@@ -24,6 +24,8 @@ import { SnapshotStore } from '../vm/snapshot.ts';
 import { modulesForCase } from '../kernels/modsource.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { artifactInfo } from '../kernels/artifact.ts';
+import { frameGo } from '../agent/protocol.ts';
+import type { RepeatRun } from './repeats.ts';
 
 export interface RunCaseOptions {
   kernel: KernelArtifact;
@@ -50,6 +52,9 @@ export interface RunCaseOptions {
   restoreLimitMs?: number;
   /** record the signature probe's path (a tracing kernel, --trace-path), with the return values of these functions */
   tracePath?: { returns: string[] };
+  /** one of a series of repeats: the case stops at its checkpoint once set up (saved as a case
+   *  snapshot by the first repeat, restored by the others) and gets this repeat's seed, clock and jitter */
+  repeat?: RepeatRun;
 }
 
 /** Snapshots on unless KERNEL_REPRO_SNAPSHOT=0 or the caller says no. */
@@ -76,8 +81,27 @@ function countersFrom(report: AgentReport, tag: 'before' | 'after'): Record<stri
   return out;
 }
 
+function goFor(r: RepeatRun): Buffer {
+  return frameGo({ seed: r.seed, epochS: Date.now() / 1000, jitterUs: r.jitterUs, mode: r.mode });
+}
+
 export function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9_.-]+/g, '_');
+}
+
+/** What a repeat's record says about it: its seed, what the guest did with it, where it started from. */
+export function repeatRecord(r: RepeatRun, report: AgentReport, caseSnap: { use: 'restored' | 'created' | 'none'; key?: string; note?: string } | undefined): RepeatInfo {
+  return {
+    index: r.index,
+    mode: r.mode,
+    seed: r.seed,
+    jitterUs: r.jitterUs,
+    applied: report.go ? { addEntropy: report.go.addEntropy, reseed: report.go.reseed } : null,
+    ...(report.go && report.doneUptimeMs !== undefined ? { guestMs: report.doneUptimeMs - report.go.uptimeMs } : {}),
+    caseSnapshot: caseSnap?.use ?? 'none',
+    ...(caseSnap?.key ? { caseSnapshotKey: caseSnap.key } : {}),
+    ...(caseSnap?.note ? { note: caseSnap.note } : {}),
+  };
 }
 
 export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
@@ -85,7 +109,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   const c = o.kcase.def;
   const dir = path.join(o.runDir, safeName(`${o.kernel.name}__${c.name}${o.label ? '__' + o.label : ''}`));
   fs.mkdirSync(dir, { recursive: true });
-  const rendered = renderCase(c, { sysctlOverrides: o.sysctlOverrides ?? [], ...(o.sourceFiles ? { sourceFiles: o.sourceFiles } : {}), ...(o.tracePath ? { tracePath: o.tracePath } : {}) });
+  const rendered = renderCase(c, { sysctlOverrides: o.sysctlOverrides ?? [], ...(o.sourceFiles ? { sourceFiles: o.sourceFiles } : {}), ...(o.tracePath ? { tracePath: o.tracePath } : {}), ...(o.repeat ? { checkpoint: true } : {}) });
   for (const [p, content] of Object.entries(rendered.files)) {
     const dest = path.join(dir, 'case', p.replace(/^\/case\//, ''));
     fs.mkdirSync(path.dirname(dest), { recursive: true });
@@ -116,6 +140,8 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     resultsFile,
     snapshots: snapshotsWanted(o) ? new SnapshotStore(cacheDir) : null,
     ...(o.restoreLimitMs !== undefined ? { restoreLimitMs: o.restoreLimitMs } : {}),
+    // the go carries the host clock as the run starts (a restored guest resumes with the snapshot's)
+    ...(o.repeat ? { checkpoint: { go: goFor(o.repeat), snapshot: o.repeat.snapshot } } : {}),
   });
   let bootConsole: string | undefined;
   if (vm.snapshot.bootConsole && fs.existsSync(vm.snapshot.bootConsole)) {
@@ -194,6 +220,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
       exitCode: vm.exitCode,
       timedOut: vm.timedOut,
       ...(vm.stoppedAfterDone ? { stoppedAfterDone: true } : {}),
+      ...(o.repeat ? { repeat: repeatRecord(o.repeat, report, vm.snapshot.case) } : {}),
       snapshot: {
         use: vm.snapshot.use,
         ...(vm.snapshot.key ? { key: vm.snapshot.key } : {}),
@@ -204,6 +231,8 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     durationMs: Date.now() - started,
     files: { console: consoleFile, results: resultsFile, record: path.join(dir, 'record.json'), ...(bootConsole ? { bootConsole } : {}) },
   };
+  if (o.repeat?.mode === 'independent' && report.go && (report.go.addEntropy !== 'ok' || report.go.reseed !== 'ok'))
+    record.warnings.push(`repeat ${o.repeat.index}: the guest's CRNG was not reseeded (RNDADDENTROPY: ${report.go.addEntropy}, RNDRESEEDCRNG: ${report.go.reseed}); its random state may be the snapshot's`);
   const failed = report.steps.find((s) => !s.ok);
   if (failed) {
     const out = report.sections[SECTION.stepOutput(failed.label)];

@@ -39,6 +39,20 @@ export function hashOf(value: unknown): string {
   return sha256(JSON.stringify(canon(value)));
 }
 
+/**
+ * What identifies a file in a cache key. A file inside the cache's content-keyed entries never
+ * changes in place, so its path relative to the cache (and its size) names its content on any
+ * machine: keys made of it can be shared (a remote cache). Any other file: its absolute path, size
+ * and modification time.
+ */
+export function cachedFileId(file: string, cacheDir: string): { rel: string; size: number } | { path: string; size: number; mtimeMs: number } {
+  const abs = path.resolve(file);
+  const st = fs.statSync(abs);
+  const rel = path.relative(path.resolve(cacheDir), abs);
+  if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) return { rel, size: st.size };
+  return { path: abs, size: st.size, mtimeMs: Math.round(st.mtimeMs) };
+}
+
 export interface Manifest<M> {
   key: string;
   createdAt: string;

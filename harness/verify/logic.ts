@@ -1,5 +1,6 @@
 // Pure logic of patch verification: read a patch (git format-patch / mbox or a plain diff),
 // conclude per case from before/after verdict counts and evidence, render Markdown.
+import { describeRepeats, type RepeatsSummary } from '../pipeline/repeats.ts';
 import type { RunRecord } from '../observe/types.ts';
 import { describeKernel, type KernelEntry } from '../report/kernels.ts';
 import { ExitCode, type ExitCodeValue } from '../util/errors.ts';
@@ -145,6 +146,8 @@ export interface VerifyReport {
   patched: KernelEntry | null;
   problem?: { kind: 'build failed' | 'boot failed'; message: string; excerpt: string };
   repeat: number;
+  /** --repeat 2 or more: how the repeats were made */
+  repeats?: RepeatsSummary;
   cases: VerifyCaseResult[];
 }
 
@@ -158,6 +161,7 @@ export function renderMarkdown(r: VerifyReport): string {
   out.push(`Base: ${r.base.name}: ${describeKernel(r.base)}`);
   if (r.patched) out.push(`Patched: ${r.patched.name}: ${describeKernel(r.patched)}`);
   out.push(`Runs per kernel and case: ${r.repeat}`, '');
+  if (r.repeats) out.push(describeRepeats(r.repeats), '');
   if (r.problem) out.push(`**The patched kernel: ${r.problem.kind}.** ${r.problem.message}`, '', fence(r.problem.excerpt), '');
   out.push('| case | before (reproduced) | after (reproduced) | conclusion |', '|---|---|---|---|');
   for (const c of r.cases)

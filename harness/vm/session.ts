@@ -3,6 +3,10 @@
 // come back on the second serial port, a file), and the guest runs it under the same hard deadline
 // as any boot. The first run of a kernel boots cold, saves the booted state once the agent is
 // ready, and carries on; later runs restore it and skip the boot.
+// A case with a checkpoint (repeats) goes one step further: once the agent has set the case up it
+// reports "checkpoint" and waits; the first run saves that state too (a case snapshot: the kernel,
+// the image and the case bundle) and every later repeat restores it, sending only its go line
+// (seed, clock, jitter), so that a repeat costs its probes and evidence, not the setup.
 import fs from 'node:fs';
 import path from 'node:path';
 import { run, tempDir, type RunResult } from '../util/proc.ts';
@@ -10,9 +14,9 @@ import { qemuVersion } from './accel.ts';
 import { Qmp, waitForLine } from './qmp.ts';
 import { accelFailure, qemuArgs, shellQuote, type VmSpec } from './qemu.ts';
 import { QEMU, judgeQemuExit, type VmResult } from './run.ts';
-import { snapshotKey, type Snapshot, type SnapshotStore } from './snapshot.ts';
+import { caseSnapshotKey, snapshotKey, type Snapshot, type SnapshotStore } from './snapshot.ts';
 import { ensureFree, GB } from '../util/disk.ts';
-import { frameCase, helloUptime, isDone, isReady } from '../agent/protocol.ts';
+import { frameCase, helloUptime, isCheckpoint, isDone, isReady } from '../agent/protocol.ts';
 
 export type SnapshotUse = 'restored' | 'created' | 'cold';
 
@@ -28,6 +32,9 @@ export interface SessionResult extends VmResult {
     restoreMs?: number;
     /** why a snapshot was not used or not made */
     note?: string;
+    /** a case with a checkpoint: its case snapshot was restored (the setup skipped), created by this
+     *  run, or not used (snapshots off, or the case stopped before its checkpoint) */
+    case?: { use: 'restored' | 'created' | 'none'; key?: string; note?: string };
   };
   /** the harness ended QEMU itself once the agent reported done (the guest's own reboot adds nothing) */
   stoppedAfterDone: boolean;
@@ -42,6 +49,8 @@ export interface SessionOptions {
   resultsFile: string;
   /** null: boot cold every time, make no snapshot */
   snapshots: SnapshotStore | null;
+  /** the case stops at its checkpoint (rendered with one) and this is its go: one repeat */
+  checkpoint?: { go: Buffer; /** false: no case snapshot (set up every time), default true */ snapshot?: boolean };
   /** a restore that has not finished loading after this long is abandoned (default 15 s; ~0.1 s is usual) */
   restoreLimitMs?: number;
   log?: (msg: string) => void;
@@ -66,33 +75,49 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
   const tmp = temp.dir;
   try {
     let key: string | undefined;
-    let note: string | undefined;
+    let caseKey: string | undefined;
+    const notes: string[] = [];
     if (o.snapshots) {
       qemuId ??= qemuVersion().then((v) => v ?? 'unknown');
-      key = snapshotKey(o.spec, await qemuId);
+      key = snapshotKey(o.spec, await qemuId, o.snapshots.cacheDir);
+      if (o.checkpoint && o.checkpoint.snapshot !== false) {
+        caseKey = caseSnapshotKey(key, o.bundle);
+        const cs = o.snapshots.lookup(caseKey);
+        if (cs) {
+          const r = await attempt(o, tmp, 'rc', { restore: cs, level: 'case' });
+          if (typeof r !== 'string') return r;
+          notes.push(`the case snapshot did not load (${r}); it was discarded and the case set up again`);
+          o.log?.(`case snapshot ${caseKey.slice(0, 12)} did not load (${r}): setting the case up again and saving a new one`);
+          o.snapshots.discard(caseKey);
+        }
+      }
       const snap = o.snapshots.lookup(key);
       if (snap) {
-        const r = await attempt(o, tmp, 'r', { restore: snap });
-        if (typeof r !== 'string') return r;
-        note = `the snapshot did not load (${r}); it was discarded and the guest booted cold`;
+        const r = await attempt(o, tmp, 'r', { restore: snap, level: 'boot', ...(caseKey ? { saveCase: caseKey } : {}) });
+        if (typeof r !== 'string') return withNotes(r, notes);
+        notes.push(`the snapshot did not load (${r}); it was discarded and the guest booted cold`);
         o.log?.(`snapshot ${key.slice(0, 12)} did not load (${r}): booting cold and saving a new one`);
         o.snapshots.discard(key);
       }
     }
-    const r = await attempt(o, tmp, 'c', key ? { save: key } : {});
+    const r = await attempt(o, tmp, 'c', { ...(key ? { save: key } : {}), ...(caseKey ? { saveCase: caseKey } : {}) });
     if (typeof r === 'string') throw new Error(`internal: a cold boot reported a failed restore (${r})`);
-    if (note) r.snapshot.note = note;
-    return r;
+    return withNotes(r, notes);
   } finally {
     temp.remove();
   }
+}
+
+function withNotes(r: SessionResult, notes: string[]): SessionResult {
+  if (notes.length) r.snapshot.note = [...notes, ...(r.snapshot.note ? [r.snapshot.note] : [])].join('; ');
+  return r;
 }
 
 async function attempt(
   o: SessionOptions,
   tmp: string,
   tag: string,
-  mode: { restore?: Snapshot; save?: string },
+  mode: { restore?: Snapshot; level?: 'boot' | 'case'; save?: string; saveCase?: string },
 ): Promise<SessionResult | string> {
   const session = { qmpSocket: path.join(tmp, `${tag}.qmp`), ...(mode.restore ? { incoming: mode.restore.file } : {}) };
   const args = qemuArgs({ ...o.spec, resultsFile: o.resultsFile, session });
@@ -116,17 +141,22 @@ async function attempt(
     exited = true;
   });
   const isGone = (): boolean => exited;
-  const send = (): void => {
-    stdin?.write(frameCase(o.bundle));
+  const send = (data: Buffer): void => {
+    stdin?.write(data);
   };
+  const restoringCase = mode.restore !== undefined && mode.level === 'case';
 
   let qmp: Qmp | null = null;
   let restoreMs: number | undefined;
   let restoreFailed = false;
   let use: SnapshotUse = mode.restore ? 'restored' : 'cold';
+  let caseUse: 'restored' | 'created' | 'none' = restoringCase ? 'restored' : 'none';
   let note: string | undefined;
+  let caseNote: string | undefined;
   let stoppedAfterDone = false;
   let hung: string | undefined;
+  // where the kernel's boot messages end in this run's console (a cold boot: at "ready")
+  let consoleAtReady = 0;
   const guestRunning = (): void => {
     // every record is in the file once "done" is: end QEMU now rather than wait for the guest's reboot
     void waitForLine(o.resultsFile, isDone, isGone).then((line) => {
@@ -135,6 +165,28 @@ async function attempt(
         abort.abort();
       }
     });
+  };
+  // a case with a checkpoint: once it is set up, save it (first run) and send this repeat's go
+  const atCheckpoint = async (q: Qmp): Promise<void> => {
+    if (!o.checkpoint) return;
+    const line = await waitForLine(o.resultsFile, (l) => isCheckpoint(l) || isDone(l), isGone);
+    if (!line || !isCheckpoint(line)) return; // the case stopped during its setup (or the guest died)
+    if (mode.saveCase && o.snapshots) {
+      const bootConsole = mode.restore ? fs.readFileSync(mode.restore.bootConsole) : fs.readFileSync(o.consoleFile).subarray(0, consoleAtReady);
+      const setupConsole = fs.readFileSync(o.consoleFile).subarray(mode.restore ? 0 : consoleAtReady);
+      const saved = await save(q, o, mode.saveCase, started, {
+        level: 'case',
+        resultsPrefix: mode.restore?.meta.bootResults ?? '',
+        bootConsole,
+        setupConsole,
+      }).catch((e: Error) => {
+        caseNote = `no case snapshot saved: ${e.message}`;
+        return false;
+      });
+      if (saved) caseUse = 'created';
+    }
+    send(o.checkpoint.go);
+    if ((await q.status()) !== 'running') await q.execute('cont');
   };
   try {
     const q = await Qmp.open(session.qmpSocket, isGone);
@@ -156,24 +208,28 @@ async function attempt(
         abort.abort();
       } else if (status !== 'paused' && status !== 'running') restoreFailed = true;
       else {
-        send();
+        // a case snapshot waits at its checkpoint for a go; a booted one for its case
+        send(restoringCase ? o.checkpoint!.go : frameCase(o.bundle));
         if (status === 'paused') await q.execute('cont');
         restoreMs = Date.now() - started;
         guestRunning();
+        if (!restoringCase) await atCheckpoint(q);
       }
     } else {
       await q.execute('cont');
       if (await waitForLine(o.resultsFile, isReady, isGone)) {
+        consoleAtReady = fs.statSync(o.consoleFile).size;
         if (mode.save && o.snapshots) {
-          const saved = await save(q, o, mode.save, started).catch((e: Error) => {
+          const saved = await save(q, o, mode.save, started, { level: 'boot', resultsPrefix: '', bootConsole: fs.readFileSync(o.consoleFile) }).catch((e: Error) => {
             note = `no snapshot saved: ${e.message}`;
             return false;
           });
           if (saved) use = 'created';
         }
-        send();
+        send(frameCase(o.bundle));
         if ((await q.status()) !== 'running') await q.execute('cont');
         guestRunning();
+        await atCheckpoint(q);
       }
     }
   } catch (e) {
@@ -195,13 +251,20 @@ async function attempt(
   }
   if (judged.refused) throw judged.refused;
   let results = fs.readFileSync(o.resultsFile, 'utf8');
+  let console = r.stdout;
   if (mode.restore) {
-    // the records of the boot phase (hello, links-at-start) were written before the snapshot
+    // the records of the boot phase (hello, links-at-start; a case snapshot: also the case's setup)
+    // were written before the snapshot
     results = mode.restore.meta.bootResults + results;
     fs.writeFileSync(o.resultsFile, results);
+    if (mode.restore.setupConsole) {
+      // the kernel's messages during the case's setup belong to this run's evidence, as in a run that set it up
+      console = fs.readFileSync(mode.restore.setupConsole, 'utf8') + console;
+      fs.writeFileSync(o.consoleFile, console);
+    }
   }
   return {
-    console: r.stdout + (r.stderr ? `\n${r.stderr}` : ''),
+    console: console + (r.stderr ? `\n${r.stderr}` : ''),
     results,
     exitCode: r.exitCode,
     timedOut: r.timedOut,
@@ -215,17 +278,24 @@ async function attempt(
       ...(mode.restore ? { bootConsole: mode.restore.bootConsole, bootMs: mode.restore.meta.bootMs } : {}),
       ...(restoreMs !== undefined ? { restoreMs } : {}),
       ...(note ? { note } : {}),
+      ...(o.checkpoint ? { case: { use: caseUse, ...(mode.saveCase || restoringCase ? { key: restoringCase ? mode.restore!.key : mode.saveCase } : {}), ...(caseNote ? { note: caseNote } : {}) } } : {}),
     },
   };
 }
 
 const SNAPSHOT_MIN_FREE = 1 * GB;
 
-/** Pause the ready guest, write its state into a new cache entry, leave it paused. */
-async function save(q: Qmp, o: SessionOptions, key: string, started: number): Promise<boolean> {
+/** Pause the guest (ready for its case, or at its checkpoint), write its state into a new cache entry, leave it paused. */
+async function save(
+  q: Qmp,
+  o: SessionOptions,
+  key: string,
+  started: number,
+  what: { level: 'boot' | 'case'; resultsPrefix: string; bootConsole: Buffer; setupConsole?: Buffer },
+): Promise<boolean> {
   const store = o.snapshots!.store;
   // a snapshot is an optimisation: never the thing that fills the disk
-  ensureFree(store.dir, SNAPSHOT_MIN_FREE, 'a booted-kernel snapshot (saved only with 1 GB free)');
+  ensureFree(store.dir, SNAPSHOT_MIN_FREE, `a ${what.level === 'case' ? 'case' : 'booted-kernel'} snapshot (saved only with 1 GB free)`);
   const bootWallMs = Date.now() - started;
   await q.execute('stop');
   const t0 = Date.now();
@@ -242,9 +312,11 @@ async function save(q: Qmp, o: SessionOptions, key: string, started: number): Pr
       return undefined;
     }, () => false);
     if (status !== 'completed') throw new Error('migration did not complete');
-    fs.copyFileSync(o.consoleFile, path.join(staging, 'boot-console.log'));
-    const bootResults = fs.readFileSync(o.resultsFile, 'utf8');
+    fs.writeFileSync(path.join(staging, 'boot-console.log'), what.bootConsole);
+    if (what.setupConsole) fs.writeFileSync(path.join(staging, 'setup-console.log'), what.setupConsole);
+    const bootResults = what.resultsPrefix + fs.readFileSync(o.resultsFile, 'utf8');
     store.publish(key, staging, {
+      level: what.level,
       bootResults,
       bootMs: helloUptime(bootResults),
       bootWallMs,

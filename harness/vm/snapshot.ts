@@ -1,20 +1,24 @@
-// Booted-guest snapshots: the state of a guest that has booted the kernel and whose agent waits for
+// Booted-guest snapshots, and case snapshots (the same guest once a case is set up, for repeats): the state of a guest that has booted the kernel and whose agent waits for
 // its case, saved once (QEMU migration to a file) and restored for every later run of the same
 // kernel + image + command line + QEMU. A restored guest is the freshly booted guest, bit for bit:
 // same kernel memory, same clock, same random state; only the case it then receives differs.
 import fs from 'node:fs';
 import path from 'node:path';
-import { EntryStore, hashOf } from '../util/cache.ts';
+import { cachedFileId, EntryStore, hashOf, sha256 } from '../util/cache.ts';
 import { kernelCmdline, type VmSpec } from './qemu.ts';
 
-const SNAPSHOT_FORMAT = 1; // bump when the agent's boot phase or the session protocol changes
+const SNAPSHOT_FORMAT = 2; // bump when the agent's boot phase or the session protocol changes
 
 export interface SnapshotMeta {
-  /** records the agent wrote before it waited for the case (hello, links-at-start) */
+  /** boot: the booted guest waiting for its case; case: a guest whose case is set up, waiting for
+   *  the go of one repeat (kr_checkpoint) */
+  level?: 'boot' | 'case';
+  /** records the agent wrote before the state was saved (hello, links-at-start; for a case
+   *  snapshot also the case's setup: steps, counters before, servers, checkpoint) */
   bootResults: string;
   /** guest uptime (ms) when the agent was ready */
   bootMs: number | null;
-  /** wall time from QEMU start to the agent being ready, and to save the state */
+  /** wall time from QEMU start to the agent being ready (or checkpointed), and to save the state */
   bootWallMs: number;
   saveMs: number;
   sizeBytes: number;
@@ -24,21 +28,19 @@ export interface SnapshotMeta {
 export interface Snapshot {
   key: string;
   file: string;
+  /** the kernel's boot messages (boot-console.log) */
   bootConsole: string;
+  /** a case snapshot: the kernel's messages from the case's setup, before the state was saved */
+  setupConsole?: string;
   meta: SnapshotMeta;
 }
 
-function fileId(p: string): { path: string; size: number; mtimeMs: number } | null {
-  try {
-    const st = fs.statSync(p);
-    return { path: path.resolve(p), size: st.size, mtimeMs: Math.round(st.mtimeMs) };
-  } catch {
-    return null;
-  }
-}
-
-/** Everything the saved state depends on. Files by path, size and mtime (cache entries never change in place). */
-export function snapshotKey(spec: Omit<VmSpec, 'session' | 'resultsFile'>, qemu: string): string {
+/**
+ * Everything the saved state depends on. A file in the cache by its path relative to the cache
+ * (content-keyed entries never change in place), so that a snapshot's key is the same on another
+ * machine with the same cache entries and QEMU; any other file by path, size and mtime.
+ */
+export function snapshotKey(spec: Omit<VmSpec, 'session' | 'resultsFile'>, qemu: string, cacheDir: string): string {
   return hashOf({
     format: SNAPSHOT_FORMAT,
     qemu,
@@ -46,9 +48,22 @@ export function snapshotKey(spec: Omit<VmSpec, 'session' | 'resultsFile'>, qemu:
     machine: spec.machine,
     memoryMb: spec.memoryMb ?? 256,
     cmdline: kernelCmdline(spec),
-    kernel: fileId(spec.kernel),
-    initrd: fileId(spec.initrd),
+    kernel: cachedFileId(spec.kernel, cacheDir),
+    initrd: cachedFileId(spec.initrd, cacheDir),
   });
+}
+
+/** A case snapshot's key: the booted guest's, and the case bundle it was set up with. */
+export function caseSnapshotKey(bootKey: string, bundle: Buffer): string {
+  return hashOf({ format: SNAPSHOT_FORMAT, level: 'case', boot: bootKey, bundle: sha256(bundle) });
+}
+
+function fileSize(p: string): number | null {
+  try {
+    return fs.statSync(p).size;
+  } catch {
+    return null;
+  }
 }
 
 /** Which entries to drop so that the rest fit in `maxBytes`: least recently used first. Pure. */
@@ -72,7 +87,7 @@ export function snapshotBudgetBytes(env: NodeJS.ProcessEnv = process.env): numbe
 
 export class SnapshotStore {
   readonly store: EntryStore<SnapshotMeta>;
-  constructor(cacheDir: string) {
+  constructor(readonly cacheDir: string) {
     this.store = new EntryStore<SnapshotMeta>(path.join(cacheDir, 'snapshots'));
   }
 
@@ -85,11 +100,12 @@ export class SnapshotStore {
     if (!m) return null;
     const dir = this.store.entryDir(key);
     const file = path.join(dir, 'snapshot.bin');
-    if (fileId(file)?.size !== m.meta.sizeBytes) {
+    if (fileSize(file) !== m.meta.sizeBytes) {
       this.discard(key);
       return null;
     }
-    return { key, file, bootConsole: path.join(dir, 'boot-console.log'), meta: m.meta };
+    const setup = path.join(dir, 'setup-console.log');
+    return { key, file, bootConsole: path.join(dir, 'boot-console.log'), ...(fs.existsSync(setup) ? { setupConsole: setup } : {}), meta: m.meta };
   }
 
   /** Drop least recently used snapshots beyond the budget (never `keep`, the one just made). */

@@ -45,6 +45,25 @@ kr_recv_case() { # read "@@CASE <bytes>" then the case: a script that writes the
 	_t2=$(kr_now)
 	kr_rec "case bytes=$_n header_at=$_t0 read_ms=$((_t1 - _t0)) unpack_ms=$((_t2 - _t1)) uptime_ms=$_t2"
 }
+kr_checkpoint() { # the case is set up: wait for the harness's go, then make this run its own sample
+	# The harness may save the guest's state here (a case snapshot) and restore it for every repeat of
+	# this kernel, case and sysctls; each restore then receives its own go line on the console input:
+	#   @@GO <seed: 64 hex> <host time: epoch s> <jitter: us> independent|replay
+	# independent: reseed the kernel's CRNG with the seed (/kr/reseed: RNDADDENTROPY + RNDRESEEDCRNG),
+	# set the wall clock to the host's, wait the jitter; replay: none of it (the snapshot's own state)
+	kr_rec "checkpoint uptime_ms=$(kr_now)"
+	read -r _tag _seed _epoch _jit _mode <&4 || kr_finish "no go after the checkpoint"
+	[ "$_tag" = "@@GO" ] || kr_finish "unexpected on the case input after the checkpoint: $_tag"
+	_rs=skipped
+	if [ "$_mode" = independent ]; then
+		# the clock first: the reseed's own timestamps are then this run's
+		date -u -s "@$_epoch" > /dev/null 2>&1 || kr_rec "warn could not set the guest clock"
+		_rs=$(/kr/reseed "$_seed" 2>&1); [ -n "$_rs" ] || _rs="addentropy=none reseed=none"
+		[ "$_jit" -gt 0 ] 2>/dev/null && usleep "$_jit"
+	else _rs="addentropy=skipped reseed=skipped"
+	fi
+	kr_rec "go mode=$_mode seed=$_seed jitter_us=$_jit $_rs uptime_ms=$(kr_now)"
+}
 kr_watch_count() { dmesg | grep -cE -- "$KR_WATCH"; } # kernel-log lines matching the signature's signals
 kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN CMD...
 	_name=$1 _ns=$2 _tmo=$3 _watch=$4 _erc=$5 _expect=$6 _stoptok=$7; shift 7

@@ -84,7 +84,7 @@ describe('npm run bisect', () => {
     const qemu = (await qemuVersion()) ?? 'unknown';
     for (const st of out.steps.filter((x) => x.kernel)) {
       for (const accel of ['tcg', 'kvm'] as const) {
-        const key = snapshotKey({ accel, machine: 'microvm', kernel: path.join(cacheRoot(), 'kernels', st.kernel!.key, 'vmlinux'), initrd: image.path }, qemu);
+        const key = snapshotKey({ accel, machine: 'microvm', kernel: path.join(cacheRoot(), 'kernels', st.kernel!.key, 'vmlinux'), initrd: image.path }, qemu, cacheRoot());
         expect(fs.existsSync(path.join(cacheRoot(), 'snapshots', key)), `snapshot of ${st.commit.slice(0, 12)}'s kernel`).toBe(false);
       }
     }

@@ -9,7 +9,7 @@ import { evaluateSignals, type Observations } from '../../harness/observe/signal
 import { decideVerdict, type VerdictInput } from '../../harness/observe/verdict.ts';
 import { parseMartians } from '../../harness/observe/martian.ts';
 import { accelFailure, qemuArgs } from '../../harness/vm/qemu.ts';
-import { pruneVictims, snapshotKey } from '../../harness/vm/snapshot.ts';
+import { caseSnapshotKey, pruneVictims, snapshotKey } from '../../harness/vm/snapshot.ts';
 import { EntryStore } from '../../harness/util/cache.ts';
 import { run } from '../../harness/util/proc.ts';
 import { ExitCode, formatError, HarnessError, normalizeError } from '../../harness/util/errors.ts';
@@ -221,15 +221,36 @@ describe('snapshots', () => {
     fs.writeFileSync(k, 'kernel');
     fs.writeFileSync(i, 'image');
     const s = { ...spec, kernel: k, initrd: i };
-    const key = snapshotKey(s, 'QEMU 7.2');
-    expect(snapshotKey({ ...s }, 'QEMU 7.2')).toBe(key);
-    expect(snapshotKey(s, 'QEMU 8.0')).not.toBe(key);
-    expect(snapshotKey({ ...s, append: ['kr.fault=hang'] }, 'QEMU 7.2')).not.toBe(key);
-    expect(snapshotKey({ ...s, accel: 'kvm' }, 'QEMU 7.2')).not.toBe(key);
-    expect(snapshotKey({ ...s, memoryMb: 512 }, 'QEMU 7.2')).not.toBe(key);
+    const key = snapshotKey(s, 'QEMU 7.2', '/nowhere');
+    expect(snapshotKey({ ...s }, 'QEMU 7.2', '/nowhere')).toBe(key);
+    expect(snapshotKey(s, 'QEMU 8.0', '/nowhere')).not.toBe(key);
+    expect(snapshotKey({ ...s, append: ['kr.fault=hang'] }, 'QEMU 7.2', '/nowhere')).not.toBe(key);
+    expect(snapshotKey({ ...s, accel: 'kvm' }, 'QEMU 7.2', '/nowhere')).not.toBe(key);
+    expect(snapshotKey({ ...s, memoryMb: 512 }, 'QEMU 7.2', '/nowhere')).not.toBe(key);
     fs.writeFileSync(k, 'kernel, rebuilt');
-    expect(snapshotKey(s, 'QEMU 7.2')).not.toBe(key);
+    expect(snapshotKey(s, 'QEMU 7.2', '/nowhere')).not.toBe(key);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+  it('files inside the cache count by their place in it (content-keyed), so that keys are the same on another machine', () => {
+    const mk = (root: string): string => {
+      fs.mkdirSync(path.join(root, 'kernels', 'k1'), { recursive: true });
+      fs.mkdirSync(path.join(root, 'images', 'i1'), { recursive: true });
+      fs.writeFileSync(path.join(root, 'kernels', 'k1', 'vmlinux'), 'kernel');
+      fs.writeFileSync(path.join(root, 'images', 'i1', 'base.cpio'), 'image');
+      return snapshotKey({ ...spec, kernel: path.join(root, 'kernels', 'k1', 'vmlinux'), initrd: path.join(root, 'images', 'i1', 'base.cpio') }, 'QEMU 7.2', root);
+    };
+    const a = testTempDir('kr-snapkey-a-');
+    const b = testTempDir('kr-snapkey-b-');
+    const ka = mk(a);
+    fs.utimesSync(path.join(b, '.'), new Date(), new Date());
+    const kb = mk(b);
+    expect(kb).toBe(ka);
+    // outside the cache: the path is part of the key
+    expect(snapshotKey({ ...spec, kernel: path.join(a, 'kernels', 'k1', 'vmlinux'), initrd: path.join(a, 'images', 'i1', 'base.cpio') }, 'QEMU 7.2', b)).not.toBe(ka);
+    expect(caseSnapshotKey(ka, Buffer.from('case 1'))).not.toBe(caseSnapshotKey(ka, Buffer.from('case 2')));
+    expect(caseSnapshotKey(ka, Buffer.from('case 1'))).not.toBe(caseSnapshotKey(kb + '0', Buffer.from('case 1')));
+    fs.rmSync(a, { recursive: true, force: true });
+    fs.rmSync(b, { recursive: true, force: true });
   });
   it('prunes the least recently used beyond the budget, never the one just made', () => {
     const e = [
