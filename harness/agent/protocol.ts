@@ -10,7 +10,8 @@
 //   ready uptime_ms=<n>                         waiting for the case (a snapshot may be saved here)
 //   case bytes=<n> header_at=<n> read_ms=<n> unpack_ms=<n> uptime_ms=<n>   the case arrived
 //   checkpoint uptime_ms=<n>                    the case is set up; waiting for the go (a case snapshot may be saved here)
-//   go mode=independent|replay seed=<hex> jitter_us=<n> addentropy=<ok|errno|skipped> reseed=<ok|errno|skipped> uptime_ms=<n>
+//   go mode=independent|replay seed=<hex> jitter_us=<n> clock=<r> addentropy=<r> reseed=<r> uptime_ms=<n>
+//                                               (r: ok, an errno name, skipped in replay, nohelper)
 //                                               the go of one repeat was applied
 //   step <label> rc=<n> ok=0|1 ms=<n> [at=<n>] [timedout=0|1]   a setup or exec step finished (ok: as expected)
 //   probe <name> ns=<ns> rc=<n|none> pass=0|1 ms=<n> early=0|1 timedout=0|1 at=<n>
@@ -102,7 +103,8 @@ export interface GoRecord {
   mode: string;
   seed: string;
   jitterUs: number;
-  /** RNDADDENTROPY and RNDRESEEDCRNG: "ok", an errno name, or "skipped" (replay) */
+  /** setting the wall clock, RNDADDENTROPY and RNDRESEEDCRNG: "ok", an errno name, or "skipped" (replay) */
+  clock: string;
   addEntropy: string;
   reseed: string;
   uptimeMs: number;
@@ -205,7 +207,7 @@ export function parseAgentOutput(text: string): AgentReport {
         break;
       }
       case 'go':
-        report.go = { mode: f.mode ?? '', seed: f.seed ?? '', jitterUs: num(f.jitter_us) || 0, addEntropy: f.addentropy ?? 'none', reseed: f.reseed ?? 'none', uptimeMs: num(f.uptime_ms) || 0 };
+        report.go = { mode: f.mode ?? '', seed: f.seed ?? '', jitterUs: num(f.jitter_us) || 0, clock: f.clock ?? 'none', addEntropy: f.addentropy ?? 'none', reseed: f.reseed ?? 'none', uptimeMs: num(f.uptime_ms) || 0 };
         break;
       case 'done': {
         report.done = true;

@@ -219,17 +219,15 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   if (needs.symbolize.length) steps.push(cmd('kr_symbols', ...needs.symbolize));
   if (traced) steps.push(cmd('kr_graph_dump', String(PATH_MAX_LINES)));
   c.captures.forEach((_, i) => steps.push(cmd('kr_capture_stop', captureName(i))));
-  // after the probes, per namespace in one shell: counters, and which tc filters matched
+  // after the probes, per namespace: its counters (one awk inside it) and which tc filters matched
+  // (one tc inside it), started from the agent's own shell: no shell per namespace
   for (const ns of allNs) {
-    const ev = [...(ns === HOST_NS ? [] : ['. /kr/lib.sh']), cmd('kr_counters_here', 'after', ns, needs.snmp6 ? '1' : '0', ...needs.counters)];
-    // one tc process per namespace for the filters' match counters
+    steps.push(cmd('kr_counters_in', 'after', ns, needs.snmp6 ? '1' : '0', ...needs.counters));
     const stats = (qd.get(ns) ?? []).map((q) => ({ dev: q.dev, parent: q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root') }));
     if (stats.length) {
       files[`/case/tcstats-${ns}.tc`] = stats.map((x) => `filter show dev ${x.dev} parent ${x.parent}`).join('\n') + '\n';
-      ev.push(cmd('kr_tcstats_here', ns, `/case/tcstats-${ns}.tc`));
+      steps.push(cmd('kr_tcstats_in', ns, `/case/tcstats-${ns}.tc`));
     }
-    files[`/case/evidence-${ns}.sh`] = ev.join('\n') + '\n';
-    steps.push(inNs(ns, `/case/evidence-${ns}.sh`));
   }
   files['/case/steps.sh'] = steps.join('\n') + '\n';
   return { files, sysctls };

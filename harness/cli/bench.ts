@@ -7,6 +7,8 @@
 //      snapshot, send the case, run, parse, verdict), and the same run booting cold (no snapshot)
 //  (c) warm `repro` end to end (the CLI, nothing to build)
 //  (d) cold vs warm kernel build   (e) runs with concurrency 1 vs 2
+//  (h) one repeat of the case restored from its case snapshot (the guest saved once the case was set
+//      up): restore, go (reseed, clock, jitter), probes, evidence, verdict; repeatRatio = h/a
 //  (g) with --trace-path: the same case run traced (tracing variant of the kernel), without and with
 //      return probes; the arming at boot; the tracing variant's build; warm `repro --trace-path`
 import fs from 'node:fs';
@@ -28,11 +30,20 @@ import { run } from '../util/proc.ts';
 import type { KernelMeta } from '../kernels/artifact.ts';
 import { qemuArgs } from '../vm/qemu.ts';
 import { QEMU } from '../vm/run.ts';
+import { SnapshotStore } from '../vm/snapshot.ts';
+import { repeatPlan, repeatRun } from '../pipeline/repeats.ts';
 import { guarded, newRunDir } from './common.ts';
 import { exitCodesHelp, hiddenAlias, intArg, repeatOption } from './options.ts';
 import { parseAgentOutput } from '../agent/protocol.ts';
 import { pathOf } from '../pipeline/tracePath.ts';
 import { isNoise, ownCalls } from '../observe/path.ts';
+
+/** Size and save time of a case snapshot, from its cache entry. */
+function caseSnapshotInfo(cacheDir: string, key: string | undefined): { sizeBytes: number; saveMs: number } | null {
+  if (!key) return null;
+  const m = new SnapshotStore(cacheDir).lookup(key);
+  return m ? { sizeBytes: m.meta.sizeBytes, saveMs: m.meta.saveMs } : null;
+}
 
 /** (g): what --trace-path costs on this kernel and case (tracing variant, warm caches). */
 async function benchTracing(o: { kdef: ReturnType<typeof loadKernel>; kcase: ReturnType<typeof loadCase>; cacheDir: string; runDir: string; n: number; install: boolean; log: ReturnType<typeof makeLogger>; plainMs: number }) {
@@ -158,7 +169,13 @@ export async function bench(opts: BenchOpts): Promise<number> {
   // one run first so that the booted-guest snapshot exists (a later run restores it)
   const first = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: 'bench-snapshot' });
   log.info(`snapshot of ${k.name}: ${first.vm.snapshot?.use ?? 'none'}`);
-  log.info(`measuring (a) naive bare boot, (f) floor boot, (b) full case run (snapshot, and booting cold), interleaved, ${n} times each`);
+  // and the case snapshot that every repeat restores (independent repeats, the case's own jitter)
+  const plan = repeatPlan(kcase.def.repeats, {});
+  const firstRepeat = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: 'bench-repeat-0', repeat: repeatRun(plan, 1) });
+  log.info(`case snapshot of ${k.name} x ${kcase.def.name}: ${firstRepeat.vm.repeat?.caseSnapshot ?? 'none'}`);
+  const h: number[] = [];
+  const repeatParts = { guestMs: [] as number[], restoreMs: [] as number[], qemuWallMs: [] as number[] };
+  log.info(`measuring (a) naive bare boot, (f) floor boot, (b) full case run (snapshot, and booting cold), (h) a repeat from the case snapshot, interleaved, ${n} times each`);
   for (let i = 0; i < n; i++) {
     a.push(await timeQemu(naiveArgs));
     f.push(await timeQemu(floorArgs));
@@ -179,7 +196,14 @@ export async function bench(opts: BenchOpts): Promise<number> {
       coldParts.guestCaseMs.push(rc.vm.caseMs);
       coldParts.qemuWallMs.push(rc.vm.wallMs);
     }
-    for (const x of [r, rc])
+    t0 = Date.now();
+    const rr = await runCase({ kernel: k, kcase, baseImage: prepared.image.path, accel, runDir, label: `bench-repeat-${i + 1}`, repeat: repeatRun(plan, i + 2) });
+    h.push(Date.now() - t0);
+    if (rr.vm.repeat?.caseSnapshot !== 'restored') log.warn(`repeat ${i} did not restore the case snapshot (${rr.vm.repeat?.caseSnapshot}: ${rr.vm.repeat?.note ?? rr.vm.snapshot?.note ?? ''})`);
+    if (rr.vm.repeat?.guestMs !== undefined) repeatParts.guestMs.push(rr.vm.repeat.guestMs);
+    if (rr.vm.snapshot?.restoreMs !== undefined) repeatParts.restoreMs.push(rr.vm.snapshot.restoreMs);
+    if (rr.vm.wallMs) repeatParts.qemuWallMs.push(rr.vm.wallMs);
+    for (const x of [r, rc, rr])
       if (x.verdict !== 'not-reproduced' && x.verdict !== 'reproduced') {
         log.warn(`case run ${i} ended in ${x.verdict}: ${x.reason}`);
         failedRuns++;
@@ -259,12 +283,24 @@ export async function bench(opts: BenchOpts): Promise<number> {
         }
       : null,
     snapshot: first.vm.snapshot ?? null,
+    /** (h) one repeat restored from the case snapshot (independent: reseeded, clock set, jittered) */
+    repeatRunMs: median(h),
+    repeatRatio: Number((median(h) / median(a)).toFixed(3)),
+    repeatBreakdown: repeatParts.qemuWallMs.length
+      ? {
+          restoreMs: repeatParts.restoreMs.length ? median(repeatParts.restoreMs) : null,
+          guestRepeatMs: repeatParts.guestMs.length ? median(repeatParts.guestMs) : null,
+          qemuWallMs: median(repeatParts.qemuWallMs),
+          hostOverheadMs: median(h) - median(repeatParts.qemuWallMs),
+        }
+      : null,
+    caseSnapshot: caseSnapshotInfo(cacheDir, firstRepeat.vm.repeat?.caseSnapshotKey),
     warmReproMs: median(c),
     warmKernelLookupMs: median(w),
     coldBuildMs,
     incrementalBuildMs,
     matrix: { runs: specs.length, concurrency1Ms: e[1]!, concurrency2Ms: e[2]!, speedup: Number((e[1]! / e[2]!).toFixed(2)) },
-    samples: { bareBootMs: a, floorBootMs: f, caseRunMs: b, caseRunColdBootMs: bCold, warmReproMs: c },
+    samples: { bareBootMs: a, floorBootMs: f, caseRunMs: b, caseRunColdBootMs: bCold, repeatRunMs: h, warmReproMs: c },
     ...(g ? { tracePath: g } : {}),
   };
   fs.writeFileSync(path.join(runDir, 'bench.json'), JSON.stringify(result, null, 2));
@@ -280,7 +316,10 @@ export async function bench(opts: BenchOpts): Promise<number> {
       : []),
     `    same run booting cold (snapshots off)              ${s(result.caseRunColdBootMs)}` +
       (result.caseRunColdBootBreakdown ? ` = guest boot ${result.caseRunColdBootBreakdown.guestBootMs} ms + case ${result.caseRunColdBootBreakdown.guestCaseMs} ms, QEMU wall ${result.caseRunColdBootBreakdown.qemuWallMs} ms` : ''),
-    `(c) warm repro end to end (4 runs)                     ${s(result.warmReproMs)}`,
+    `(h) one repeat from the case snapshot                  ${s(result.repeatRunMs)}   repeatRatio h/a = ${result.repeatRatio}` +
+      (result.repeatBreakdown ? ` = restore ${result.repeatBreakdown.restoreMs ?? '?'} ms + the repeat in the guest ${result.repeatBreakdown.guestRepeatMs ?? '?'} ms; QEMU wall ${result.repeatBreakdown.qemuWallMs} ms; host side ${result.repeatBreakdown.hostOverheadMs} ms` : ''),
+    ...(result.caseSnapshot ? [`    case snapshot: ${(result.caseSnapshot.sizeBytes / 1e6).toFixed(1)} MB, saved in ${result.caseSnapshot.saveMs} ms`] : []),
+    `(c) warm repro end to end (3 runs)                     ${s(result.warmReproMs)}`,
     `(d) kernel build: first build of this config ${s(coldBuildMs)} (as recorded in the cache; ccache may have helped), one-file variant ${s(incrementalBuildMs)}, warm cache lookup ${result.warmKernelLookupMs} ms`,
     `(e) ${specs.length} runs: concurrency 1 ${s(e[1]!)}, concurrency 2 ${s(e[2]!)}, speed-up ${result.matrix.speedup}x`,
     ...(g

@@ -12,7 +12,7 @@ import { run, runOk } from '../util/proc.ts';
 const IMAGE_FORMAT = 8; // bump when the layout below changes
 const agentDir = path.join(repoRoot, 'images', 'agent');
 const AGENT_FILES = ['init', 'agent.sh', 'lib.sh', 'counters.awk', 'symbols.awk', 'graph.awk', 'udp-probe'];
-/** C source of the guest's reseed helper (repeats from a case snapshot), compiled against the image's own libc */
+/** C source of the guest's reseed helper (repeats from a case snapshot): clock, CRNG reseed, jitter */
 const RESEED_SOURCE = path.join(agentDir, 'reseed.c');
 
 export interface ImageMeta {
@@ -86,12 +86,12 @@ async function gccVersion(): Promise<string> {
   return r.exitCode === 0 ? r.stdout.trim() : 'none';
 }
 
-/** The reseed helper, linked against the host's libc (the image carries it: iproute2's closure). */
+/** The reseed helper: x86-64 system calls only (no libc, static), so that it starts at once in a restored guest. */
 async function compileReseed(out: string): Promise<void> {
-  const r = await run('gcc', ['-O2', '-o', out, RESEED_SOURCE], { timeoutMs: 60_000 });
+  const r = await run('gcc', ['-O2', '-static', '-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-pie', '-no-pie', '-o', out, RESEED_SOURCE], { timeoutMs: 60_000 });
   if (r.exitCode !== 0)
     throw new HarnessError('missing-prereq', `cannot compile the guest's reseed helper (${path.relative(repoRoot, RESEED_SOURCE)}): ${(r.stderr || r.stdout).trim().split('\n').slice(0, 3).join(' / ') || 'gcc failed'}`, {
-      hint: 'install gcc and libc6-dev (npm run doctor -- --install)',
+      hint: 'install gcc and the kernel headers linux-libc-dev (npm run doctor -- --install)',
     });
 }
 

@@ -165,8 +165,8 @@ export interface RepeatInfo {
   seed: string;
   /** the seeded delay before the probes, µs */
   jitterUs: number;
-  /** RNDADDENTROPY and RNDRESEEDCRNG in the guest: "ok", an errno name, or "skipped" (replay); null: the case stopped before its checkpoint */
-  applied: { addEntropy: string; reseed: string } | null;
+  /** setting the clock, RNDADDENTROPY and RNDRESEEDCRNG in the guest: "ok", an errno name, or "skipped" (replay); null: the case stopped before its checkpoint */
+  applied: { clock: string; addEntropy: string; reseed: string } | null;
   /** guest time from the go to done: the repeat's own cost */
   guestMs?: number;
   /** restored: the setup was skipped; created: this repeat set the case up and saved it; none */

@@ -96,7 +96,7 @@ export function repeatRecord(r: RepeatRun, report: AgentReport, caseSnap: { use:
     mode: r.mode,
     seed: r.seed,
     jitterUs: r.jitterUs,
-    applied: report.go ? { addEntropy: report.go.addEntropy, reseed: report.go.reseed } : null,
+    applied: report.go ? { clock: report.go.clock, addEntropy: report.go.addEntropy, reseed: report.go.reseed } : null,
     ...(report.go && report.doneUptimeMs !== undefined ? { guestMs: report.doneUptimeMs - report.go.uptimeMs } : {}),
     caseSnapshot: caseSnap?.use ?? 'none',
     ...(caseSnap?.key ? { caseSnapshotKey: caseSnap.key } : {}),
@@ -233,6 +233,8 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   };
   if (o.repeat?.mode === 'independent' && report.go && (report.go.addEntropy !== 'ok' || report.go.reseed !== 'ok'))
     record.warnings.push(`repeat ${o.repeat.index}: the guest's CRNG was not reseeded (RNDADDENTROPY: ${report.go.addEntropy}, RNDRESEEDCRNG: ${report.go.reseed}); its random state may be the snapshot's`);
+  if (o.repeat?.mode === 'independent' && report.go && report.go.clock !== 'ok')
+    record.warnings.push(`repeat ${o.repeat.index}: the guest's clock was not set (${report.go.clock}); it runs on from the snapshot's`);
   const failed = report.steps.find((s) => !s.ok);
   if (failed) {
     const out = report.sections[SECTION.stepOutput(failed.label)];

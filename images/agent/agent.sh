@@ -49,26 +49,28 @@ kr_checkpoint() { # the case is set up: wait for the harness's go, then make thi
 	# The harness may save the guest's state here (a case snapshot) and restore it for every repeat of
 	# this kernel, case and sysctls; each restore then receives its own go line on the console input:
 	#   @@GO <seed: 64 hex> <host time: epoch s> <jitter: us> independent|replay
-	# independent: reseed the kernel's CRNG with the seed (/kr/reseed: RNDADDENTROPY + RNDRESEEDCRNG),
-	# set the wall clock to the host's, wait the jitter; replay: none of it (the snapshot's own state)
+	# independent: /kr/reseed (one process, no libc) sets the wall clock to the host's, reseeds the
+	# kernel's CRNG with the seed (RNDADDENTROPY + RNDRESEEDCRNG) and waits the jitter; replay: none
+	# of it, the snapshot's own state
 	kr_rec "checkpoint uptime_ms=$(kr_now)"
 	read -r _tag _seed _epoch _jit _mode <&4 || kr_finish "no go after the checkpoint"
 	[ "$_tag" = "@@GO" ] || kr_finish "unexpected on the case input after the checkpoint: $_tag"
-	_rs=skipped
 	if [ "$_mode" = independent ]; then
-		# the clock first: the reseed's own timestamps are then this run's
-		date -u -s "@$_epoch" > /dev/null 2>&1 || kr_rec "warn could not set the guest clock"
-		_rs=$(/kr/reseed "$_seed" 2>&1); [ -n "$_rs" ] || _rs="addentropy=none reseed=none"
-		[ "$_jit" -gt 0 ] 2>/dev/null && usleep "$_jit"
-	else _rs="addentropy=skipped reseed=skipped"
+		_rs="clock=nohelper addentropy=nohelper reseed=nohelper"
+		[ -x /kr/reseed ] && _rs=$(/kr/reseed "$_seed" "$_epoch" "$_jit" 2>/dev/null)
+		case "$_rs" in clock=*" addentropy="*" reseed="*) ;; *) _rs="clock=error addentropy=error reseed=error" ;; esac
+	else _rs="clock=skipped addentropy=skipped reseed=skipped"
 	fi
-	kr_rec "go mode=$_mode seed=$_seed jitter_us=$_jit $_rs uptime_ms=$(kr_now)"
+	kr_t
+	kr_rec "go mode=$_mode seed=$_seed jitter_us=$_jit $_rs uptime_ms=$KR_T"
 }
-kr_watch_count() { dmesg | grep -cE -- "$KR_WATCH"; } # kernel-log lines matching the signature's signals
+kr_watch_count() { # kernel-log lines matching the signature's signals, into $KR_WATCHED (no subshell)
+	dmesg | grep -cE -- "$KR_WATCH" > /tmp/kr.watch; read -r KR_WATCHED < /tmp/kr.watch
+}
 kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN CMD...
 	_name=$1 _ns=$2 _tmo=$3 _watch=$4 _erc=$5 _expect=$6 _stoptok=$7; shift 7
 	[ -n "$KR_WATCH" ] || _watch=0
-	_m0=0; [ "$_watch" = 1 ] && _m0=$(kr_watch_count)
+	_m0=0; [ "$_watch" = 1 ] && kr_watch_count && _m0=$KR_WATCHED
 	_out="/tmp/kr.probe.$_name"
 	kr_t; _t0=$KR_T
 	kr_bg "$_ns" "$_out" "$@"; _pid=$!
@@ -76,7 +78,9 @@ kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN 
 	while kill -0 "$_pid" 2>/dev/null; do
 		kr_t; _el=$(( KR_T - _t0 ))
 		if [ "$_el" -ge "$_tmo" ]; then _timedout=1; kill -9 "$_pid" 2>/dev/null; break; fi
-		if [ "$_watch" = 1 ] && [ "$(kr_watch_count)" -gt "$_m0" ]; then _early=1; kill -9 "$_pid" 2>/dev/null; break; fi
+		# the kernel log is read from 100 ms on (two processes a look): early enough to spare a
+		# probe's timeout, and a probe that ends sooner pays nothing for it
+		if [ "$_watch" = 1 ] && [ "$_el" -ge 100 ] && kr_watch_count && [ "$KR_WATCHED" -gt "$_m0" ]; then _early=1; kill -9 "$_pid" 2>/dev/null; break; fi
 		if [ "$_stoptok" = 1 ] && grep -qF -- "$_expect" "$_out"; then _gotok=1; kill -9 "$_pid" 2>/dev/null; break; fi
 		usleep 5000
 	done
@@ -90,6 +94,19 @@ kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN 
 	fi
 	kr_rec "probe $_name ns=$_ns rc=$_rc pass=$_pass ms=$_ms early=$_early timedout=$_timedout at=$(kr_now)"
 	kr_section "probe-output:$_name" < "$_out"
+}
+kr_counters_in() { # kr_counters_in TAG NS SNMP6 [NAME...]: NS's counters, read inside it by one awk (kr_counters_here's format)
+	_tag=$1 _ns=$2 _v6=$3; shift 3
+	_files="/proc/net/netstat /proc/net/snmp"; [ "$_v6" = 1 ] && [ -r /proc/net/snmp6 ] && _files="$_files /proc/net/snmp6"
+	kr_rec "begin counters-$_tag:$_ns"
+	kr_in "$_ns" awk -v keep=" $* " -f /kr/counters.awk $_files >&3
+	kr_rec "end counters-$_tag:$_ns"
+}
+kr_tcstats_in() { # kr_tcstats_in NS BATCH: which tc filters matched in NS, one tc inside it, straight to the result channel
+	kr_rec "begin tc-stats:$1"
+	{ echo "== tc -s -batch, in order:"; while IFS= read -r _l; do echo "== $_l"; done < "$2"
+	  kr_in "$1" "$KR_TC" -s -batch "$2" 2>&1; } >&3 # tc ends every line it prints
+	kr_rec "end tc-stats:$1"
 }
 kr_server() { # kr_server NAME NS tcp|udp PORT REPLY: a server answering every connection (datagram) with REPLY
 	_name=$1 _ns=$2 _proto=$3 _port=$4
@@ -152,8 +169,9 @@ kr_trace_on() { # kr_trace_on GROUP|GROUP/EVENT...
 kr_trace_dump() {
 	[ -r "$KR_TRACEFS/trace" ] || return 0
 	echo 0 > "$KR_TRACEFS/tracing_on"
-	grep -v '^#' "$KR_TRACEFS/trace" > /tmp/kr.trace
-	kr_section trace < /tmp/kr.trace
+	kr_rec "begin trace"
+	awk '!/^#/' "$KR_TRACEFS/trace" >&3 # one process
+	kr_rec "end trace"
 }
 kr_symbols() { # kr_symbols FIELD...: the kernel addresses in FIELD=<hex> of the trace, as kallsyms symbols
 	# The trace is read again with raw pointers (it is not consumed, and tracing is off by now): 6.1

@@ -59,11 +59,6 @@ kr_counters_here() { # kr_counters_here TAG NS SNMP6 [NAME...]: this namespace's
 	else awk -v keep=" $* " -f /kr/counters.awk /proc/net/netstat /proc/net/snmp >&3; fi
 	kr_rec "end counters-$_tag:$_ns"
 }
-kr_tcstats_here() { # kr_tcstats_here NS BATCH: which tc filters matched (run inside NS), one tc process
-	{ echo "== tc -s -batch, in order:"; while IFS= read -r _l; do echo "== $_l"; done < "$2"
-	  "$KR_TC" -s -batch "$2" 2>&1; } > /tmp/kr.tcs
-	kr_section "tc-stats:$1" < /tmp/kr.tcs
-}
 kr_finish() { # kr_finish [REASON]: final evidence, then end the VM
 	[ -n "$1" ] && kr_rec "abort $1"
 	# no dmesg copy: every kernel message already went to the console (ttyS0), which the harness keeps
