@@ -68,7 +68,8 @@ export function parseRemoteConfig(env: NodeJS.ProcessEnv): RemoteConfig | null {
   let header: RemoteConfig['header'];
   if (headerRaw) {
     const m = /^([A-Za-z0-9!#$%&'*+.^_`|~-]+):\s*(.+)$/.exec(headerRaw);
-    if (!m) throw bad(REMOTE_ENV.header, `"${headerRaw.replace(/:.*/, ': …')}" is not "Name: value"`, 'e.g. "Authorization: Bearer <token>"');
+    // (its value is a secret: never printed)
+    if (!m) throw bad(REMOTE_ENV.header, `${REMOTE_ENV.header} is not "Name: value"`, 'e.g. "Authorization: Bearer <token>"');
     header = { name: m[1]!, value: m[2]! };
   }
   return {
