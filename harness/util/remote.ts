@@ -450,6 +450,8 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
  */
 export class RemoteCache {
   private down: string | null = null;
+  /** entries this process rejected: not downloaded again */
+  private readonly rejected = new Set<string>();
 
   constructor(
     readonly store: RemoteStore,
@@ -481,6 +483,7 @@ export class RemoteCache {
     const log = o.log ?? fallbackLog;
     const what = o.label ?? `${kind} entry ${key.slice(0, 12)}`;
     const t0 = Date.now();
+    if (this.rejected.has(`${kind}/${key}`)) return false;
     return this.guard(
       async () => {
         let got: { bytes: number } | null;
@@ -492,7 +495,8 @@ export class RemoteCache {
         } catch (e) {
           if (!(e instanceof RemoteRejected)) throw e;
           for (const f of fs.readdirSync(staging)) fs.rmSync(path.join(staging, f), { recursive: true, force: true });
-          log.warn(`remote cache: entry ${kind}/${key.slice(0, 12)} (${what}) rejected: ${e.why}; ${kind === 'kernels' ? 'building' : 'making it'} locally`);
+          this.rejected.add(`${kind}/${key}`);
+          log.warn(`remote cache: entry ${kind}/${key.slice(0, 12)} (${what}) rejected: ${e.why}; building locally`);
           return false;
         }
         log.info(`downloaded ${what} from the remote cache (${mb(got.bytes)}, ${secs(Date.now() - t0)})`);
@@ -500,7 +504,7 @@ export class RemoteCache {
       },
       false,
       log,
-      kind === 'kernels' ? 'building locally' : 'working locally',
+      'building locally',
     );
   }
 
@@ -537,7 +541,7 @@ export class RemoteCache {
   }
 
   getIndex(kind: string, name: string, log: Logger = fallbackLog): Promise<string | null> {
-    return this.guard(() => this.store.getIndex(kind, name), null, log, kind === 'kernels' ? 'building locally' : 'working locally');
+    return this.guard(() => this.store.getIndex(kind, name), null, log, 'building locally');
   }
 
   async putIndex(kind: string, name: string, text: string, o: { log?: Logger; force?: boolean } = {}): Promise<boolean> {
