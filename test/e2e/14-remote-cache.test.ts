@@ -139,6 +139,7 @@ describe('remote cache (nginx WebDAV on 127.0.0.1)', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toMatch(/building the guest image/);
     expect(r.stderr).toMatch(new RegExp(`warning: remote cache: entry kernels/${fixedKey.slice(0, 12)} \\(kernel 6\\.1-fixed\\) rejected: file vmlinux does not match its manifest; building locally`));
+    expect(r.stderr.match(/rejected:/g)).toHaveLength(1); // once: not downloaded again when the build looks by kernel key
     expect(r.stderr).toMatch(/built 6\.1-fixed/);
     expect(r.stderr).toMatch(/downloaded kernel 6\.1-vanilla from the remote cache/);
     expect(r.stderr).not.toMatch(/building 6\.1-vanilla/);
