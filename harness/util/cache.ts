@@ -224,10 +224,10 @@ export class EntryStore<M> {
     });
   }
 
-  /** Remove staging directories left by dead processes. */
+  /** Remove staging directories (and remote cache downloads and uploads) left by dead processes. */
   sweep(): void {
     for (const name of fs.readdirSync(this.dir)) {
-      const m = /^\.staging-.*-(\d+)-[0-9a-f]+$/.exec(name);
+      const m = /^\.staging-.*-(\d+)-[0-9a-f]+(?:\.download)?$/.exec(name) ?? /^\.upload-[0-9a-f]+-(\d+)-[0-9a-f]+\.tar$/.exec(name);
       if (!m) continue;
       const pid = Number(m[1]);
       if (pid === process.pid) continue;

@@ -253,6 +253,16 @@ describe('EntryStore with a remote cache (fake transport)', () => {
     expect(fake.puts).toBe(0);
   });
 
+  it('sweep() removes the downloads and uploads of dead processes, not those of live ones', () => {
+    const dir = testTempDir('kr-remote-');
+    const store = new EntryStore<Meta>(path.join(dir, 'kernels'), { remote: null });
+    const dead = 2 ** 22 + 12345; // above pid_max's default: no such process
+    const names = [`.staging-aaaa-${dead}-deadbeef.download`, `.upload-aaaa-${dead}-deadbeef.tar`, `.staging-bbbb-${process.pid}-deadbeef.download`, `.upload-bbbb-${process.pid}-deadbeef.tar`];
+    for (const n of names) fs.writeFileSync(path.join(store.dir, n), 'partial');
+    store.sweep();
+    expect(fs.readdirSync(store.dir).sort()).toEqual(names.slice(2).sort());
+  });
+
   it('fetch() for callers that publish by hand: the local entry, else the remote one, else null', async () => {
     const dir = testTempDir('kr-remote-');
     const fake = new FakeRemote(path.join(dir, 'remote'));
