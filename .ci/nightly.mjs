@@ -3,6 +3,8 @@
 //
 //   node .ci/nightly.mjs plan          shards (one per kernel) and KVM options, to $GITHUB_OUTPUT
 //   node .ci/nightly.mjs shard I/N     run shard I of N into out/shard-I, then bound the kernel cache
+//   node .ci/nightly.mjs publish       upload the kernels and guest images of this shard's cache that the
+//                                      remote cache lacks (only when KERNEL_REPRO_REMOTE_CACHE is set)
 //   node .ci/nightly.mjs merge DIR     merge DIR/*/matrix.json into merged/; summary.md to
 //                                      $GITHUB_STEP_SUMMARY; JUnit failures as annotations
 //
@@ -106,10 +108,19 @@ async function merge(dir) {
   return p.exitCode ?? 1;
 }
 
+/** The shard's kernels and guest images to the remote cache (a repository secret gives its URL). */
+async function publish() {
+  if (!process.env.KERNEL_REPRO_REMOTE_CACHE) {
+    say('no remote cache configured (KERNEL_REPRO_REMOTE_CACHE): nothing to publish');
+    return 0;
+  }
+  return kr(['cache', 'push', '--kind', 'kernels,images']);
+}
+
 const [step, arg] = process.argv.slice(2);
-const steps = { plan, shard, merge };
+const steps = { plan, shard, publish, merge };
 if (!steps[step]) {
-  say('usage: node .ci/nightly.mjs plan | shard I/N | merge DIR');
+  say('usage: node .ci/nightly.mjs plan | shard I/N | publish | merge DIR');
   process.exit(2);
 }
 process.exit(await steps[step](arg));

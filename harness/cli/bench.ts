@@ -9,6 +9,8 @@
 //  (d) cold vs warm kernel build   (e) runs with concurrency 1 vs 2
 //  (h) one repeat of the case restored from its case snapshot (the guest saved once the case was set
 //      up): restore, go (reseed, clock, jitter), probes, evidence, verdict; repeatRatio = h/a
+//  (i) coldFromRemoteMs: a cold `repro` (empty local cache) against a remote cache (nginx WebDAV on
+//      127.0.0.1) filled from this warm cache with `cache push`
 //  (g) with --trace-path: the same case run traced (tracing variant of the kernel), without and with
 //      return probes; the arming at boot; the tracing variant's build; warm `repro --trace-path`
 import fs from 'node:fs';
@@ -22,6 +24,7 @@ import { ensureKernel } from '../kernels/providers/index.ts';
 import { loadKernel } from '../kernels/load.ts';
 import { prepare, runAll, type RunSpec } from '../pipeline/prepare.ts';
 import { runCase } from '../pipeline/runCase.ts';
+import { davUnavailable, startDavServer } from '../cache/davserver.ts';
 import { EntryStore } from '../util/cache.ts';
 import { ExitCode } from '../util/errors.ts';
 import { makeLogger, silentLogger } from '../util/log.ts';
@@ -123,6 +126,55 @@ interface BenchOpts {
   results?: string;
   install: boolean;
   tracePath?: boolean;
+  remoteCache: boolean;
+}
+
+const tsxCli = (args: string[], env: Record<string, string>) =>
+  execa(path.join(repoRoot, 'node_modules/.bin/tsx'), [path.join(repoRoot, 'harness/cli/main.ts'), ...args], { reject: false, env, stdin: 'ignore' });
+
+type RemoteBench =
+  | { skipped: string }
+  | {
+      coldFromRemoteMs: number;
+      exitCode: number;
+      /** the cold run built something instead of downloading it */
+      builtLocally: boolean;
+      downloads: string[];
+      push: { ms: number; entries: number; bytes: number; indexes: number };
+    };
+
+/** (i): fill a throwaway WebDAV remote cache from this warm cache with `cache push`, then time a
+ * cold `repro` (the CLI, default kernels and cases, an empty local cache) against it. */
+async function benchColdFromRemote(o: { cacheDir: string; runDir: string; log: ReturnType<typeof makeLogger> }): Promise<RemoteBench> {
+  const why = await davUnavailable();
+  if (why) return { skipped: why };
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-bench-remote-'));
+  const dav = await startDavServer({ root: path.join(tmp, 'www'), dir: path.join(tmp, 'nginx') });
+  try {
+    const none = { KERNEL_REPRO_REMOTE_CACHE_PUSH: '', KERNEL_REPRO_REMOTE_CACHE_HEADER: '', KERNEL_REPRO_REMOTE_CACHE_SIGN: '' };
+    o.log.info(`measuring (i) cold repro from a remote cache: cache push of this cache's kernels and images to ${dav.url}`);
+    let t0 = Date.now();
+    const push = await tsxCli(['cache', 'push', '--json'], { ...none, KERNEL_REPRO_CACHE: o.cacheDir, KERNEL_REPRO_REMOTE_CACHE: dav.url });
+    const pushMs = Date.now() - t0;
+    if (push.exitCode !== 0) return { skipped: `cache push failed: ${String(push.stderr).trim().split('\n').slice(-2).join(' ')}` };
+    const rep = JSON.parse(String(push.stdout)) as { uploaded: unknown[]; uploadedBytes: number; indexes: unknown[] };
+    o.log.info(`(i) pushed ${rep.uploaded.length} entries (${Math.round(rep.uploadedBytes / 1e6)} MB) in ${(pushMs / 1000).toFixed(1)} s; cold repro with an empty local cache`);
+    const empty = path.join(tmp, 'cache');
+    t0 = Date.now();
+    const r = await tsxCli(['repro', '--json', '--no-install', '--results', path.join(o.runDir, 'cold-from-remote')], { ...none, KERNEL_REPRO_CACHE: empty, KERNEL_REPRO_REMOTE_CACHE: dav.url });
+    const coldFromRemoteMs = Date.now() - t0;
+    const err = String(r.stderr);
+    return {
+      coldFromRemoteMs,
+      exitCode: r.exitCode ?? 1,
+      builtLocally: /building 6\.1-|configuring |building the guest image/.test(err),
+      downloads: err.split('\n').filter((l) => l.includes('from the remote cache')).map((l) => l.replace(/^\[\s*[\d.]+s\]\s*/, '')),
+      push: { ms: pushMs, entries: rep.uploaded.length, bytes: rep.uploadedBytes, indexes: rep.indexes.length },
+    };
+  } finally {
+    await dav.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** Version of bench.json (and `bench --json`). */
@@ -141,6 +193,7 @@ export function registerBench(program: Command): void {
     .option('--no-install', 'never install missing host packages; fail with the command instead')
     .addHelpText('after', exitCodesHelp())
     .option('--trace-path', 'also measure (g): traced runs of the case on the tracing variant, and warm repro --trace-path')
+    .option('--no-remote-cache', 'skip (i) coldFromRemoteMs (a cold repro against a local nginx WebDAV remote cache filled by cache push)')
     .action((opts: BenchOpts) => guarded(() => bench(opts)));
 }
 
@@ -249,6 +302,12 @@ export async function bench(opts: BenchOpts): Promise<number> {
     e[conc] = Date.now() - t0;
   }
 
+  const remote: RemoteBench = opts.remoteCache ? await benchColdFromRemote({ cacheDir, runDir, log }) : { skipped: '--no-remote-cache' };
+  if ('exitCode' in remote && (remote.exitCode !== 0 || remote.builtLocally)) {
+    log.warn(`(i) the cold repro from the remote cache ${remote.exitCode !== 0 ? `exited ${remote.exitCode}` : 'built something locally'}`);
+    failedRuns++;
+  }
+
   const g = opts.tracePath ? await benchTracing({ kdef, kcase, cacheDir, runDir, n, install: opts.install, log, plainMs: median(b) }) : null;
 
   const result = {
@@ -299,6 +358,9 @@ export async function bench(opts: BenchOpts): Promise<number> {
     warmKernelLookupMs: median(w),
     coldBuildMs,
     incrementalBuildMs,
+    /** a cold `repro` (empty local cache) against a remote cache filled by `cache push`; null when skipped */
+    coldFromRemoteMs: 'coldFromRemoteMs' in remote ? remote.coldFromRemoteMs : null,
+    coldFromRemote: remote,
     matrix: { runs: specs.length, concurrency1Ms: e[1]!, concurrency2Ms: e[2]!, speedup: Number((e[1]! / e[2]!).toFixed(2)) },
     samples: { bareBootMs: a, floorBootMs: f, caseRunMs: b, caseRunColdBootMs: bCold, repeatRunMs: h, warmReproMs: c },
     ...(g ? { tracePath: g } : {}),
@@ -321,6 +383,9 @@ export async function bench(opts: BenchOpts): Promise<number> {
     ...(result.caseSnapshot ? [`    case snapshot: ${(result.caseSnapshot.sizeBytes / 1e6).toFixed(1)} MB, saved in ${result.caseSnapshot.saveMs} ms`] : []),
     `(c) warm repro end to end (3 runs)                     ${s(result.warmReproMs)}`,
     `(d) kernel build: first build of this config ${s(coldBuildMs)} (as recorded in the cache; ccache may have helped), one-file variant ${s(incrementalBuildMs)}, warm cache lookup ${result.warmKernelLookupMs} ms`,
+    'coldFromRemoteMs' in remote
+      ? `(i) cold repro from a remote cache (empty local cache)  ${s(remote.coldFromRemoteMs)}; cache push of ${remote.push.entries} entries (${Math.round(remote.push.bytes / 1e6)} MB) took ${s(remote.push.ms)}`
+      : `(i) cold repro from a remote cache: skipped (${remote.skipped})`,
     `(e) ${specs.length} runs: concurrency 1 ${s(e[1]!)}, concurrency 2 ${s(e[2]!)}, speed-up ${result.matrix.speedup}x`,
     ...(g
       ? [

@@ -4,14 +4,21 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { age, parseDuration, parseSize, planGc, summarize, type GcPolicy, type Unit } from '../cache/plan.ts';
 import { removeUnit, scanCache } from '../cache/store.ts';
+import { parseKinds, pushCache, PUSH_KINDS } from '../cache/push.ts';
+import { makeLogger } from '../util/log.ts';
+import { remoteFromEnv, REMOTE_ENV } from '../util/remote.ts';
 import { freeBytes, human } from '../util/disk.ts';
-import { ExitCode } from '../util/errors.ts';
+import { ExitCode, HarnessError } from '../util/errors.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { guarded } from './common.ts';
 import { exitCodesHelp } from './options.ts';
 
 interface LsOpts {
   json?: boolean;
+}
+interface PushOpts extends LsOpts {
+  kind: string;
+  since?: string;
 }
 interface GcOpts extends LsOpts {
   maxSize?: string;
@@ -119,6 +126,32 @@ export function registerCache(program: Command): void {
         const n = opts.dryRun ? plan.victims.length : removed.length;
         out(`${verb} ${n} unit${n === 1 ? '' : 's'}, ${human(freed)}: cache ${human(plan.totalBytes)} -> ${human(plan.totalBytes - freed)}; ${human(freeBytes(dir))} free on its disk`);
         if (plan.overBudget) out(`still above --max-size ${opts.maxSize}: the rest is in use or used within --keep-recent ${opts.keepRecent}`);
+        return ExitCode.ok;
+      }),
+    );
+  cache
+    .command('push')
+    .description(`upload every complete local entry the remote cache (${REMOTE_ENV.url}) lacks, with the kernel index files leading to them`)
+    .option('--kind <kinds>', `cache areas, comma-separated (${PUSH_KINDS.join(', ')})`, 'kernels,images')
+    .option('--since <duration>', 'only entries made or used within this time (e.g. 2h)')
+    .option('--json', 'print JSON')
+    .addHelpText('after', exitCodesHelp())
+    .action((opts: PushOpts) =>
+      guarded(async () => {
+        const kinds = parseKinds(opts.kind, '--kind');
+        const since = opts.since !== undefined ? Date.now() - parseDuration(opts.since, '--since') : undefined;
+        const remote = remoteFromEnv();
+        if (!remote) throw new HarnessError('bad-input', `no remote cache is configured`, { field: REMOTE_ENV.url, hint: `set ${REMOTE_ENV.url} to its base URL (README: Sharing kernels between machines)` });
+        const report = await pushCache({ cacheDir: cacheRoot(), kinds, remote, log: makeLogger({ quiet: opts.json ?? false }), ...(since !== undefined ? { since } : {}) });
+        const bytes = report.uploaded.reduce((s, u) => s + u.bytes, 0);
+        if (opts.json) {
+          out(JSON.stringify({ schemaVersion: CACHE_SCHEMA_VERSION, ...report, uploadedBytes: bytes }, null, 2));
+          return ExitCode.ok;
+        }
+        for (const u of report.uploaded) out(`uploaded ${u.kind}/${u.key}${u.name ? ` (${u.name})` : ''} ${human(u.bytes)}`);
+        for (const i of report.indexes) out(`uploaded ${i.kind}/index/${i.name} -> ${i.key.slice(0, 12)}`);
+        for (const c of report.skippedCorrupt) out(`skipped ${c}: it does not match its manifest (discarded)`);
+        out(`uploaded ${report.uploaded.length} entr${report.uploaded.length === 1 ? 'y' : 'ies'} (${human(bytes)}) and ${report.indexes.length} index file${report.indexes.length === 1 ? '' : 's'} to ${report.where}; ${report.alreadyThere} already there`);
         return ExitCode.ok;
       }),
     );

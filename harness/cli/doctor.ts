@@ -24,15 +24,17 @@ export function registerDoctor(program: Command): void {
     .description('check (and with --install, install) the host prerequisites; show KVM usability')
     .option('--install', 'install missing Debian/Ubuntu packages with apt-get (root)')
     .option('--quiet', 'print only problems')
-    .option('--test-deps', 'also what the test suite needs (chromium for the HTML report, xmllint for JUnit, python3 for KTAP, git, procps)')
+    .option('--test-deps', 'also what the test suite needs (chromium for the HTML report, xmllint for JUnit, python3 for KTAP, git, procps, nginx as a WebDAV remote cache)')
     .addHelpText('after', exitCodesHelp())
     .action((opts: { install?: boolean; quiet?: boolean; testDeps?: boolean }) =>
       guarded(async () => {
         const log = makeLogger({ quiet: opts.quiet ?? false });
         const kernels = builtinKernels().map((r) => loadKernel(r));
         // the tests also drive Chromium (HTML report), look for stray processes with pgrep, check
-        // JUnit against the Jenkins schema with xmllint, and read KTAP with the kernel's kunit.py
+        // JUnit against the Jenkins schema with xmllint, read KTAP with the kernel's kunit.py, and
+        // serve a remote cache with nginx's WebDAV module
         const testDeps = [
+          { file: '/usr/sbin/nginx', pkg: 'nginx' },
           { file: '/usr/bin/chromium', pkg: 'chromium' },
           { file: '/usr/bin/pgrep', pkg: 'procps' },
           { file: '/usr/bin/git', pkg: 'git' },

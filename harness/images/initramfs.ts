@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
 import { cachedFileId, EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.ts';
+import type { Logger } from '../util/log.ts';
 import { repoRoot } from '../util/paths.ts';
 import { run, runOk } from '../util/proc.ts';
 
@@ -95,7 +96,9 @@ async function compileReseed(out: string): Promise<void> {
     });
 }
 
-export async function ensureBaseImage(cacheDir: string, log: (msg: string) => void): Promise<BaseImage> {
+export async function ensureBaseImage(cacheDir: string, logTo: ((msg: string) => void) | Logger): Promise<BaseImage> {
+  const logger: Logger = typeof logTo === 'function' ? { info: logTo, warn: (m) => logTo(`warning: ${m}`), progress: logTo } : logTo;
+  const log = (m: string): void => logger.info(m);
   const tools = findHostTools();
   await assertStatic(tools.busybox);
   const libs = await libClosure([tools.ip, tools.tc]);
@@ -114,7 +117,8 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
   if (hit) return { path: path.join(store.entryDir(key), 'base.cpio'), key, meta: hit.meta, cached: true };
 
   return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
-    const again = store.get(key);
+    // made here before, or by another machine with the same host tools (the remote cache)
+    const again = await store.fetch(key, { label: 'the guest image', log: logger });
     if (again) return { path: path.join(store.entryDir(key), 'base.cpio'), key, meta: again.meta, cached: true };
     log('building the guest image (busybox-static, iproute2, agent)');
     const staging = store.staging(key);
@@ -159,6 +163,7 @@ export async function ensureBaseImage(cacheDir: string, log: (msg: string) => vo
     fs.rmSync(root, { recursive: true, force: true });
     const meta: ImageMeta = { busybox: tools.busybox, ip: tools.ip, tc: tools.tc, libs, sizeBytes: fs.statSync(out).size };
     const m = store.publish(key, staging, meta);
+    await store.push(key, { label: 'the guest image', log: logger });
     return { path: path.join(store.entryDir(key), 'base.cpio'), key, meta: m.meta, cached: false };
   });
 }

@@ -140,7 +140,8 @@ export async function ensurePackageLayer(o: {
     return layerOf(hit.meta, true);
   }
   return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
-    const again = store.get(key, { verify: false });
+    // made here before, or by another machine (the remote cache)
+    const again = await store.fetch(key, { verify: false, label: 'the guest package layer', log: o.log });
     if (again) {
       remember(key);
       return layerOf(again.meta, true);
@@ -193,6 +194,7 @@ export async function ensurePackageLayer(o: {
       const meta: LayerMeta = { packages: versions, hostLibs: [...hostLibs].sort(), sizeBytes: fs.statSync(out).size };
       const m = store.publish(key, staging, meta);
       remember(key);
+      await store.push(key, { label: 'the guest package layer', log: o.log });
       o.log.info(`guest package layer ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (${(meta.sizeBytes / 1e6).toFixed(1)} MB)`);
       return layerOf(m.meta, false);
     } catch (e) {

@@ -15,6 +15,7 @@ import { HarnessError } from '../util/errors.ts';
 import { ensureFree, MB } from '../util/disk.ts';
 import { EntryStore, hashOf, sha256, withLock } from '../util/cache.ts';
 import type { Logger } from '../util/log.ts';
+import { indexText, parseIndexText } from '../util/remote.ts';
 import { run, tail } from '../util/proc.ts';
 import type { BuildOptions, KernelArtifact, KernelMeta } from './artifact.ts';
 import { fragmentMismatches, notBuiltIn, parseKconfig, TRACE_KCONFIG } from './kconfig.ts';
@@ -174,14 +175,43 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
     }
   }
   const lookup = (): KernelArtifact | null => lookupIn(indexFile);
+  const writeIndex = (file: string, key: string, merged?: Record<string, unknown>): void => {
+    if (merged) fs.writeFileSync(`${file}.merged`, JSON.stringify(merged));
+    fs.writeFileSync(`${file}.tmp`, key);
+    fs.renameSync(`${file}.tmp`, file);
+  };
+  const label = `kernel ${def.name}`;
+  // the remote cache (another machine built it): its index maps these inputs to a kernel key, whose
+  // entry is downloaded, checked, and indexed here as if it had been built here
+  const remoteLookup = async (name: string): Promise<KernelArtifact | null> => {
+    if (!store.remote?.available) return null;
+    const text = await store.remote.getIndex('kernels', name, log);
+    const idx = text === null ? null : parseIndexText(text);
+    if (!idx) return null;
+    const m = await store.fetch(idx.key, { label, log });
+    if (!m) return null;
+    verifiedKeys.add(idx.key); // checked on download
+    writeIndex(path.join(indexDir, name), idx.key, idx.merged);
+    return lookupIn(path.join(indexDir, name));
+  };
+  /** With push on: these inputs -> `key` on the remote, so that other machines skip the configure step too. */
+  const pushIndex = async (names: string[], key: string): Promise<void> => {
+    if (!store.remote?.push) return;
+    for (const name of names) await store.remote.putIndex('kernels', name, indexText(key, mergedFor(path.join(indexDir, name))), { log });
+  };
   // the kernel as its definition builds it, when it has every option the case (and tracing) needs: no variant
   const required = [...needs, ...(opts.tracing ? TRACE_KCONFIG : [])];
+  const hasRequired = (a: KernelArtifact | null): a is KernelArtifact => !!a && notBuiltIn(parseKconfig(fs.readFileSync(a.config, 'utf8')), required).length === 0;
   if (required.length) {
     const plain = lookupIn(path.join(indexDir, plainKey));
-    if (plain && notBuiltIn(parseKconfig(fs.readFileSync(plain.config, 'utf8')), required).length === 0) return plain;
+    if (hasRequired(plain)) return plain;
   }
-  const hit = lookup();
+  const hit = lookup() ?? (await remoteLookup(inputKey));
   if (hit) return hit;
+  if (required.length) {
+    const plain = await remoteLookup(plainKey);
+    if (hasRequired(plain)) return plain;
+  }
 
   const treeRoot = path.join(cacheDir, 'trees', src.treeId);
   fs.mkdirSync(treeRoot, { recursive: true });
@@ -257,12 +287,10 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
       // the index: these inputs -> this kernel (and the plain inputs too, when no option had to be
       // merged), with what these inputs merged in (the kernel may have been built for other inputs)
       const merged = { ...(caseConfig.length ? { caseConfig } : {}), ...(traceConfig.length ? { traceConfig } : {}) };
+      const indexed = [...new Set([inputKey, ...(caseConfig.length || traceConfig.length ? [] : [plainKey])])];
       const remember = (key: string): void => {
         fs.writeFileSync(`${indexFile}.merged`, JSON.stringify(merged));
-        for (const f of new Set([indexFile, ...(caseConfig.length || traceConfig.length ? [] : [path.join(indexDir, plainKey)])])) {
-          fs.writeFileSync(`${f}.tmp`, key);
-          fs.renameSync(`${f}.tmp`, f);
-        }
+        for (const name of indexed) writeIndex(path.join(indexDir, name), key);
       };
       if (caseConfig.length || traceConfig.length) {
         // (a variant without tracing options keeps the directory it always had)
@@ -296,9 +324,11 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
       const configBody = configText.split('\n').filter((l) => !l.startsWith('# Linux/') && !l.startsWith('# Compiler:')).join('\n');
       const configHash = sha256(configBody);
       const key = hashOf({ RECIPE, source: src.id, patches: patches.map((p) => p.id), configHash, compiler });
-      const existing = store.get(key);
+      // built here before for other inputs, or by another machine (the remote cache, by kernel key)
+      const existing = await store.fetch(key, { label, log });
       if (existing) {
         remember(key);
+        if (await store.push(key, { label, log, ifMissing: true })) await pushIndex(indexed, key);
         return artifactFrom(store, key, { ...existing.meta, ...identity, ...merged }, true);
       }
 
@@ -351,6 +381,8 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
       };
       const m = store.publish(key, staging, meta);
       remember(key);
+      // with push on: the kernel, then the index that leads to it (a reader never finds an index without its entry)
+      if (await store.push(key, { label, log })) await pushIndex(indexed, key);
       return artifactFrom(store, key, m.meta, false);
     },
     () => log.info(`waiting for another run building in ${treeRoot}`),

@@ -99,7 +99,7 @@ export async function resolveDebianSource(o: {
         throw new HarnessError('build-failed', `${path.basename(dl.deb)} holds no ${member.slice(1)}`, { excerpt: tail(x.stderr, 8) });
       return { package: o.pkg, version, fetchedAt: new Date().toISOString(), sizeBytes: fs.statSync(out).size };
     },
-    { verify: false },
+    { verify: false, label: `${o.pkg} ${version}`, log: o.log },
   );
   if (!cached) o.log.info(`fetched ${o.pkg} ${version} (${Math.round(manifest.meta.sizeBytes / 1e6)} MB)`);
   return { tarball: tarballIn(key), version, pinned: true, from: 'cache' };

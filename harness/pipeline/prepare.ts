@@ -97,7 +97,7 @@ export async function prepare(o: {
       byPair.set(JSON.stringify([k.def.name, c.def.name]), { kernel: a, sourceFiles });
     }
   }
-  const image = await ensureBaseImage(o.cacheDir, (m) => o.log.info(m));
+  const image = await ensureBaseImage(o.cacheDir, o.log);
   const layers = new Map<string, string[]>();
   for (const c of o.cases) {
     const layer = await ensurePackageLayer({ packages: caseNeeds(c.def).packages, cacheDir: o.cacheDir, log: o.log, baseLibs: image.meta.libs, file: c.file });

@@ -6,6 +6,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
+import type { Logger } from './log.ts';
+import { remoteFromEnv, type FetchOptions, type RemoteCache } from './remote.ts';
 
 export function sha256(data: string | Buffer): string {
   return crypto.createHash('sha256').update(data).digest('hex');
@@ -62,9 +64,24 @@ export interface Manifest<M> {
 
 const MANIFEST = 'manifest.json';
 
+export interface StoreOptions {
+  /** the remote cache shared with other machines (default: the one the environment configures, see remote.ts); null: none */
+  remote?: RemoteCache | null;
+  /** the entries' kind on the remote (default: the directory's name: kernels, images, ...) */
+  kind?: string;
+}
+
 export class EntryStore<M> {
-  constructor(readonly dir: string) {
+  readonly remote: RemoteCache | null;
+  readonly kind: string;
+
+  constructor(
+    readonly dir: string,
+    opts: StoreOptions = {},
+  ) {
     fs.mkdirSync(dir, { recursive: true });
+    this.remote = opts.remote !== undefined ? opts.remote : remoteFromEnv();
+    this.kind = opts.kind ?? path.basename(dir);
   }
 
   entryDir(key: string): string {
@@ -123,6 +140,44 @@ export class EntryStore<M> {
     return d;
   }
 
+  /**
+   * The entry under `key`: the local one, else the remote cache's (downloaded, checked, and
+   * published here whole), else null. For callers that fill and publish by hand (under their own
+   * lock, as `getOrFill` does: look, lock, look again, fetch, fill).
+   */
+  async fetch(key: string, o: FetchOptions & { verify?: boolean } = {}): Promise<Manifest<M> | null> {
+    const local = this.get(key, o.verify === undefined ? {} : { verify: o.verify });
+    if (local || !this.remote?.available) return local;
+    const staging = this.staging(key);
+    try {
+      if (!(await this.remote.fetchInto(this.kind, key, staging, o))) return null;
+      return this.adopt(key, staging);
+    } finally {
+      fs.rmSync(staging, { recursive: true, force: true }); // gone after the rename; else a rejected entry
+    }
+  }
+
+  /** Rename a complete, checked entry (its manifest written elsewhere) into place. */
+  private adopt(key: string, staging: string): Manifest<M> | null {
+    try {
+      fs.renameSync(staging, this.entryDir(key));
+    } catch {
+      /* another run published the same key first */
+    }
+    return this.get(key, { verify: false });
+  }
+
+  /** With push on, upload the local entry `key` to the remote cache (a warning when it cannot); true when it was uploaded. */
+  async push(key: string, o: FetchOptions & { ifMissing?: boolean } = {}): Promise<boolean> {
+    if (!this.remote?.push || !this.remote.available) return false;
+    if (!fs.existsSync(path.join(this.entryDir(key), MANIFEST))) return false;
+    if (o.ifMissing) {
+      const has = await this.remote.has(this.kind, key, o.log);
+      if (has !== false) return has === true;
+    }
+    return (await this.remote.upload(this.kind, key, this.entryDir(key), o)) !== null;
+  }
+
   /** Write the manifest into `staging` and rename it into place. Returns the final directory. */
   publish(key: string, staging: string, meta: M): Manifest<M> {
     const files: Record<string, string> = {};
@@ -155,27 +210,38 @@ export class EntryStore<M> {
    * staging directory that `fill` writes and that is removed when `fill` fails, so that no
    * half-written entry is ever seen. `fill` returns the entry's meta.
    */
-  async getOrFill(key: string, fill: (staging: string) => Promise<M>, opts: { verify?: boolean } = {}): Promise<{ manifest: Manifest<M>; cached: boolean }> {
-    const hit = this.get(key, opts);
+  async getOrFill(
+    key: string,
+    fill: (staging: string) => Promise<M>,
+    opts: { verify?: boolean; label?: string; log?: Logger } = {},
+  ): Promise<{ manifest: Manifest<M>; cached: boolean; downloaded?: boolean }> {
+    const verify = opts.verify === undefined ? {} : { verify: opts.verify };
+    const hit = this.get(key, verify);
     if (hit) return { manifest: hit, cached: true };
+    const fo: FetchOptions = { ...(opts.label ? { label: opts.label } : {}), ...(opts.log ? { log: opts.log } : {}) };
     return withLock(path.join(this.dir, `.lock-${key.slice(0, 16)}`), async () => {
-      const again = this.get(key, opts);
+      const again = this.get(key, verify);
       if (again) return { manifest: again, cached: true };
+      const remote = await this.fetch(key, { ...fo, ...verify });
+      if (remote) return { manifest: remote, cached: true, downloaded: true };
       const staging = this.staging(key);
+      let manifest: Manifest<M>;
       try {
         const meta = await fill(staging);
-        return { manifest: this.publish(key, staging, meta), cached: false };
+        manifest = this.publish(key, staging, meta);
       } catch (e) {
         fs.rmSync(staging, { recursive: true, force: true });
         throw e;
       }
+      await this.push(key, fo);
+      return { manifest, cached: false };
     });
   }
 
-  /** Remove staging directories left by dead processes. */
+  /** Remove staging directories (and remote cache downloads and uploads) left by dead processes. */
   sweep(): void {
     for (const name of fs.readdirSync(this.dir)) {
-      const m = /^\.staging-.*-(\d+)-[0-9a-f]+$/.exec(name);
+      const m = /^\.staging-.*-(\d+)-[0-9a-f]+(?:\.download)?$/.exec(name) ?? /^\.upload-[0-9a-f]+-(\d+)-[0-9a-f]+\.tar$/.exec(name);
       if (!m) continue;
       const pid = Number(m[1]);
       if (pid === process.pid) continue;

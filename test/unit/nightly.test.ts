@@ -75,6 +75,11 @@ describe('the nightly workflow', () => {
     expect(cache.with?.key).toMatch(/^kernels-\$\{\{ matrix\.shard\.key \}\}-/);
     expect(cache.with?.path).toBe('.kernel-cache');
     expect(shard.steps.map((s) => s.run ?? '')).toContain('node .ci/nightly.mjs shard ${{ matrix.shard.index }}/${{ matrix.shard.of }}');
+    // the remote cache: read during the shard, published after it, both only from a secret
+    const runs = shard.steps.map((s) => s.run ?? '');
+    expect(runs.indexOf('node .ci/nightly.mjs publish')).toBeGreaterThan(runs.indexOf('node .ci/nightly.mjs shard ${{ matrix.shard.index }}/${{ matrix.shard.of }}'));
+    const publish = shard.steps.find((s) => s.run === 'node .ci/nightly.mjs publish') as Job['steps'][number] & { env?: Record<string, string> };
+    expect(publish.env?.KERNEL_REPRO_REMOTE_CACHE).toBe('${{ secrets.KERNEL_REPRO_REMOTE_CACHE }}');
     expect(report.needs).toEqual(['plan', 'shard']);
     expect(report.if).toMatch(/always\(\)/);
     expect(report.steps.map((s) => s.run ?? '')).toContain('node .ci/nightly.mjs merge shards');
@@ -109,6 +114,19 @@ describe('.ci/nightly.mjs', { timeout: 120_000 }, () => {
       expect(shards.map(({ index, of, kernels, cells }) => ({ index, of, kernels, cells }))).toEqual(planShards(defaultCells, 2));
       expect(shards.map((s) => `${s.id} ${s.key}`)).toEqual(['1-of-2 6.1-vanilla', '2-of-2 6.1-fixed']);
     }
+  });
+
+  it('publish: skipped without a remote cache; with one, cache push of kernels and images (an unreachable one fails)', async () => {
+    const none = await nightly(['publish'], { KERNEL_REPRO_REMOTE_CACHE: '' });
+    expect(none.exitCode, none.stderr).toBe(0);
+    expect(none.stderr).toContain('no remote cache configured (KERNEL_REPRO_REMOTE_CACHE): nothing to publish');
+    const cache = path.join(tmp, 'publish-cache');
+    fs.mkdirSync(path.join(cache, 'kernels', 'a'.repeat(64)), { recursive: true });
+    fs.writeFileSync(path.join(cache, 'kernels', 'a'.repeat(64), 'manifest.json'), JSON.stringify({ key: 'a'.repeat(64), files: {}, meta: {} }));
+    const down = await nightly(['publish'], { KERNEL_REPRO_CACHE: cache, KERNEL_REPRO_REMOTE_CACHE: 'http://127.0.0.1:9/cache' });
+    expect(down.stderr).toContain('kernel-repro cache push --kind kernels,images');
+    expect(down.stderr).toMatch(/remote cache unreachable \(.*ECONNREFUSED/);
+    expect(down.exitCode).toBe(3);
   });
 
   const writeShards = (dir: string, indices: number[], o: { failing?: boolean } = {}): void => {

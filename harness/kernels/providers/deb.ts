@@ -47,7 +47,7 @@ export const deb: KernelProvider<'deb'> = {
         opts.log.info(`unpacked ${path.basename(id.file)} (${release}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
         return meta;
       },
-      { verify: false },
+      { verify: false, label: `kernel ${k.def.name}`, log: opts.log },
     );
     return debImageArtifact(store, key, k.def.name, manifest.meta, cached, pinned);
   },

@@ -80,7 +80,7 @@ export const debianImage: KernelProvider<'debian-image'> = {
         log.info(`unpacked ${concrete} (${release}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
         return meta;
       },
-      { verify: false },
+      { verify: false, label: `kernel ${k.def.name}`, log },
     );
     return debImageArtifact(store, key, k.def.name, manifest.meta, cached, pinned);
   },

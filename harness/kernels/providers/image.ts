@@ -167,7 +167,7 @@ export const image: KernelProvider<'image'> = {
         };
         return meta;
       },
-      { verify: false },
+      { verify: false, label: `kernel ${k.def.name}`, log: opts.log },
     );
     return artifactOf(store, key, k.def.name, manifest.meta, cached, opts.log);
   },
