@@ -108,13 +108,14 @@ async function merge(dir) {
   return p.exitCode ?? 1;
 }
 
-/** The shard's kernels and guest images to the remote cache (a repository secret gives its URL). */
+/** The shard's kernels, guest images and booted-kernel snapshots to the remote cache (a repository secret gives its URL). */
 async function publish() {
   if (!process.env.KERNEL_REPRO_REMOTE_CACHE) {
     say('no remote cache configured (KERNEL_REPRO_REMOTE_CACHE): nothing to publish');
     return 0;
   }
-  return kr(['cache', 'push', '--kind', 'kernels,images']);
+  // snapshots restore on machines with the same cache entries and QEMU (their keys say so)
+  return kr(['cache', 'push', '--kind', 'kernels,images,snapshots']);
 }
 
 const [step, arg] = process.argv.slice(2);

@@ -145,16 +145,18 @@ type RemoteBench =
 
 /** (i): fill a throwaway WebDAV remote cache from this warm cache with `cache push`, then time a
  * cold `repro` (the CLI, default kernels and cases, an empty local cache) against it. */
-async function benchColdFromRemote(o: { cacheDir: string; runDir: string; log: ReturnType<typeof makeLogger> }): Promise<RemoteBench> {
+async function benchColdFromRemote(o: { cacheDir: string; runDir: string; log: ReturnType<typeof makeLogger>; since: number }): Promise<RemoteBench> {
   const why = await davUnavailable();
   if (why) return { skipped: why };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-bench-remote-'));
   const dav = await startDavServer({ root: path.join(tmp, 'www'), dir: path.join(tmp, 'nginx') });
   try {
     const none = { KERNEL_REPRO_REMOTE_CACHE_PUSH: '', KERNEL_REPRO_REMOTE_CACHE_HEADER: '', KERNEL_REPRO_REMOTE_CACHE_SIGN: '' };
-    o.log.info(`measuring (i) cold repro from a remote cache: cache push of this cache's kernels and images to ${dav.url}`);
+    // what this bench used ((c) ran the default job warm): kernels, images and booted-kernel snapshots, as a nightly publishes them
+    const since = `${Math.ceil((Date.now() - o.since) / 1000) + 5}s`;
+    o.log.info(`measuring (i) cold repro from a remote cache: cache push of the kernels, images and snapshots this bench used to ${dav.url}`);
     let t0 = Date.now();
-    const push = await tsxCli(['cache', 'push', '--json'], { ...none, KERNEL_REPRO_CACHE: o.cacheDir, KERNEL_REPRO_REMOTE_CACHE: dav.url });
+    const push = await tsxCli(['cache', 'push', '--json', '--kind', 'kernels,images,snapshots', '--since', since], { ...none, KERNEL_REPRO_CACHE: o.cacheDir, KERNEL_REPRO_REMOTE_CACHE: dav.url });
     const pushMs = Date.now() - t0;
     if (push.exitCode !== 0) return { skipped: `cache push failed: ${String(push.stderr).trim().split('\n').slice(-2).join(' ')}` };
     const rep = JSON.parse(String(push.stdout)) as { uploaded: unknown[]; uploadedBytes: number; indexes: unknown[] };
@@ -198,6 +200,7 @@ export function registerBench(program: Command): void {
 }
 
 export async function bench(opts: BenchOpts): Promise<number> {
+  const benchStarted = Date.now();
   const log = makeLogger();
   const n = opts.runs ?? opts.repeat;
   const cacheDir = cacheRoot();
@@ -302,7 +305,7 @@ export async function bench(opts: BenchOpts): Promise<number> {
     e[conc] = Date.now() - t0;
   }
 
-  const remote: RemoteBench = opts.remoteCache ? await benchColdFromRemote({ cacheDir, runDir, log }) : { skipped: '--no-remote-cache' };
+  const remote: RemoteBench = opts.remoteCache ? await benchColdFromRemote({ cacheDir, runDir, log, since: benchStarted }) : { skipped: '--no-remote-cache' };
   if ('exitCode' in remote && (remote.exitCode !== 0 || remote.builtLocally)) {
     log.warn(`(i) the cold repro from the remote cache ${remote.exitCode !== 0 ? `exited ${remote.exitCode}` : 'built something locally'}`);
     failedRuns++;

@@ -82,7 +82,7 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
       key = snapshotKey(o.spec, await qemuId, o.snapshots.cacheDir);
       if (o.checkpoint && o.checkpoint.snapshot !== false) {
         caseKey = caseSnapshotKey(key, o.bundle);
-        const cs = o.snapshots.lookup(caseKey);
+        const cs = await o.snapshots.lookupShared(caseKey, 'case snapshot');
         if (cs) {
           const r = await attempt(o, tmp, 'rc', { restore: cs, level: 'case' });
           if (typeof r !== 'string') return r;
@@ -91,10 +91,10 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
           o.snapshots.discard(caseKey);
         }
       }
-      const snap = o.snapshots.lookup(key);
+      const snap = await o.snapshots.lookupShared(key, 'booted-kernel snapshot');
       if (snap) {
         const r = await attempt(o, tmp, 'r', { restore: snap, level: 'boot', ...(caseKey ? { saveCase: caseKey } : {}) });
-        if (typeof r !== 'string') return withNotes(r, notes);
+        if (typeof r !== 'string') return withNotes(await shared(o, r), notes);
         notes.push(`the snapshot did not load (${r}); it was discarded and the guest booted cold`);
         o.log?.(`snapshot ${key.slice(0, 12)} did not load (${r}): booting cold and saving a new one`);
         o.snapshots.discard(key);
@@ -102,10 +102,18 @@ export async function runSession(o: SessionOptions): Promise<SessionResult> {
     }
     const r = await attempt(o, tmp, 'c', { ...(key ? { save: key } : {}), ...(caseKey ? { saveCase: caseKey } : {}) });
     if (typeof r === 'string') throw new Error(`internal: a cold boot reported a failed restore (${r})`);
-    return withNotes(r, notes);
+    return withNotes(await shared(o, r), notes);
   } finally {
     temp.remove();
   }
+}
+
+/** The snapshots this run made go to the remote cache too, when it is configured with push on (after the run: never while a guest waits). */
+async function shared(o: SessionOptions, r: SessionResult): Promise<SessionResult> {
+  if (!o.snapshots) return r;
+  if (r.snapshot.use === 'created' && r.snapshot.key) await o.snapshots.share(r.snapshot.key, 'booted-kernel snapshot');
+  if (r.snapshot.case?.use === 'created' && r.snapshot.case.key) await o.snapshots.share(r.snapshot.case.key, 'case snapshot');
+  return r;
 }
 
 function withNotes(r: SessionResult, notes: string[]): SessionResult {

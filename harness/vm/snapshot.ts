@@ -47,10 +47,29 @@ export function snapshotKey(spec: Omit<VmSpec, 'session' | 'resultsFile'>, qemu:
     accel: spec.accel,
     machine: spec.machine,
     memoryMb: spec.memoryMb ?? 256,
+    // KVM runs -cpu host: a state saved on one CPU model may not load on another (TCG's CPU is QEMU's)
+    ...(spec.accel === 'kvm' ? { hostCpu: hostCpuId() } : {}),
     cmdline: kernelCmdline(spec),
     kernel: cachedFileId(spec.kernel, cacheDir),
     initrd: cachedFileId(spec.initrd, cacheDir),
   });
+}
+
+let cpuId: string | null = null;
+/** The host CPU's model and flags, hashed (what -cpu host hands a KVM guest). */
+export function hostCpuId(): string {
+  if (cpuId === null) {
+    let text = '';
+    try {
+      text = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      /* not Linux: no KVM either */
+    }
+    const first = text.split('\n\n')[0] ?? '';
+    const pick = (k: string): string => first.split('\n').find((l) => l.startsWith(k))?.split(':')[1]?.trim() ?? '';
+    cpuId = sha256(`${pick('vendor_id')}|${pick('model name')}|${pick('flags')}`).slice(0, 16);
+  }
+  return cpuId;
 }
 
 /** A case snapshot's key: the booted guest's, and the case bundle it was set up with. */
@@ -85,6 +104,8 @@ export function snapshotBudgetBytes(env: NodeJS.ProcessEnv = process.env): numbe
   return (Number.isFinite(mb) && mb >= 0 ? mb : 2048) * 1024 * 1024;
 }
 
+const downloads = new Map<string, Promise<boolean>>();
+
 export class SnapshotStore {
   readonly store: EntryStore<SnapshotMeta>;
   constructor(readonly cacheDir: string) {
@@ -106,6 +127,31 @@ export class SnapshotStore {
     }
     const setup = path.join(dir, 'setup-console.log');
     return { key, file, bootConsole: path.join(dir, 'boot-console.log'), ...(fs.existsSync(setup) ? { setupConsole: setup } : {}), meta: m.meta };
+  }
+
+  /**
+   * lookup(), and when there is no local snapshot, the remote cache's (KERNEL_REPRO_REMOTE_CACHE):
+   * downloaded whole, every file checked against its manifest, then used like a local one. A key
+   * names the files it was made from by their place in the cache and QEMU's version, so a snapshot
+   * made on another machine with the same cache entries and QEMU restores here.
+   */
+  async lookupShared(key: string, label: string): Promise<Snapshot | null> {
+    const local = this.lookup(key);
+    if (local || !this.store.remote?.available) return local;
+    // guests of one process that start together wait for one download
+    const id = `${this.store.dir}\0${key}`;
+    let fetching = downloads.get(id);
+    if (!fetching) {
+      fetching = this.store.fetch(key, { label }).then((m) => m !== null);
+      downloads.set(id, fetching);
+      void fetching.finally(() => downloads.delete(id));
+    }
+    return (await fetching) ? this.lookup(key) : null;
+  }
+
+  /** With push on (KERNEL_REPRO_REMOTE_CACHE_PUSH=1), share a snapshot this run made. */
+  async share(key: string, label: string): Promise<void> {
+    await this.store.push(key, { label });
   }
 
   /** Drop least recently used snapshots beyond the budget (never `keep`, the one just made). */

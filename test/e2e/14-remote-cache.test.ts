@@ -17,7 +17,7 @@ const shared = cacheRoot();
 const KEY = /^[0-9a-f]{64}$/;
 
 interface Summary {
-  runs: Array<{ kernel: string; case: string; verdict: string }>;
+  runs: Array<{ kernel: string; case: string; verdict: string; vm: { snapshot: string } }>;
 }
 
 const verdicts = (r: CliResult): Record<string, string> =>
@@ -75,7 +75,8 @@ describe('remote cache (nginx WebDAV on 127.0.0.1)', () => {
     expect(warm.exitCode).toBe(0);
     expect(verdicts(warm)).toEqual(DEFAULT_VERDICTS);
     const since = `${Math.ceil((Date.now() - t0) / 1000) + 5}s`;
-    const push = await cli(['cache', 'push', '--since', since], { env });
+    // the booted-kernel snapshots too: a machine with the same cache entries and QEMU restores them
+    const push = await cli(['cache', 'push', '--since', since, '--kind', 'kernels,images,snapshots'], { env });
     if (push.exitCode !== 0) console.error(push.stderr);
     expect(push.exitCode).toBe(0);
     // uploaded by cache push (or by the run itself, had it built them: push is on)
@@ -88,8 +89,9 @@ describe('remote cache (nginx WebDAV on 127.0.0.1)', () => {
     expect(tars('kernels').length).toBeGreaterThanOrEqual(2);
     expect(tars('images').length).toBeGreaterThanOrEqual(1);
     expect(fs.readdirSync(path.join(dav.root, 'kernels', 'index')).length).toBeGreaterThanOrEqual(2);
+    expect(tars('snapshots').length).toBeGreaterThanOrEqual(2);
     // a second push finds everything there
-    const again = await cli(['cache', 'push', '--since', since, '--json'], { env });
+    const again = await cli(['cache', 'push', '--since', since, '--json', '--kind', 'kernels,images,snapshots'], { env });
     const rep = JSON.parse(again.stdout) as { uploaded: unknown[]; indexes: unknown[]; alreadyThere: number };
     expect(rep.uploaded).toEqual([]);
     expect(rep.indexes).toEqual([]);
@@ -107,6 +109,9 @@ describe('remote cache (nginx WebDAV on 127.0.0.1)', () => {
     expect(r.stderr).not.toMatch(BUILT);
     expect(r.stderr).not.toMatch(/warning: remote cache/);
     expect(verdicts(r)).toEqual(DEFAULT_VERDICTS);
+    // the booted guests came from the other machine's snapshots (same keys: cache-relative files, same QEMU)
+    expect(r.stderr.match(/downloaded booted-kernel snapshot from the remote cache/g)?.length).toBe(2);
+    expect((JSON.parse(r.stdout) as Summary).runs.map((x) => x.vm.snapshot)).toEqual(['restored', 'restored', 'restored', 'restored']);
     // what was downloaded is a complete local entry, indexed as if built here
     const keys = kernelKeys(m.cache);
     expect(Object.keys(keys).sort()).toEqual(['6.1-fixed', '6.1-vanilla']);

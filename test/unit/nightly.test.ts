@@ -124,7 +124,7 @@ describe('.ci/nightly.mjs', { timeout: 120_000 }, () => {
     fs.mkdirSync(path.join(cache, 'kernels', 'a'.repeat(64)), { recursive: true });
     fs.writeFileSync(path.join(cache, 'kernels', 'a'.repeat(64), 'manifest.json'), JSON.stringify({ key: 'a'.repeat(64), files: {}, meta: {} }));
     const down = await nightly(['publish'], { KERNEL_REPRO_CACHE: cache, KERNEL_REPRO_REMOTE_CACHE: 'http://127.0.0.1:9/cache' });
-    expect(down.stderr).toContain('kernel-repro cache push --kind kernels,images');
+    expect(down.stderr).toContain('kernel-repro cache push --kind kernels,images,snapshots');
     expect(down.stderr).toMatch(/remote cache unreachable \(.*ECONNREFUSED/);
     expect(down.exitCode).toBe(3);
   });
