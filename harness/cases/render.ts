@@ -203,8 +203,17 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   for (const f of traced?.returns ?? []) if (!SYMBOL_RE.test(f)) throw new HarnessError('internal', `"${f}" is not a kernel symbol to probe`);
   if (traced) steps.push('kr_trace_instance');
   steps.push(cmd('kr_trace_on', ...needs.tracepoints.map((t) => t.replace(':', '/'))));
-  // everything above is the case's setup: a case snapshot holds it, every repeat starts here
-  if (opts.checkpoint) steps.push('kr_checkpoint');
+  // everything above is the case's setup: a case snapshot holds it, every repeat starts here (with
+  // the evidence's readers, an awk and a tc per namespace, already started, each waiting on a FIFO)
+  const tcStats = (ns: string): Array<{ dev: string; parent: string }> =>
+    (qd.get(ns) ?? []).map((q) => ({ dev: q.dev, parent: q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root') }));
+  if (opts.checkpoint) {
+    for (const ns of allNs) {
+      steps.push(cmd('kr_counters_ready', ns, needs.snmp6 ? '1' : '0', ...needs.counters));
+      if (tcStats(ns).length) steps.push(cmd('kr_tcstats_ready', ns));
+    }
+    steps.push('kr_checkpoint');
+  }
   const signatureProbe = c.signature.probe.split('/')[0];
   for (const p of c.probes) {
     const { token, rc } = probeExpectation(p);
@@ -223,7 +232,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   // (one tc inside it), started from the agent's own shell: no shell per namespace
   for (const ns of allNs) {
     steps.push(cmd('kr_counters_in', 'after', ns, needs.snmp6 ? '1' : '0', ...needs.counters));
-    const stats = (qd.get(ns) ?? []).map((q) => ({ dev: q.dev, parent: q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root') }));
+    const stats = tcStats(ns);
     if (stats.length) {
       files[`/case/tcstats-${ns}.tc`] = stats.map((x) => `filter show dev ${x.dev} parent ${x.parent}`).join('\n') + '\n';
       steps.push(cmd('kr_tcstats_in', ns, `/case/tcstats-${ns}.tc`));

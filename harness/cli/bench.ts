@@ -278,6 +278,14 @@ export async function bench(opts: BenchOpts): Promise<number> {
     }
   }
 
+  // (i) right after (c): what (c) used is what the cold run needs (cache push --since takes what was used since the bench started;
+  // (d) reads every kernel's manifest, which marks them all used)
+  const remote: RemoteBench = opts.remoteCache ? await benchColdFromRemote({ cacheDir, runDir, log, since: benchStarted }) : { skipped: '--no-remote-cache' };
+  if ('exitCode' in remote && (remote.exitCode !== 0 || remote.builtLocally)) {
+    log.warn(`(i) the cold repro from the remote cache ${remote.exitCode !== 0 ? `exited ${remote.exitCode}` : 'built something locally'}`);
+    failedRuns++;
+  }
+
   log.info('measuring (d) warm kernel lookup and reading the recorded cold/incremental build times');
   const w: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -305,11 +313,6 @@ export async function bench(opts: BenchOpts): Promise<number> {
     e[conc] = Date.now() - t0;
   }
 
-  const remote: RemoteBench = opts.remoteCache ? await benchColdFromRemote({ cacheDir, runDir, log, since: benchStarted }) : { skipped: '--no-remote-cache' };
-  if ('exitCode' in remote && (remote.exitCode !== 0 || remote.builtLocally)) {
-    log.warn(`(i) the cold repro from the remote cache ${remote.exitCode !== 0 ? `exited ${remote.exitCode}` : 'built something locally'}`);
-    failedRuns++;
-  }
 
   const g = opts.tracePath ? await benchTracing({ kdef, kcase, cacheDir, runDir, n, install: opts.install, log, plainMs: median(b) }) : null;
 

@@ -45,19 +45,38 @@ kr_recv_case() { # read "@@CASE <bytes>" then the case: a script that writes the
 	_t2=$(kr_now)
 	kr_rec "case bytes=$_n header_at=$_t0 read_ms=$((_t1 - _t0)) unpack_ms=$((_t2 - _t1)) uptime_ms=$_t2"
 }
+kr_section_file() { # kr_section_file NAME FILE: a regular file as a section; its first 32 lines by the shell's own read (no process), the rest, if any, by awk
+	kr_rec "begin $1"
+	{
+		_n=0
+		while [ $_n -lt 32 ] && IFS= read -r _l; do printf '%s\n' "$_l"; _n=$((_n + 1)); done
+		if [ $_n -ge 32 ]; then awk 1; elif [ -n "$_l" ]; then printf '%s\n' "$_l"; fi # (a last line without its newline)
+	} < "$2" >&3
+	kr_rec "end $1"
+}
 kr_checkpoint() { # the case is set up: wait for the harness's go, then make this run its own sample
 	# The harness may save the guest's state here (a case snapshot) and restore it for every repeat of
 	# this kernel, case and sysctls; each restore then receives its own go line on the console input:
 	#   @@GO <seed: 64 hex> <host time: epoch s> <jitter: us> independent|replay
-	# independent: /kr/reseed (one process, no libc) sets the wall clock to the host's, reseeds the
-	# kernel's CRNG with the seed (RNDADDENTROPY + RNDRESEEDCRNG) and waits the jitter; replay: none
-	# of it, the snapshot's own state
+	# independent: /kr/reseed sets the wall clock to the host's, reseeds the kernel's CRNG with the
+	# seed (RNDADDENTROPY + RNDRESEEDCRNG) and waits the jitter; replay: none of it, the snapshot's
+	# own state. The helper is started now and waits on a FIFO, so that it is in the snapshot and a
+	# restored repeat starts no process for its go (the first fork after a restore costs ~60 ms of TCG)
+	if [ -x /kr/reseed ] && mkfifo /tmp/kr.go /tmp/kr.gone 2>/dev/null; then
+		/kr/reseed --fifo /tmp/kr.go /tmp/kr.gone & KR_RESEED=$!
+	fi
+	# the kernel log's count of signature lines now, as the baseline of the first probe after the
+	# go (kr_probe): counted here, before the snapshot, it costs a repeat nothing
+	[ -n "$KR_WATCH" ] && kr_watch_count && KR_WATCH_BASE=1
 	kr_rec "checkpoint uptime_ms=$(kr_now)"
 	read -r _tag _seed _epoch _jit _mode <&4 || kr_finish "no go after the checkpoint"
 	[ "$_tag" = "@@GO" ] || kr_finish "unexpected on the case input after the checkpoint: $_tag"
 	if [ "$_mode" = independent ]; then
 		_rs="clock=nohelper addentropy=nohelper reseed=nohelper"
-		[ -x /kr/reseed ] && _rs=$(/kr/reseed "$_seed" "$_epoch" "$_jit" 2>/dev/null)
+		if [ -n "$KR_RESEED" ] && kill -0 "$KR_RESEED" 2>/dev/null; then
+			printf '%s %s %s\n' "$_seed" "$_epoch" "$_jit" > /tmp/kr.go
+			read -r _rs < /tmp/kr.gone
+		fi
 		case "$_rs" in clock=*" addentropy="*" reseed="*) ;; *) _rs="clock=error addentropy=error reseed=error" ;; esac
 	else _rs="clock=skipped addentropy=skipped reseed=skipped"
 	fi
@@ -70,7 +89,11 @@ kr_watch_count() { # kernel-log lines matching the signature's signals, into $KR
 kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN CMD...
 	_name=$1 _ns=$2 _tmo=$3 _watch=$4 _erc=$5 _expect=$6 _stoptok=$7; shift 7
 	[ -n "$KR_WATCH" ] || _watch=0
-	_m0=0; [ "$_watch" = 1 ] && kr_watch_count && _m0=$KR_WATCHED
+	# the count of signature lines before the probe: the checkpoint's for the first probe after it
+	# (nothing else ran since), else counted now
+	_m0=0
+	if [ "$_watch" = 1 ]; then [ "$KR_WATCH_BASE" = 1 ] || kr_watch_count; _m0=$KR_WATCHED; fi
+	KR_WATCH_BASE=0
 	_out="/tmp/kr.probe.$_name"
 	kr_t; _t0=$KR_T
 	kr_bg "$_ns" "$_out" "$@"; _pid=$!
@@ -93,20 +116,49 @@ kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN 
 		if [ -z "$_expect" ] || grep -qF -- "$_expect" "$_out"; then _pass=1; fi
 	fi
 	kr_rec "probe $_name ns=$_ns rc=$_rc pass=$_pass ms=$_ms early=$_early timedout=$_timedout at=$(kr_now)"
-	kr_section "probe-output:$_name" < "$_out"
+	kr_section_file "probe-output:$_name" "$_out"
 }
 kr_counters_in() { # kr_counters_in TAG NS SNMP6 [NAME...]: NS's counters, read inside it by one awk (kr_counters_here's format)
 	_tag=$1 _ns=$2 _v6=$3; shift 3
-	_files="/proc/net/netstat /proc/net/snmp"; [ "$_v6" = 1 ] && [ -r /proc/net/snmp6 ] && _files="$_files /proc/net/snmp6"
 	kr_rec "begin counters-$_tag:$_ns"
-	kr_in "$_ns" awk -v keep=" $* " -f /kr/counters.awk $_files >&3
+	_pid=; [ -r "/tmp/kr.cnt.$_ns.pid" ] && read -r _pid < "/tmp/kr.cnt.$_ns.pid"
+	if [ -n "$_pid" ] && kill -0 "$_pid" 2>/dev/null; then
+		: > "/tmp/kr.cnt.$_ns" # started at the checkpoint (kr_counters_ready): let it read them now
+		wait "$_pid"
+	else
+		_files="/proc/net/netstat /proc/net/snmp"; [ "$_v6" = 1 ] && [ -r /proc/net/snmp6 ] && _files="$_files /proc/net/snmp6"
+		kr_in "$_ns" awk -v keep=" $* " -f /kr/counters.awk $_files >&3
+	fi
 	kr_rec "end counters-$_tag:$_ns"
+}
+kr_counters_ready() { # kr_counters_ready NS SNMP6 [NAME...]: start NS's counters reader now; it reads them when kr_counters_in says so
+	# awk reads its files in order: a FIFO first holds it back (the counters are read after the
+	# probes), and its start is in the case snapshot
+	_ns=$1 _v6=$2; shift 2
+	mkfifo "/tmp/kr.cnt.$_ns" 2>/dev/null || return 0
+	_files="/proc/net/netstat /proc/net/snmp"; [ "$_v6" = 1 ] && [ -r /proc/net/snmp6 ] && _files="$_files /proc/net/snmp6"
+	kr_in "$_ns" awk -v keep=" $* " -f /kr/counters.awk "/tmp/kr.cnt.$_ns" $_files >&3 &
+	echo $! > "/tmp/kr.cnt.$_ns.pid"
 }
 kr_tcstats_in() { # kr_tcstats_in NS BATCH: which tc filters matched in NS, one tc inside it, straight to the result channel
 	kr_rec "begin tc-stats:$1"
-	{ echo "== tc -s -batch, in order:"; while IFS= read -r _l; do echo "== $_l"; done < "$2"
-	  kr_in "$1" "$KR_TC" -s -batch "$2" 2>&1; } >&3 # tc ends every line it prints
+	{ echo "== tc -s -batch, in order:"; while IFS= read -r _l; do echo "== $_l"; done < "$2"; } >&3
+	_pid=; [ -r "/tmp/kr.tcs.$1.pid" ] && read -r _pid < "/tmp/kr.tcs.$1.pid"
+	if [ -n "$_pid" ] && kill -0 "$_pid" 2>/dev/null; then
+		# started at the checkpoint (kr_tcstats_ready): hand it the commands, wait for its answer
+		while IFS= read -r _l; do printf '%s\n' "$_l"; done < "$2" > "/tmp/kr.tcs.$1" # builtins: no process
+		wait "$_pid"
+	else
+		kr_in "$1" "$KR_TC" -s -batch "$2" >&3 2>&1 # tc ends every line it prints
+	fi
 	kr_rec "end tc-stats:$1"
+}
+kr_tcstats_ready() { # kr_tcstats_ready NS: start NS's tc now, waiting for its commands on a FIFO (kr_tcstats_in)
+	# tc is linked against eleven libraries: loaded before the checkpoint, a restored repeat does
+	# not pay for it again (tc opens its batch file, the FIFO, only once loaded, and waits there)
+	mkfifo "/tmp/kr.tcs.$1" 2>/dev/null || return 0
+	kr_in "$1" "$KR_TC" -s -batch "/tmp/kr.tcs.$1" >&3 2>&1 &
+	echo $! > "/tmp/kr.tcs.$1.pid"
 }
 kr_server() { # kr_server NAME NS tcp|udp PORT REPLY: a server answering every connection (datagram) with REPLY
 	_name=$1 _ns=$2 _proto=$3 _port=$4

@@ -62,7 +62,7 @@ kr_counters_here() { # kr_counters_here TAG NS SNMP6 [NAME...]: this namespace's
 kr_finish() { # kr_finish [REASON]: final evidence, then end the VM
 	[ -n "$1" ] && kr_rec "abort $1"
 	# no dmesg copy: every kernel message already went to the console (ttyS0), which the harness keeps
-	kr_rec "done uptime_ms=$(kr_now)"
+	kr_t; kr_rec "done uptime_ms=$KR_T"
 	exec 3>&- # closing the tty waits until its output has drained
 	reboot -f
 	sleep 5

@@ -119,40 +119,64 @@ describe('the checkpoint and the go', () => {
     // a case that stopped before its checkpoint: nothing applied
     expect(repeatRecord(run, parseAgentOutput('@@KR abort setup step x failed\n@@KR done uptime_ms=9'), { use: 'none' })).toMatchObject({ applied: null, caseSnapshot: 'none' });
   });
-  it("the agent's kr_checkpoint: independent sets the clock, reseeds, waits; replay does none of it; a wrong line ends the case", () => {
+  it("the agent's kr_checkpoint: the helper waits on a FIFO; independent hands it the go, replay does not; a wrong line ends the case", () => {
     const dir = testTempDir('kr-checkpoint-');
     const agent = fs.readFileSync(path.join(repoRoot, 'images/agent/agent.sh'), 'utf8');
     const fn = /^kr_checkpoint\(\) \{[\s\S]*?^\}$/m.exec(agent)![0];
     const reseed = path.join(dir, 'reseed');
-    fs.writeFileSync(reseed, '#!/bin/sh\necho "reseed-called $*" >> "$LOG"\necho "clock=ok addentropy=ok reseed=ENOTTY"\n', { mode: 0o755 });
-    const stubs = [
-      'kr_rec() { echo "@@KR $*"; }',
-      'kr_now() { echo 1000; }',
-      'kr_t() { KR_T=1000; }',
-      'kr_finish() { echo "@@KR abort $1"; exit 0; }',
-    ].join('\n');
+    const stub = (answer: string): void =>
+      fs.writeFileSync(reseed, `#!/bin/sh\n[ "$1" = --fifo ] || exit 9\nread -r l < "$2"\necho "reseed-called $l" >> "$LOG"\necho "${answer}" > "$3"\n`, { mode: 0o755 });
+    const stubs = ['kr_rec() { echo "@@KR $*"; }', 'kr_now() { echo 1000; }', 'kr_t() { KR_T=1000; }', 'kr_finish() { echo "@@KR abort $1"; exit 0; }'].join('\n');
     const run = (input: string): { out: string; log: string } => {
       const log = path.join(dir, 'log');
       fs.writeFileSync(log, '');
-      const script = `${stubs}\n${fn.replaceAll('/kr/reseed', reseed)}\nexec 4<&0\nkr_checkpoint\necho after`;
-      const out = execFileSync('/bin/busybox', ['sh', '-c', script], { input, env: { LOG: log, PATH: '/usr/bin:/bin' } }).toString();
+      for (const f of ['go', 'gone']) fs.rmSync(path.join(dir, `kr.${f}`), { force: true });
+      const body = fn.replaceAll('/kr/reseed', reseed).replaceAll('/tmp/kr.', path.join(dir, 'kr.'));
+      const script = `${stubs}\n${body}\nexec 4<&0\nkr_checkpoint\necho after\nkill $KR_RESEED 2>/dev/null; exit 0`;
+      const out = execFileSync('/bin/busybox', ['sh', '-c', script], { input, env: { LOG: log, PATH: '/usr/bin:/bin' }, timeout: 10_000 }).toString();
       return { out, log: fs.readFileSync(log, 'utf8') };
     };
     const seed = repeatSeed(BASE, 1);
+    stub('clock=ok addentropy=ok reseed=ENOTTY');
     const ind = run(frameGo({ seed, epochS: 1764480000, jitterUs: 1500, mode: 'independent' }).toString());
     expect(ind.out).toContain('@@KR checkpoint uptime_ms=1000');
     expect(ind.out).toContain(`@@KR go mode=independent seed=${seed} jitter_us=1500 clock=ok addentropy=ok reseed=ENOTTY uptime_ms=1000`);
-    expect(ind.out).toMatch(/after\n$/);
+    expect(ind.out).toMatch(/^after$/m);
     expect(ind.log.split('\n').filter(Boolean)).toEqual([`reseed-called ${seed} 1764480000 1500`]);
     const rep = run(frameGo({ seed, epochS: 1764480000, jitterUs: 0, mode: 'replay' }).toString());
     expect(rep.out).toContain(`@@KR go mode=replay seed=${seed} jitter_us=0 clock=skipped addentropy=skipped reseed=skipped`);
     expect(rep.log).toBe('');
-    // a helper that prints something else is reported as an error, not passed on
-    fs.writeFileSync(reseed, '#!/bin/sh\necho oops\n', { mode: 0o755 });
+    // a helper that answers something else is reported as an error, not passed on
+    stub('oops');
     expect(run(frameGo({ seed, epochS: 1, jitterUs: 0, mode: 'independent' }).toString()).out).toContain('clock=error addentropy=error reseed=error');
+    // no helper: said so, and no wait on a FIFO nobody reads
+    fs.rmSync(reseed);
+    expect(run(frameGo({ seed, epochS: 1, jitterUs: 0, mode: 'independent' }).toString()).out).toContain('clock=nohelper addentropy=nohelper reseed=nohelper');
     const wrong = run('@@CASE 12\n');
     expect(wrong.out).toContain('@@KR abort unexpected on the case input after the checkpoint: @@CASE');
     expect(wrong.out).not.toMatch(/^after$/m);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("the agent's sections from files", () => {
+  it('kr_section_file sends a file whole, by the shell for short ones and awk for the rest, with or without a last newline', () => {
+    const dir = testTempDir('kr-section-');
+    const agent = fs.readFileSync(path.join(repoRoot, 'images/agent/agent.sh'), 'utf8');
+    const fn = /^kr_section_file\(\) \{[\s\S]*?^\}$/m.exec(agent)![0];
+    const files: Record<string, string> = {
+      short: 'a\nb\nlast-no-newline',
+      long: Array.from({ length: 40 }, (_, i) => `line ${i + 1}`).join('\n') + '\n',
+      exact: Array.from({ length: 32 }, (_, i) => `l${i}`).join('\n') + '\n',
+      empty: '',
+      odd: "-n\n\\t 'quoted' $HOME\n",
+    };
+    for (const [name, text] of Object.entries(files)) {
+      fs.writeFileSync(path.join(dir, name), text);
+      const out = execFileSync('/bin/busybox', ['sh', '-c', `kr_rec() { echo "@@KR $*" >&3; }\n${fn}\nexec 3>&1\nkr_section_file "s:$1" "$2"`, 'sh', name, path.join(dir, name)], { env: { PATH: '/usr/bin:/bin' } }).toString();
+      const body = text === '' ? '' : text.endsWith('\n') ? text : text + '\n';
+      expect(out, name).toBe(`@@KR begin s:${name}\n${body}@@KR end s:${name}\n`);
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
@@ -173,6 +197,15 @@ describe('the reseed helper', () => {
     };
     for (const args of [[], ['00', '1', '2'], ['z'.repeat(64), '1', '2'], ['a'.repeat(64), 'x', '2'], ['a'.repeat(64), '1']])
       expect(bad(args)).toEqual({ out: 'clock=EINVAL addentropy=EINVAL reseed=EINVAL\n', rc: 2 });
+    // the FIFO form reads the same values from its input and answers on its output
+    const fin = path.join(dir, 'in');
+    const fout = path.join(dir, 'out');
+    execFileSync('mkfifo', [fin, fout]);
+    // (values that parse but are refused: a seed with a non-hex digit, so that nothing is set on the host)
+    const viaFifo = (line: string): string =>
+      execFileSync('/bin/busybox', ['sh', '-c', `"$0" --fifo "$1" "$2" & printf '%s\\n' "$3" > "$1"; cat "$2"; wait $!; echo "rc=$?"`, bin, fin, fout, line], { timeout: 10_000 }).toString();
+    expect(viaFifo('zz 1 2')).toBe('clock=EINVAL addentropy=EINVAL reseed=EINVAL\nrc=2\n');
+    expect(viaFifo(`${'a'.repeat(63)}g 1764480000 1500`)).toBe('clock=EINVAL addentropy=EINVAL reseed=EINVAL\nrc=2\n');
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
