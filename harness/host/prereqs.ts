@@ -49,6 +49,8 @@ const COMMANDS: Array<[string, string]> = [
 const FILES: Array<[string, string, string]> = [
   ['/usr/include/libelf.h', 'libelf headers', 'libelf-dev'],
   ['/usr/include/openssl/opensslv.h', 'OpenSSL headers', 'libssl-dev'],
+  // the guest's reseed helper (images/agent/reseed.c: RNDADDENTROPY, RNDRESEEDCRNG)
+  ['/usr/include/linux/random.h', 'Linux API headers', 'linux-libc-dev'],
 ];
 
 export function checkPrereqs(extraPackages: Array<{ file: string; pkg: string }> = []): Prereq[] {

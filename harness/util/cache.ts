@@ -5,26 +5,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { sha256, sha256File } from './hash.ts';
 import lockfile from 'proper-lockfile';
 import type { Logger } from './log.ts';
 import { remoteFromEnv, type FetchOptions, type RemoteCache } from './remote.ts';
 
-export function sha256(data: string | Buffer): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
-}
-
-export function sha256File(file: string): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let n: number;
-    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
+export { sha256, sha256File } from './hash.ts';
 
 /** Stable hash of a JSON-able value (keys sorted). */
 export function hashOf(value: unknown): string {

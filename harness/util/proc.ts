@@ -26,6 +26,8 @@ export interface RunOptions {
   abort?: AbortSignal;
   /** keep at most this many bytes of stdout/stderr in memory (default 8 MiB) */
   maxBuffer?: number;
+  /** open this file read-only as the child's file descriptor 3 (QEMU's `-incoming fd:3`) */
+  fd3File?: string;
 }
 
 export interface RunResult {
@@ -103,6 +105,8 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   const command = [file, ...args].join(' ');
   const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
   let logError: NodeJS.ErrnoException | undefined;
+  const fd3 = opts.fd3File !== undefined ? fs.openSync(opts.fd3File, 'r') : undefined;
+  const stdinMode = opts.input !== undefined || opts.onStdin ? ('pipe' as const) : ('ignore' as const);
   const child: ResultPromise = execa(file, args, {
     cwd: opts.cwd,
     env: opts.env,
@@ -112,8 +116,14 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     stripFinalNewline: false,
     buffer: true,
     maxBuffer: opts.maxBuffer ?? 8 * 1024 * 1024,
-    ...(opts.input !== undefined ? { input: opts.input } : { stdin: opts.onStdin ? ('pipe' as const) : ('ignore' as const) }),
+    ...(fd3 !== undefined
+      ? // (execa's types admit only fd numbers 3-9 here; at run time any open descriptor is passed on)
+        { stdio: [stdinMode, 'pipe', 'pipe', fd3] as unknown as ['pipe', 'pipe', 'pipe'], ...(opts.input !== undefined ? { input: opts.input } : {}) }
+      : opts.input !== undefined
+        ? { input: opts.input }
+        : { stdin: stdinMode }),
   });
+  if (fd3 !== undefined) fs.closeSync(fd3); // the child has its own
   if (opts.onStdin && child.stdin) {
     child.stdin.on('error', () => undefined); // the child may exit before reading all of it
     opts.onStdin(child.stdin);

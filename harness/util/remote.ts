@@ -19,6 +19,7 @@ import { Transform } from 'node:stream';
 import * as tar from 'tar';
 import { Agent, request, type Dispatcher } from 'undici';
 import { HarnessError } from './errors.ts';
+import { sha256File } from './hash.ts';
 import { makeLogger, type Logger } from './log.ts';
 import { run } from './proc.ts';
 
@@ -382,19 +383,6 @@ interface ManifestShape {
   files: Record<string, string>;
 }
 
-function sha256FileOf(file: string): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let n: number;
-    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 /** Why the entry extracted in `dir` is not the entry `key`, or null when it is. */
 export function entryDirProblem(dir: string, key: string): string | null {
   const mf = path.join(dir, 'manifest.json');
@@ -414,7 +402,7 @@ export function entryDirProblem(dir: string, key: string): string | null {
     const f = path.join(dir, rel);
     const st = fs.lstatSync(f, { throwIfNoEntry: false });
     if (!st?.isFile()) return `file ${rel} is missing`;
-    if (sha256FileOf(f) !== digest) return `file ${rel} does not match its manifest`;
+    if (sha256File(f) !== digest) return `file ${rel} does not match its manifest`;
     listed.add(rel);
   }
   const walk = (d: string): string | null => {

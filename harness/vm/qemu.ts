@@ -79,7 +79,9 @@ export function qemuArgs(spec: VmSpec): string[] {
     args.push('-qmp', `unix:${spec.session.qmpSocket},server=on,wait=off`);
     // restored from a snapshot: the saved state arrives paused; otherwise start paused so that the
     // harness is connected to the result channel before the guest writes anything
-    if (spec.session.incoming) args.push('-incoming', `exec:cat ${shellQuote(spec.session.incoming)}`);
+    // the saved state on file descriptor 3, which the harness opens (run's fd3File): QEMU reads the
+    // file itself, rather than through a pipe from `cat`
+    if (spec.session.incoming) args.push('-incoming', 'fd:3');
     else args.push('-S');
   }
   return args;

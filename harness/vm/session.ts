@@ -138,6 +138,7 @@ async function attempt(
   const started = Date.now();
   const proc: Promise<RunResult> = run(QEMU, args, {
     timeoutMs: o.deadlineMs,
+    ...(mode.restore ? { fd3File: mode.restore.file } : {}),
     logFile: o.consoleFile,
     abort: abort.signal,
     onStdin: (w) => (stdin = w),

@@ -191,14 +191,14 @@ describe('qemu arguments', () => {
     expect(append).toContain('reboot=t');
     expect(a).not.toContain('-cpu');
   });
-  it('a session starts paused with QMP, or restores a snapshot (file name quoted for the shell)', () => {
+  it('a session starts paused with QMP, or restores a snapshot (read by QEMU from the descriptor the harness opens)', () => {
     const a = qemuArgs({ accel: 'tcg', machine: 'microvm', kernel: '/k/vmlinux', initrd: '/i', resultsFile: '/r', session: { qmpSocket: '/t/q' } });
     expect(a).toContain('-S');
     expect(a.join(' ')).toContain('-qmp unix:/t/q,server=on,wait=off');
     expect(a).not.toContain('-incoming');
     const b = qemuArgs({ accel: 'tcg', machine: 'microvm', kernel: '/k/vmlinux', initrd: '/i', resultsFile: '/r', session: { qmpSocket: '/t/q', incoming: "/c/it's snap" } });
     expect(b).not.toContain('-S');
-    expect(b[b.indexOf('-incoming') + 1]).toBe(`exec:cat '/c/it'\\''s snap'`);
+    expect(b[b.indexOf('-incoming') + 1]).toBe('fd:3');
     expect(b).toContain('file,id=res,path=/r'); // records always go to a file (lossless)
   });
   it('kvm adds -cpu host', () => {
