@@ -7,6 +7,11 @@
 # the busybox applets `ip` and `tc` would shadow it by name.
 . /kr/lib.sh
 
+kr_nap() { # kr_nap SECONDS: a short wait in a polling loop without a process (usleep forks: ~15 ms under TCG)
+	# read with a timeout on a FIFO opened read-write (it never sees the end, nobody writes to it)
+	if [ -p /tmp/kr.nap ] || mkfifo /tmp/kr.nap 2>/dev/null; then read -r -t "$1" _nap <> /tmp/kr.nap; else usleep "${1#0.}000"; fi
+	return 0
+}
 kr_bg() { # kr_bg NS OUT CMD...: start CMD (resolved in PATH) in NS in the background, output to OUT; $! is it
 	_ns=$1 _out=$2; shift 2
 	kr_which "$1"; _cmd=$KR_WHICH; shift
@@ -21,7 +26,7 @@ kr_step() { # kr_step LABEL NS TIMEOUT_MS EXPECT_RC CMD...: a command of the cas
 	_timedout=0
 	while kill -0 "$_pid" 2>/dev/null; do
 		kr_t; [ $(( KR_T - _t0 )) -ge "$_tmo" ] && { _timedout=1; kill -9 "$_pid" 2>/dev/null; break; }
-		usleep 10000
+		kr_nap 0.010
 	done
 	wait "$_pid"; _rc=$?
 	_ok=0; [ "$_timedout" = 0 ] && [ "$_rc" = "$_erc" ] && _ok=1
@@ -67,7 +72,7 @@ kr_checkpoint() { # the case is set up: wait for the harness's go, then make thi
 	fi
 	# the kernel log's count of signature lines now, as the baseline of the first probe after the
 	# go (kr_probe): counted here, before the snapshot, it costs a repeat nothing
-	[ -n "$KR_WATCH" ] && kr_watch_count && KR_WATCH_BASE=1
+	[ -n "$KR_WATCH" ] && kr_watch_count && KR_WATCH_BASE=1 && kr_watch_follow
 	kr_rec "checkpoint uptime_ms=$(kr_now)"
 	read -r _tag _seed _epoch _jit _mode <&4 || kr_finish "no go after the checkpoint"
 	[ "$_tag" = "@@GO" ] || kr_finish "unexpected on the case input after the checkpoint: $_tag"
@@ -86,13 +91,34 @@ kr_checkpoint() { # the case is set up: wait for the harness's go, then make thi
 kr_watch_count() { # kernel-log lines matching the signature's signals, into $KR_WATCHED (no subshell)
 	dmesg | grep -cE -- "$KR_WATCH" > /tmp/kr.watch; read -r KR_WATCHED < /tmp/kr.watch
 }
+kr_watch_follow() { # (once) follow the kernel log: the count of signature lines so far, kept in /tmp/kr.watch.n
+	# so that a probe looks at the log every turn by reading a file (a builtin), not by starting
+	# dmesg and grep (two processes a look). cat reads /dev/kmsg one record a read (awk's own reads
+	# can be too short for a record); the count starts from the log's beginning, as dmesg's does
+	[ -n "$KR_FOLLOW" ] && return 0
+	[ -r /dev/kmsg ] || return 1
+	echo 0 > /tmp/kr.watch.n
+	cat /dev/kmsg 2>/dev/null | awk -v re="$KR_WATCH" '$0 ~ re { n++; printf "%d\n", n > "/tmp/kr.watch.n"; close("/tmp/kr.watch.n") }' &
+	KR_FOLLOW=$!
+}
+kr_watch_seen() { # kr_watch_seen M0: has the kernel logged more signature lines than M0?
+	if [ -n "$KR_FOLLOW" ]; then
+		_wn=0; { read -r _wn < /tmp/kr.watch.n; } 2>/dev/null
+		[ "${_wn:-0}" -gt "$1" ] 2>/dev/null
+	else kr_watch_count && [ "$KR_WATCHED" -gt "$1" ]
+	fi
+}
 kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN CMD...
 	_name=$1 _ns=$2 _tmo=$3 _watch=$4 _erc=$5 _expect=$6 _stoptok=$7; shift 7
 	[ -n "$KR_WATCH" ] || _watch=0
 	# the count of signature lines before the probe: the checkpoint's for the first probe after it
 	# (nothing else ran since), else counted now
 	_m0=0
-	if [ "$_watch" = 1 ]; then [ "$KR_WATCH_BASE" = 1 ] || kr_watch_count; _m0=$KR_WATCHED; fi
+	if [ "$_watch" = 1 ]; then
+		[ "$KR_WATCH_BASE" = 1 ] || kr_watch_count
+		_m0=$KR_WATCHED
+		kr_watch_follow
+	fi
 	KR_WATCH_BASE=0
 	_out="/tmp/kr.probe.$_name"
 	kr_t; _t0=$KR_T
@@ -101,11 +127,12 @@ kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN 
 	while kill -0 "$_pid" 2>/dev/null; do
 		kr_t; _el=$(( KR_T - _t0 ))
 		if [ "$_el" -ge "$_tmo" ]; then _timedout=1; kill -9 "$_pid" 2>/dev/null; break; fi
-		# the kernel log is read from 100 ms on (two processes a look): early enough to spare a
-		# probe's timeout, and a probe that ends sooner pays nothing for it
-		if [ "$_watch" = 1 ] && [ "$_el" -ge 100 ] && kr_watch_count && [ "$KR_WATCHED" -gt "$_m0" ]; then _early=1; kill -9 "$_pid" 2>/dev/null; break; fi
+		# the kernel log every turn: a probe that runs on after the kernel has logged its signature
+		# records more, and a traced run's path with it (tried: looking only from 100 ms on, the
+		# packet paths of --trace-path split less reliably)
+		if [ "$_watch" = 1 ] && kr_watch_seen "$_m0"; then _early=1; kill -9 "$_pid" 2>/dev/null; break; fi
 		if [ "$_stoptok" = 1 ] && grep -qF -- "$_expect" "$_out"; then _gotok=1; kill -9 "$_pid" 2>/dev/null; break; fi
-		usleep 5000
+		kr_nap 0.005
 	done
 	wait "$_pid"; _rc=$?
 	kr_t; _ms=$(( KR_T - _t0 ))
