@@ -7,11 +7,6 @@
 # the busybox applets `ip` and `tc` would shadow it by name.
 . /kr/lib.sh
 
-kr_nap() { # kr_nap SECONDS: a short wait in a polling loop without a process (usleep forks: ~15 ms under TCG)
-	# read with a timeout on a FIFO opened read-write (it never sees the end, nobody writes to it)
-	if [ -p /tmp/kr.nap ] || mkfifo /tmp/kr.nap 2>/dev/null; then read -r -t "$1" _nap <> /tmp/kr.nap; else usleep "${1#0.}000"; fi
-	return 0
-}
 kr_bg() { # kr_bg NS OUT CMD...: start CMD (resolved in PATH) in NS in the background, output to OUT; $! is it
 	_ns=$1 _out=$2; shift 2
 	kr_which "$1"; _cmd=$KR_WHICH; shift
@@ -26,7 +21,7 @@ kr_step() { # kr_step LABEL NS TIMEOUT_MS EXPECT_RC CMD...: a command of the cas
 	_timedout=0
 	while kill -0 "$_pid" 2>/dev/null; do
 		kr_t; [ $(( KR_T - _t0 )) -ge "$_tmo" ] && { _timedout=1; kill -9 "$_pid" 2>/dev/null; break; }
-		kr_nap 0.010
+		usleep 10000
 	done
 	wait "$_pid"; _rc=$?
 	_ok=0; [ "$_timedout" = 0 ] && [ "$_rc" = "$_erc" ] && _ok=1
@@ -72,7 +67,7 @@ kr_checkpoint() { # the case is set up: wait for the harness's go, then make thi
 	fi
 	# the kernel log's count of signature lines now, as the baseline of the first probe after the
 	# go (kr_probe): counted here, before the snapshot, it costs a repeat nothing
-	[ -n "$KR_WATCH" ] && kr_watch_count && KR_WATCH_BASE=1 && kr_watch_follow
+	[ -n "$KR_WATCH" ] && kr_watch_count && KR_WATCH_BASE=1 && [ "$KR_GRAPH" = 1 ] && kr_watch_follow
 	kr_rec "checkpoint uptime_ms=$(kr_now)"
 	read -r _tag _seed _epoch _jit _mode <&4 || kr_finish "no go after the checkpoint"
 	[ "$_tag" = "@@GO" ] || kr_finish "unexpected on the case input after the checkpoint: $_tag"
@@ -92,8 +87,8 @@ kr_watch_count() { # kernel-log lines matching the signature's signals, into $KR
 	dmesg | grep -cE -- "$KR_WATCH" > /tmp/kr.watch; read -r KR_WATCHED < /tmp/kr.watch
 }
 kr_watch_follow() { # (once) follow the kernel log: the count of signature lines so far, kept in /tmp/kr.watch.n
-	# so that a probe looks at the log every turn by reading a file (a builtin), not by starting
-	# dmesg and grep (two processes a look). cat reads /dev/kmsg one record a read (awk's own reads
+	# so that a probe on a tracing kernel looks at the log every turn by reading a file (a builtin),
+	# not by starting dmesg and grep (two processes a look); elsewhere kr_watch_seen uses those. cat reads /dev/kmsg one record a read (awk's own reads
 	# can be too short for a record); the count starts from the log's beginning, as dmesg's does
 	[ -n "$KR_FOLLOW" ] && return 0
 	[ -r /dev/kmsg ] || return 1
@@ -117,7 +112,7 @@ kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN 
 	if [ "$_watch" = 1 ]; then
 		[ "$KR_WATCH_BASE" = 1 ] || kr_watch_count
 		_m0=$KR_WATCHED
-		kr_watch_follow
+		[ "$KR_GRAPH" = 1 ] && kr_watch_follow # a tracing kernel looks every turn (below)
 	fi
 	KR_WATCH_BASE=0
 	_out="/tmp/kr.probe.$_name"
@@ -133,7 +128,7 @@ kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN 
 		# on there, 1 of 20 `repro --trace-path` found no split; every turn, none of 32)
 		if [ "$_watch" = 1 ] && { [ "$KR_GRAPH" = 1 ] || [ "$_el" -ge 100 ]; } && kr_watch_seen "$_m0"; then _early=1; kill -9 "$_pid" 2>/dev/null; break; fi
 		if [ "$_stoptok" = 1 ] && grep -qF -- "$_expect" "$_out"; then _gotok=1; kill -9 "$_pid" 2>/dev/null; break; fi
-		kr_nap 0.005
+		usleep 5000
 	done
 	wait "$_pid"; _rc=$?
 	kr_t; _ms=$(( KR_T - _t0 ))
