@@ -149,8 +149,8 @@ kr_counters_in() { # kr_counters_in TAG NS SNMP6 [NAME...]: NS's counters, read 
 		: > "/tmp/kr.cnt.$_ns" # started at the checkpoint (kr_counters_ready): let it read them now
 		wait "$_pid"
 	else
-		_files="/proc/net/netstat /proc/net/snmp"; [ "$_v6" = 1 ] && [ -r /proc/net/snmp6 ] && _files="$_files /proc/net/snmp6"
-		kr_in "$_ns" awk -v keep=" $* " -f /kr/counters.awk $_files >&3
+		kr_counter_files "$_v6"
+		kr_in "$_ns" awk -v keep=" $* " -f /kr/counters.awk $KR_CFILES >&3
 	fi
 	kr_rec "end counters-$_tag:$_ns"
 }
@@ -159,8 +159,8 @@ kr_counters_ready() { # kr_counters_ready NS SNMP6 [NAME...]: start NS's counter
 	# probes), and its start is in the case snapshot
 	_ns=$1 _v6=$2; shift 2
 	mkfifo "/tmp/kr.cnt.$_ns" 2>/dev/null || return 0
-	_files="/proc/net/netstat /proc/net/snmp"; [ "$_v6" = 1 ] && [ -r /proc/net/snmp6 ] && _files="$_files /proc/net/snmp6"
-	kr_in "$_ns" awk -v keep=" $* " -f /kr/counters.awk "/tmp/kr.cnt.$_ns" $_files >&3 &
+	kr_counter_files "$_v6"
+	kr_in "$_ns" awk -v keep=" $* " -f /kr/counters.awk "/tmp/kr.cnt.$_ns" $KR_CFILES >&3 &
 	echo $! > "/tmp/kr.cnt.$_ns.pid"
 }
 kr_tcstats_in() { # kr_tcstats_in NS BATCH: which tc filters matched in NS, one tc inside it, straight to the result channel

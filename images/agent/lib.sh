@@ -49,14 +49,18 @@ kr_run() { # kr_run LABEL CMD...: a setup step; on failure report it and stop th
 		kr_finish "setup step $_label failed"
 	fi
 }
+kr_counter_files() { # kr_counter_files SNMP6: the counter files kr_counters_* read, into $KR_CFILES (snmp6 with SNMP6=1, when there is one)
+	KR_CFILES="/proc/net/netstat /proc/net/snmp"; [ "$1" = 1 ] && [ -r /proc/net/snmp6 ] && KR_CFILES="$KR_CFILES /proc/net/snmp6"
+	return 0
+}
 kr_counters_here() { # kr_counters_here TAG NS SNMP6 [NAME...]: this namespace's counters (run inside NS)
 	# /proc/net/netstat and /proc/net/snmp in their own header/values format (with SNMP6=1 snmp6 too,
 	# turned into it), but only the counters that are not zero plus the NAMEd ones: the serial channel
 	# costs ~4 ms per KB under TCG
 	_tag=$1 _ns=$2 _v6=$3; shift 3
 	kr_rec "begin counters-$_tag:$_ns"
-	if [ "$_v6" = 1 ] && [ -r /proc/net/snmp6 ]; then awk -v keep=" $* " -f /kr/counters.awk /proc/net/netstat /proc/net/snmp /proc/net/snmp6 >&3
-	else awk -v keep=" $* " -f /kr/counters.awk /proc/net/netstat /proc/net/snmp >&3; fi
+	kr_counter_files "$_v6"
+	awk -v keep=" $* " -f /kr/counters.awk $KR_CFILES >&3
 	kr_rec "end counters-$_tag:$_ns"
 }
 kr_finish() { # kr_finish [REASON]: final evidence, then end the VM
