@@ -5,6 +5,7 @@ import { execa, type ResultPromise } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { abortRun } from './cancel.ts';
 import { isNoSpace } from './disk.ts';
 import { HarnessError, NO_SPACE_HINT, normalizeError } from './errors.ts';
 
@@ -88,6 +89,7 @@ export function installSignalHandlers(onInterrupt: () => void): void {
   const handler = (): void => {
     interruptedFlag = true;
     killAll();
+    abortRun();
     onInterrupt();
   };
   process.on('SIGINT', handler);
