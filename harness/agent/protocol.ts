@@ -2,7 +2,7 @@
 // result channel (ttyS1) and the framing of the case on the console's input. Its other half is
 // images/agent/agent.sh. Pure: no I/O.
 //
-// Result channel, one record per line (README, "Adding a case": the agent protocol):
+// Result channel, one record per line (docs/case-language.md: the agent protocol):
 //   @@KR <type> [<word>] [key=value ...]        a record
 //   @@KR begin <section>  ...raw lines...  @@KR end <section>    a section of raw text
 // Record types:

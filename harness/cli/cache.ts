@@ -141,7 +141,7 @@ export function registerCache(program: Command): void {
         const kinds = parseKinds(opts.kind, '--kind');
         const since = opts.since !== undefined ? Date.now() - parseDuration(opts.since, '--since') : undefined;
         const remote = remoteFromEnv();
-        if (!remote) throw new HarnessError('bad-input', `no remote cache is configured`, { field: REMOTE_ENV.url, hint: `set ${REMOTE_ENV.url} to its base URL (README: Sharing kernels between machines)` });
+        if (!remote) throw new HarnessError('bad-input', `no remote cache is configured`, { field: REMOTE_ENV.url, hint: `set ${REMOTE_ENV.url} to its base URL (docs/remote-cache.md)` });
         const report = await pushCache({ cacheDir: cacheRoot(), kinds, remote, log: makeLogger({ quiet: opts.json ?? false }), ...(since !== undefined ? { since } : {}) });
         const bytes = report.uploaded.reduce((s, u) => s + u.bytes, 0);
         if (opts.json) {

@@ -112,7 +112,7 @@ export function loadKernel(ref: string, o: { modules?: string | undefined } = {}
     throw new HarnessError('bad-input', `${ref} is neither a kernel definition (.yaml), a kernel image (bzImage, vmlinux), a .deb nor a kernel source tree`, {
       file: path.resolve(ref),
       field: '--kernel',
-      hint: 'see "Adding a kernel" in the README for every form --kernel takes',
+      hint: 'see docs/kernels.md for every form --kernel takes',
     });
   if (o.modules && kind !== 'image')
     throw new HarnessError('bad-input', `--modules goes with a kernel image (bzImage, vmlinux), not with ${ref}`, { field: '--modules' });
