@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
+import { LIMITS as FILE_LIMITS, readInputFile } from '../trust/files.ts';
 import { ensureFree, MB } from '../util/disk.ts';
 import { EntryStore, hashOf, sha256, withLock } from '../util/cache.ts';
 import type { Logger } from '../util/log.ts';
@@ -74,9 +75,9 @@ export function buildErrorExcerpt(logText: string): string {
 }
 
 export function patchSpecs(k: LoadedKernel): PatchSpec[] {
-  return k.def.patches.map((p) => {
+  return k.def.patches.map((p, i) => {
     const file = resolveIn(k, p.file);
-    return { file, reverse: p.reverse, id: patchId(file, p.reverse) };
+    return { file, reverse: p.reverse, id: patchId(file, p.reverse, { def: k.file, field: `patches[${i}].file` }) };
   });
 }
 
@@ -130,10 +131,10 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
     });
   const compiler = await compilerVersion();
   const patches = patchSpecs(k);
-  const fragments = def.config.fragments.map((f) => ({ name: f, text: fs.readFileSync(resolveIn(k, f), 'utf8') }));
+  const fragments = def.config.fragments.map((f, i) => ({ name: f, text: readInputFile(resolveIn(k, f), FILE_LIMITS.config, { def: k.file, field: `config.fragments[${i}]` }) }));
   // a complete .config to start from (a tree's own), read once: its content is part of the config input
   const ownFile = def.config.file ? resolveIn(k, def.config.file) : undefined;
-  const ownText = ownFile ? fs.readFileSync(ownFile, 'utf8') : undefined;
+  const ownText = ownFile ? readInputFile(ownFile, FILE_LIMITS.config, { def: k.file, field: 'config.file' }) : undefined;
   // fragments by content: the same config from another path (an absolute one, as verify passes) is the same build directory
   const configInput =
     ownText === undefined

@@ -103,3 +103,10 @@ export function readUnder(root: string, rel: string, maxBytes: number, where: Wh
     fs.closeSync(fd);
   }
 }
+
+/** A single path component an untrusted source gives (a kernel release in /lib/modules/<release>): letters, digits and . _ + ~ - only, not `.` or `..`. */
+export function safeComponent(name: unknown, where: WhereLike): string {
+  if (typeof name !== 'string' || !/^[A-Za-z0-9_+~-][A-Za-z0-9._+~-]{0,127}$/.test(name))
+    throw refuse(String(name).replace(/\0/g, '\\0'), where, 'is not a plain file name (letters, digits and . _ + ~ - only)');
+  return name;
+}
