@@ -20,6 +20,7 @@ import * as tar from 'tar';
 import { Agent, request, type Dispatcher } from 'undici';
 import { HarnessError } from './errors.ts';
 import { memberProblem as archiveMemberProblem, normaliseTree, tarMemberFilter } from '../trust/archive.ts';
+import { readInputFile } from '../trust/files.ts';
 import { sha256File } from './hash.ts';
 import { makeLogger, type Logger } from './log.ts';
 import { run } from './proc.ts';
@@ -378,6 +379,9 @@ export class HttpRemoteStore implements RemoteStore {
 // ---------------------------------------------------------------------------------------------
 // Checks on a downloaded entry (the local cache's own, plus: nothing but what the manifest lists)
 
+/** A manifest lists an entry's files: a few KB (a bound, so that a hostile one cannot take the memory). */
+const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+
 interface ManifestShape {
   key: string;
   files: Record<string, string>;
@@ -389,9 +393,9 @@ export function entryDirProblem(dir: string, key: string): string | null {
   if (!fs.existsSync(mf)) return 'it has no manifest.json';
   let m: ManifestShape;
   try {
-    m = JSON.parse(fs.readFileSync(mf, 'utf8')) as ManifestShape;
-  } catch {
-    return 'its manifest.json is not JSON';
+    m = JSON.parse(readInputFile(mf, MAX_MANIFEST_BYTES, 'manifest.json', { noFollow: true })) as ManifestShape;
+  } catch (e) {
+    return e instanceof HarnessError ? `its manifest.json ${e.message}` : 'its manifest.json is not JSON';
   }
   if (typeof m !== 'object' || m === null || typeof m.files !== 'object' || m.files === null) return 'its manifest.json has no file list';
   if (m.key !== key) return `its manifest is for the key ${String(m.key).slice(0, 12)}, not ${key.slice(0, 12)}`;
