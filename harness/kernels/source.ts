@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
 import { hashOf } from '../util/cache.ts';
-import { LIMITS as FILE_LIMITS, sha256Input, statRegular, type WhereLike } from '../trust/files.ts';
+import { copyInput, LIMITS as FILE_LIMITS, sha256Input, statRegular, type WhereLike } from '../trust/files.ts';
 import { run, tail } from '../util/proc.ts';
 import type { Logger } from '../util/log.ts';
 import { ensureFree, extractedEstimate, GB } from '../util/disk.ts';
@@ -123,7 +123,7 @@ export function tarballTree(tarball: string, label: string, untrusted: boolean):
       const r = await applyPatch(tree, w.file, w.reverse, logFile);
       if (!r.ok) throw patchFailed(w, label, r.out, logFile); // the tree stays marked dirty: the next run re-extracts it
       const copy = path.join(appliedDir, `${i}-${path.basename(w.file)}`);
-      fs.copyFileSync(w.file, copy);
+      copyInput(w.file, copy, FILE_LIMITS.patch, 'patches');
       applied.push({ id: w.id, copy, reverse: w.reverse });
     }
     save({ patches: applied, dirty: false });

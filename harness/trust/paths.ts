@@ -42,7 +42,7 @@ export function confine(root: string, rel: string, where: WhereLike): string {
 /** The real path of `p`; for a path that does not exist, its deepest existing ancestor's real path with the rest appended. */
 function realOf(p: string): string {
   try {
-    return fs.realpathSync(p);
+    return fs.realpathSync.native(p);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
@@ -60,13 +60,13 @@ export function confineReal(root: string, rel: string, where: WhereLike, o: { al
   const abs = confine(root, rel, where);
   let realRoot: string;
   try {
-    realRoot = fs.realpathSync(root);
+    realRoot = fs.realpathSync.native(root);
   } catch (e) {
     throw refuse(root, where, `cannot resolve the directory: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   let real: string;
   try {
-    real = o.allowMissing ? realOf(abs) : fs.realpathSync(abs);
+    real = o.allowMissing ? realOf(abs) : fs.realpathSync.native(abs);
   } catch (e) {
     throw refuse(abs, where, `cannot read file: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
@@ -86,7 +86,7 @@ export function openUnder(root: string, rel: string, maxBytes: number, where: Wh
     } catch {
       /* no /proc: the realpath check above stands */
     }
-    if (opened !== null && !isUnder(fs.realpathSync(root), opened)) throw refuse(real, where, `leads out of ${root} (opened ${opened})`);
+    if (opened !== null && !isUnder(fs.realpathSync.native(root), opened)) throw refuse(real, where, `leads out of ${root} (opened ${opened})`);
     return { fd, st, path: real };
   } catch (e) {
     fs.closeSync(fd);
