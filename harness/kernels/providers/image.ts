@@ -5,10 +5,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EntryStore, hashOf, sha256 } from '../../util/cache.ts';
-import { copyInput, LIMITS as FILE_LIMITS, readInputBytes } from '../../trust/files.ts';
+import { copyInput, LIMITS as FILE_LIMITS, readInputBytes, readInputFile } from '../../trust/files.ts';
 import { confineReal, isUnder, safeComponent } from '../../trust/paths.ts';
 import { HarnessError } from '../../util/errors.ts';
-import { readInputFile } from '../../util/load.ts';
 import type { KernelArtifact, KernelMeta } from '../artifact.ts';
 import { sourcePackageOf } from '../debunpack.ts';
 import { bannerRelease, bzImageRelease, imageKind, readImageConfig, type ImageKind } from '../ikconfig.ts';
