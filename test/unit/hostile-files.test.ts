@@ -17,8 +17,6 @@ import { EntryStore, hashOf, sha256 } from '../../harness/util/cache.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
 import { silentLogger } from '../../harness/util/log.ts';
 import { repoRoot } from '../../harness/util/paths.ts';
-import { copyInput, readInputBytes, readInputFile, sha256Input, statRegular } from '../../harness/trust/files.ts';
-import { confine, readUnder } from '../../harness/trust/paths.ts';
 import { extractEntry, RemoteCache, type RemoteStore } from '../../harness/util/remote.ts';
 import { testTempDir } from '../tmp.ts';
 
@@ -328,42 +326,5 @@ describe('defect 7: no set-id bit survives in a remote cache entry', () => {
     await extractEntry(tarFile, dest);
     expect(fs.readFileSync(path.join(dest, 'f'), 'utf8')).toBe('data');
     expect(fs.statSync(path.join(dest, 'f')).mode & 0o7777).toBe(0o755);
-  });
-});
-
-describe('trust/files.ts and trust/paths.ts directly', () => {
-  it('bounded bytes, hash and copy; a refusal names the definition and field, with the path in the message', async () => {
-    const t = testTempDir('kr-trust-files-');
-    const f = path.join(t, 'x.patch');
-    fs.writeFileSync(f, 'abc');
-    expect(readInputBytes(f, 3, 'patches[0].file').toString()).toBe('abc');
-    expect(sha256Input(f, 3, 'patches[0].file')).toBe(sha256('abc'));
-    copyInput(f, path.join(t, 'copy'), 3);
-    expect(fs.readFileSync(path.join(t, 'copy'), 'utf8')).toBe('abc');
-    const big = await refusal(() => sha256Input(f, 2, { def: '/defs/k.yaml', field: 'patches[0].file' }));
-    expect([big.file, big.field]).toEqual(['/defs/k.yaml', 'patches[0].file']);
-    expect(big.message).toBe(`${f}: is 3 bytes, more than the 2 bytes such a file may have`);
-    // a symlink where none is allowed
-    fs.symlinkSync(f, path.join(t, 'l'));
-    expect(readInputFile(path.join(t, 'l'), 10)).toBe('abc');
-    expect((await refusal(() => readInputFile(path.join(t, 'l'), 10, 'f', { noFollow: true }))).message).toMatch(/symbolic link/);
-    // stat-level refusals before any open
-    expect((await refusal(() => statRegular('/dev/zero', 10, 'f'))).message).toBe('is a character device, not a regular file');
-  });
-
-  it('confine refuses absolute, .. and NUL paths; readUnder a symlink chain out of the root', async () => {
-    const t = testTempDir('kr-trust-paths-');
-    const root = path.join(t, 'root');
-    fs.mkdirSync(path.join(root, 'd'), { recursive: true });
-    fs.writeFileSync(path.join(t, 'secret'), 'host');
-    expect(confine(root, 'd/x', 'f')).toBe(path.join(root, 'd/x'));
-    for (const bad of ['/etc/passwd', '../x', 'd/../../x', 'd/\0x', '']) await refusal(() => confine(root, bad, 'f'));
-    fs.symlinkSync('..', path.join(root, 'd/up'));
-    fs.symlinkSync('up/../secret', path.join(root, 'd/chain'));
-    expect((await refusal(() => readUnder(root, 'd/chain', 100, 'f'))).message).toMatch(/leads out of/);
-    fs.symlinkSync('../..', path.join(root, 'd/out'));
-    expect((await refusal(() => readUnder(root, 'd/out/secret', 100, 'f'))).message).toMatch(/leads out of/);
-    // (Node's JS realpath resolves "up/../secret" lexically; the kernel, and confineReal, through the link)
-    expect(fs.realpathSync.native(path.join(root, 'd/chain'))).toBe(fs.realpathSync(path.join(t, 'secret')));
   });
 });

@@ -1,4 +1,4 @@
-// Properties of the trust boundary's path and archive rules (fast-check): whatever relative path,
+// The trust boundary's modules directly, and properties of its path and archive rules (fast-check): whatever relative path,
 // symlink layout or archive member header an untrusted source makes up, the result is under the
 // root or a typed refusal, and no accepted member keeps an unsafe name, type or mode.
 import { describe, expect, it } from 'vitest';
@@ -6,9 +6,11 @@ import fc from 'fast-check';
 import fs from 'node:fs';
 import path from 'node:path';
 import { memberProblem, normaliseTree, normalMode, tarMemberFilter, type MemberHeader } from '../../harness/trust/archive.ts';
+import { copyInput, readInputBytes, readInputFile, sha256Input, statRegular } from '../../harness/trust/files.ts';
 import { confine, confineReal, isUnder, readUnder } from '../../harness/trust/paths.ts';
+import { sha256 } from '../../harness/util/hash.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
-import { fileTempDir } from '../tmp.ts';
+import { fileTempDir, testTempDir } from '../tmp.ts';
 
 const tmp = fileTempDir('kr-trust-props-');
 
@@ -156,5 +158,54 @@ describe('archive members (fast-check)', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+/** The typed refusal `f` must end in. */
+async function refused(f: () => unknown): Promise<HarnessError> {
+  try {
+    await f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(HarnessError);
+    expect((e as HarnessError).kind).toBe('bad-input');
+    return e as HarnessError;
+  }
+  throw new Error('accepted');
+}
+
+describe('trust/files.ts and trust/paths.ts directly', () => {
+  it('bounded bytes, hash and copy; a refusal names the definition and field, with the path in the message', async () => {
+    const t = testTempDir('kr-trust-files-');
+    const f = path.join(t, 'x.patch');
+    fs.writeFileSync(f, 'abc');
+    expect(readInputBytes(f, 3, 'patches[0].file').toString()).toBe('abc');
+    expect(sha256Input(f, 3, 'patches[0].file')).toBe(sha256('abc'));
+    copyInput(f, path.join(t, 'copy'), 3);
+    expect(fs.readFileSync(path.join(t, 'copy'), 'utf8')).toBe('abc');
+    const big = await refused(() => sha256Input(f, 2, { def: '/defs/k.yaml', field: 'patches[0].file' }));
+    expect([big.file, big.field]).toEqual(['/defs/k.yaml', 'patches[0].file']);
+    expect(big.message).toBe(`${f}: is 3 bytes, more than the 2 bytes such a file may have`);
+    // a symlink where none is allowed
+    fs.symlinkSync(f, path.join(t, 'l'));
+    expect(readInputFile(path.join(t, 'l'), 10)).toBe('abc');
+    expect((await refused(() => readInputFile(path.join(t, 'l'), 10, 'f', { noFollow: true }))).message).toMatch(/symbolic link/);
+    // stat-level refusals before any open
+    expect((await refused(() => statRegular('/dev/zero', 10, 'f'))).message).toBe('is a character device, not a regular file');
+  });
+
+  it('confine refuses absolute, .. and NUL paths; readUnder a symlink chain out of the root', async () => {
+    const t = testTempDir('kr-trust-paths-');
+    const root = path.join(t, 'root');
+    fs.mkdirSync(path.join(root, 'd'), { recursive: true });
+    fs.writeFileSync(path.join(t, 'secret'), 'host');
+    expect(confine(root, 'd/x', 'f')).toBe(path.join(root, 'd/x'));
+    for (const bad of ['/etc/passwd', '../x', 'd/../../x', 'd/\0x', '']) await refused(() => confine(root, bad, 'f'));
+    fs.symlinkSync('..', path.join(root, 'd/up'));
+    fs.symlinkSync('up/../secret', path.join(root, 'd/chain'));
+    expect((await refused(() => readUnder(root, 'd/chain', 100, 'f'))).message).toMatch(/leads out of/);
+    fs.symlinkSync('../..', path.join(root, 'd/out'));
+    expect((await refused(() => readUnder(root, 'd/out/secret', 100, 'f'))).message).toMatch(/leads out of/);
+    // (Node's JS realpath resolves "up/../secret" lexically; the kernel, and confineReal, through the link)
+    expect(fs.realpathSync.native(path.join(root, 'd/chain'))).toBe(fs.realpathSync(path.join(t, 'secret')));
   });
 });
