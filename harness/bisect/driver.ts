@@ -3,6 +3,7 @@
 // booting it, and keeping the state on disk so an interrupted bisect resumes where it stopped.
 import fs from 'node:fs';
 import path from 'node:path';
+import { LIMITS as FILE_LIMITS, readInputFile } from '../trust/files.ts';
 import type { LoadedCase } from '../cases/load.ts';
 import { ensureKernel, readSourceFiles } from '../kernels/providers/index.ts';
 import type { KernelArtifact } from '../kernels/artifact.ts';
@@ -176,7 +177,7 @@ export async function bisectKernel(o: BisectOptions): Promise<BisectReport> {
   if (anc.exitCode !== 0) throw new HarnessError('bad-input', `--old ${oldC.slice(0, 12)} is not an ancestor of --new ${newC.slice(0, 12)}`, { field: '--old' });
   const graph = await commitGraph(repo, oldC, newC);
   const plan = o.repeats ?? repeatPlan(o.kcase.def.repeats, {});
-  const fragmentTexts = o.fragments.map((f) => fs.readFileSync(f, 'utf8'));
+  const fragmentTexts = o.fragments.map((f) => readInputFile(f, FILE_LIMITS.config, '--kernel-config'));
   const params = hashOf({ repo: fs.realpathSync(repo), oldC, newC, case: o.kcase.def, fragmentTexts, repeat: o.repeat, threshold: o.threshold });
   const statePath = path.join(o.cacheDir, 'bisect', `${params.slice(0, 24)}.json`);
   fs.mkdirSync(path.dirname(statePath), { recursive: true });

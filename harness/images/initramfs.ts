@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
+import { confine } from '../trust/paths.ts';
 import { cachedFileId, EntryStore, hashOf, sha256, sha256File, withLock } from '../util/cache.ts';
 import type { Logger } from '../util/log.ts';
 import { repoRoot } from '../util/paths.ts';
@@ -182,8 +183,11 @@ export async function composeInitramfs(base: string, files: Record<string, strin
   if (Object.keys(files).length === 0) return;
   const dir = `${out}.d`;
   fs.rmSync(dir, { recursive: true, force: true });
-  for (const [p, content] of Object.entries(files)) {
-    const dest = path.join(dir, p);
+  // each path in the guest (/lib/modules/..., /src/...) is confined under the staging dir, no `..`
+  // (trust/paths.ts), all checked before anything is written
+  const members = Object.entries(files).map(([p, content]) => ({ dest: confine(dir, p.replace(/^\/+/, ''), { def: p, field: 'initramfs files' }), content }));
+  fs.mkdirSync(dir, { recursive: true });
+  for (const { dest, content } of members) {
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     fs.writeFileSync(dest, content, { mode: typeof content === 'string' && content.startsWith('#!') ? 0o755 : 0o644 });
   }

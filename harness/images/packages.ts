@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { canRefreshLists, ListsRefresher, systemApt, type AptOps } from '../host/apt.ts';
 import { EntryStore, hashOf, withLock } from '../util/cache.ts';
+import { confineReal } from '../trust/paths.ts';
 import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { run, tail } from '../util/proc.ts';
@@ -184,7 +185,8 @@ export async function ensurePackageLayer(o: {
           hint: 'add the Debian package that ships them to the case\'s packages (apt-file search <library>)',
         });
       for (const lib of hostLibs) {
-        const dest = path.join(root, lib);
+        // under the layer's root even when a package ships a directory symlink leading out (trust/paths.ts)
+        const dest = confineReal(root, lib.replace(/^\/+/, ''), { def: o.file, field: 'packages' }, { allowMissing: true });
         fs.mkdirSync(path.dirname(dest), { recursive: true });
         if (!fs.existsSync(dest)) fs.copyFileSync(fs.realpathSync(lib), dest);
       }

@@ -12,6 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
+import { LIMITS as FILE_LIMITS, readInputFile } from '../trust/files.ts';
+import { confine, readUnder } from '../trust/paths.ts';
 import { ensureFree, MB } from '../util/disk.ts';
 import { EntryStore, hashOf, sha256, withLock } from '../util/cache.ts';
 import type { Logger } from '../util/log.ts';
@@ -74,13 +76,13 @@ export function buildErrorExcerpt(logText: string): string {
 }
 
 export function patchSpecs(k: LoadedKernel): PatchSpec[] {
-  return k.def.patches.map((p) => {
+  return k.def.patches.map((p, i) => {
     const file = resolveIn(k, p.file);
-    return { file, reverse: p.reverse, id: patchId(file, p.reverse) };
+    return { file, reverse: p.reverse, id: patchId(file, p.reverse, { def: k.file, field: `patches[${i}].file` }) };
   });
 }
 
-const SOURCE_FILE_MAX = 1024 * 1024;
+const SOURCE_FILE_MAX = FILE_LIMITS.sourceFile;
 
 /**
  * Files of the source tree a kernel is built from, as that kernel sees them (its patches applied):
@@ -89,11 +91,13 @@ const SOURCE_FILE_MAX = 1024 * 1024;
 export async function readTreeFiles(k: LoadedKernel, src: SourceIdentity, paths: string[], opts: BuildOptions & { field?: string }): Promise<Record<string, string>> {
   if (paths.length === 0) return {};
   const patches = patchSpecs(k);
-  const memoDir = path.join(opts.cacheDir, 'srcfiles', hashOf({ source: src.id, patches: patches.map((p) => p.id) }).slice(0, 32));
+  // (v2: memos from before files were confined to the tree are not trusted)
+  const memoDir = path.join(opts.cacheDir, 'srcfiles', hashOf({ v: 2, source: src.id, patches: patches.map((p) => p.id) }).slice(0, 32));
   const out: Record<string, string> = {};
+  const field = (p: string): string => `${opts.field ?? 'sourceFiles'}[${paths.indexOf(p)}]`;
   const want = paths.filter((p) => {
-    const f = path.join(memoDir, p);
-    if (fs.existsSync(f)) out[p] = fs.readFileSync(f, 'utf8');
+    const f = confine(memoDir, p, field(p));
+    if (fs.existsSync(f)) out[p] = readInputFile(f, SOURCE_FILE_MAX, field(p));
     return !fs.existsSync(f);
   });
   if (want.length === 0) return out;
@@ -104,15 +108,15 @@ export async function readTreeFiles(k: LoadedKernel, src: SourceIdentity, paths:
     fs.mkdirSync(logsDir, { recursive: true });
     const tree = await src.prepareTree(treeRoot, patches, path.join(logsDir, `${k.def.name}-source-files.log`), opts.log);
     for (const p of want) {
-      const file = path.join(tree, p);
-      const st = fs.existsSync(file) ? fs.statSync(file) : null;
-      if (!st?.isFile())
-        throw new HarnessError('bad-input', `${p} is not a file in the source tree of ${k.def.name} (${src.label})`, { field: opts.field ?? 'sourceFiles' });
-      if (st.size > SOURCE_FILE_MAX) throw new HarnessError('bad-input', `${p} in ${src.label} is ${st.size} bytes; source files are limited to 1 MB`, { field: opts.field ?? 'sourceFiles' });
-      out[p] = fs.readFileSync(file, 'utf8');
-      fs.mkdirSync(path.dirname(path.join(memoDir, p)), { recursive: true });
-      fs.writeFileSync(path.join(memoDir, p) + '.tmp', out[p]!);
-      fs.renameSync(path.join(memoDir, p) + '.tmp', path.join(memoDir, p));
+      // a regular file of at most 1 MB inside the tree: a symlink may point elsewhere in the tree
+      // (kselftest trees have some), never out of it (trust/paths.ts)
+      if (!fs.existsSync(confine(tree, p, field(p))))
+        throw new HarnessError('bad-input', `${p} is not a file in the source tree of ${k.def.name} (${src.label})`, { field: field(p) });
+      out[p] = readUnder(tree, p, SOURCE_FILE_MAX, field(p)).toString('utf8');
+      const memo = confine(memoDir, p, field(p));
+      fs.mkdirSync(path.dirname(memo), { recursive: true });
+      fs.writeFileSync(memo + '.tmp', out[p]!);
+      fs.renameSync(memo + '.tmp', memo);
     }
   });
   return out;
@@ -130,10 +134,10 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
     });
   const compiler = await compilerVersion();
   const patches = patchSpecs(k);
-  const fragments = def.config.fragments.map((f) => ({ name: f, text: fs.readFileSync(resolveIn(k, f), 'utf8') }));
+  const fragments = def.config.fragments.map((f, i) => ({ name: f, text: readInputFile(resolveIn(k, f), FILE_LIMITS.config, { def: k.file, field: `config.fragments[${i}]` }) }));
   // a complete .config to start from (a tree's own), read once: its content is part of the config input
   const ownFile = def.config.file ? resolveIn(k, def.config.file) : undefined;
-  const ownText = ownFile ? fs.readFileSync(ownFile, 'utf8') : undefined;
+  const ownText = ownFile ? readInputFile(ownFile, FILE_LIMITS.config, { def: k.file, field: 'config.file' }) : undefined;
   // fragments by content: the same config from another path (an absolute one, as verify passes) is the same build directory
   const configInput =
     ownText === undefined

@@ -6,6 +6,8 @@ import path from 'node:path';
 import type { EntryStore } from '../util/cache.ts';
 import { sha256 } from '../util/cache.ts';
 import { HarnessError } from '../util/errors.ts';
+import { LIMITS as FILE_LIMITS, statRegular } from '../trust/files.ts';
+import { confineReal, readUnder, safeComponent } from '../trust/paths.ts';
 import { run } from '../util/proc.ts';
 import type { KernelArtifact, KernelMeta } from './artifact.ts';
 import { unpackDeb } from '../util/extract.ts';
@@ -23,22 +25,27 @@ export function sourcePackageOf(release: string): string | null {
 export async function unpackKernelDeb(deb: string, staging: string, what: string): Promise<{ release: string; configText: string }> {
   const root = path.join(staging, 'root');
   await unpackDeb(deb, root);
-  const boot = path.join(root, 'boot');
+  // boot/ and lib/modules/<release> must be directories of the package, not symlinks to the host's
+  const boot = fs.existsSync(path.join(root, 'boot')) ? confineReal(root, 'boot', { def: deb, field: 'boot' }) : path.join(root, 'boot');
   const files = fs.existsSync(boot) ? fs.readdirSync(boot) : [];
   const vmlinuz = files.find((f) => f.startsWith('vmlinuz-'));
   const config = files.find((f) => f.startsWith('config-'));
   if (!vmlinuz || !config)
     throw new HarnessError('bad-input', `${what} has no /boot/vmlinuz-* or /boot/config-*: not a kernel image package`, { file: deb, hint: 'give a linux-image-<release> package (not a metapackage such as linux-image-cloud-amd64)' });
-  const release = vmlinuz.slice('vmlinuz-'.length);
+  // the package is untrusted: the release becomes a path component, and the two files must be
+  // regular files in the package (not symlinks to host files)
+  const release = safeComponent(vmlinuz.slice('vmlinuz-'.length), { def: deb, field: 'boot/vmlinuz-*' });
+  for (const f of [vmlinuz, config]) statRegular(path.join(boot, f), FILE_LIMITS.image, { def: deb, field: `boot/${f}` }, { noFollow: true });
   fs.renameSync(path.join(boot, vmlinuz), path.join(staging, 'bzImage'));
   fs.renameSync(path.join(boot, config), path.join(staging, 'config'));
   fs.rmSync(boot, { recursive: true, force: true });
   fs.rmSync(path.join(root, 'usr'), { recursive: true, force: true });
   if (fs.existsSync(path.join(root, 'lib/modules', release))) {
+    confineReal(root, `lib/modules/${release}`, { def: deb, field: 'lib/modules' }); // depmod writes there
     const dep = await run('depmod', ['-b', root, release], { timeoutMs: 5 * 60_000 });
     if (dep.exitCode !== 0) throw new HarnessError('missing-prereq', `depmod failed: ${dep.stderr.trim()}`, { hint: 'apt-get install kmod' });
   }
-  return { release, configText: fs.readFileSync(path.join(staging, 'config'), 'utf8') };
+  return { release, configText: readUnder(staging, 'config', FILE_LIMITS.config, { def: deb, field: `boot/${config}` }).toString('utf8') };
 }
 
 /** The meta of an unpacked image package. */
@@ -62,7 +69,10 @@ export function debImageMeta(o: { name: string; release: string; configText: str
 /** The artifact of an unpacked image package's cache entry (booted through its bzImage, modules from the entry). */
 export function debImageArtifact(store: EntryStore<DebImageMeta>, key: string, name: string, meta: DebImageMeta, cached: boolean, sourceVersion: { version: string; pinned: boolean }): KernelArtifact {
   const dir = store.entryDir(key);
-  const modulesDir = path.join(dir, 'root/lib/modules', meta.modulesRelease);
+  // the manifest may come from a remote cache: the release is a plain name and the directory stays inside the entry
+  const where = { def: path.join(dir, 'manifest.json'), field: 'meta.modulesRelease' };
+  const rel = `root/lib/modules/${safeComponent(meta.modulesRelease, where)}`;
+  const modulesDir = fs.existsSync(path.join(dir, rel)) ? confineReal(dir, rel, where) : path.join(dir, rel);
   return {
     name,
     key,

@@ -4,6 +4,7 @@ import { HarnessError } from '../util/errors.ts';
 import { builtinNames, loadDataFile, parseData, resolveDataRef } from '../util/load.ts';
 import { repoRoot } from '../util/paths.ts';
 import { imageKind } from './ikconfig.ts';
+import { LIMITS as FILE_LIMITS, statRegular } from '../trust/files.ts';
 import { kernelSchema, PREBUILT_SOURCES, type KernelDef } from './schema.ts';
 
 export const kernelsDir = path.join(repoRoot, 'kernels');
@@ -137,16 +138,20 @@ function checked(k: LoadedKernel): LoadedKernel {
       throw new HarnessError('bad-input', `a ${def.source.type} kernel is booted as it is: patches need a source the harness builds`, { file, field: 'patches' });
     return k;
   }
+  // each must be a regular file of bounded size (a FIFO or /dev/zero is refused here, in milliseconds)
   def.patches.forEach((p, i) => {
     if (!fs.existsSync(resolveIn(k, p.file)))
       throw new HarnessError('bad-input', `patch file not found: ${resolveIn(k, p.file)}`, { file, field: `patches[${i}].file` });
+    statRegular(resolveIn(k, p.file), FILE_LIMITS.patch, { def: file, field: `patches[${i}].file` });
   });
   def.config.fragments.forEach((f, i) => {
     if (!fs.existsSync(resolveIn(k, f)))
       throw new HarnessError('bad-input', `config fragment not found: ${resolveIn(k, f)}`, { file, field: `config.fragments[${i}]` });
+    statRegular(resolveIn(k, f), FILE_LIMITS.config, { def: file, field: `config.fragments[${i}]` });
   });
-  if (def.config.file !== undefined && !fs.statSync(resolveIn(k, def.config.file), { throwIfNoEntry: false })?.isFile())
+  if (def.config.file !== undefined && !fs.existsSync(resolveIn(k, def.config.file)))
     throw new HarnessError('bad-input', `config file not found: ${resolveIn(k, def.config.file)}`, { file, field: 'config.file' });
+  if (def.config.file !== undefined) statRegular(resolveIn(k, def.config.file), FILE_LIMITS.config, { def: file, field: 'config.file' });
   return k;
 }
 

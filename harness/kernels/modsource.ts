@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { hashOf } from '../util/cache.ts';
 import { HarnessError } from '../util/errors.ts';
+import { LIMITS as FILE_LIMITS, readInputFile } from '../trust/files.ts';
+import { readUnder, safeComponent } from '../trust/paths.ts';
 import type { KernelArtifact } from './artifact.ts';
 import { readTarMembers } from '../util/extract.ts';
 import { parseKconfig } from './kconfig.ts';
@@ -27,6 +29,9 @@ export async function moduleMap(sourcePackage: string, cacheDir: string): Promis
   return new Map(Object.entries(obj));
 }
 
+/** A module's path in modules.dep: relative components of letters, digits and _ . + - (none starting with a dot), ending .ko[.xz|.gz|.zst]. */
+const MODULE_PATH = /^(?:[A-Za-z0-9_][A-Za-z0-9_.+-]*\/)*[A-Za-z0-9_][A-Za-z0-9_.+-]*\.ko(?:\.(?:xz|gz|zst))?$/;
+
 /** Module parameters the harness sets (a freshly loaded dummy would create dummy0 itself). */
 const PARAMS: Record<string, string> = { dummy: 'numdummies=0' };
 
@@ -39,7 +44,7 @@ export interface ModuleFiles {
 /** The modules (with dependencies, in load order) providing the case's kconfig needs that are =m. */
 export async function modulesForCase(k: KernelArtifact, kconfig: string[], cacheDir: string): Promise<ModuleFiles> {
   if (!k.modules) return { files: {}, loaded: [] };
-  const cfg = parseKconfig(fs.readFileSync(k.config, 'utf8'));
+  const cfg = parseKconfig(readInputFile(k.config, FILE_LIMITS.config, 'config'));
   const asModule = kconfig.filter((o) => cfg.get(o) === 'm');
   if (asModule.length === 0) return { files: {}, loaded: [] };
   if (!k.modules.sourcePackage) throw new HarnessError('bad-input', `${asModule.join(', ')} ${asModule.length > 1 ? 'are modules' : 'is a module'} in ${k.name} (release ${k.modules.release}), and no Debian linux-source package is known for that release to find the module files by`, { field: 'kconfig' });
@@ -50,15 +55,23 @@ export async function modulesForCase(k: KernelArtifact, kconfig: string[], cache
     if (!mods?.length) throw new HarnessError('bad-input', `${o} is a module in ${k.name}, but no module for it was found in ${k.modules.sourcePackage}'s Makefiles`, { field: 'kconfig' });
     wanted.push(...mods);
   }
-  const dep = parseModulesDep(fs.readFileSync(path.join(k.modules.dir, 'modules.dep'), 'utf8'));
+  // the modules directory and everything in it are untrusted (a user's --modules, a .deb, a cache
+  // entry): the release is a plain name, modules.dep and each module are read bounded, under the
+  // directory (no symlink out), and each module path must be a relative kernel/...ko-style path
+  const dir = k.modules.dir;
+  const where = { def: path.join(dir, 'modules.dep'), field: 'modules' };
+  const release = safeComponent(k.modules.release, { ...where, field: 'modules.release' });
+  const dep = parseModulesDep(readUnder(dir, 'modules.dep', FILE_LIMITS.modulesDep, where).toString('utf8'));
   const { order, missing } = loadOrder(dep, wanted);
   if (missing.length) throw new HarnessError('bad-input', `modules not shipped with ${k.name}: ${missing.join(', ')}`, { field: 'kconfig' });
   const files: Record<string, Buffer | string> = {};
   const list: string[] = [];
   for (const name of order) {
     const rel = dep.get(name)!.path;
-    files[`/lib/modules/${k.modules.release}/${rel}`] = fs.readFileSync(path.join(k.modules.dir, rel));
-    list.push(`/lib/modules/${k.modules.release}/${rel}${PARAMS[name] ? ' ' + PARAMS[name] : ''}`);
+    if (!MODULE_PATH.test(rel))
+      throw new HarnessError('bad-input', `modules.dep names ${JSON.stringify(rel)} for ${name}: not a relative kernel/...ko path inside the modules directory`, { file: where.def, field: where.field });
+    files[`/lib/modules/${release}/${rel}`] = readUnder(dir, rel, FILE_LIMITS.module, where);
+    list.push(`/lib/modules/${release}/${rel}${PARAMS[name] ? ' ' + PARAMS[name] : ''}`);
   }
   files['/case/modules.list'] = list.join('\n') + '\n';
   return { files, loaded: order };

@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
-import { hashOf, sha256File } from '../util/cache.ts';
+import { hashOf } from '../util/cache.ts';
+import { copyInput, LIMITS as FILE_LIMITS, sha256Input, statRegular, type WhereLike } from '../trust/files.ts';
 import { run, tail } from '../util/proc.ts';
 import type { Logger } from '../util/log.ts';
 import { ensureFree, extractedEstimate, GB } from '../util/disk.ts';
@@ -41,16 +42,17 @@ export interface SourceIdentity {
 export const BUILD_SPACE = 1 * GB;
 const WORKTREE_SPACE = 1.6 * GB;
 
-export function patchId(file: string, reverse: boolean): string {
-  return `${sha256File(file).slice(0, 16)}:${reverse ? 'R' : 'F'}`;
+/** A patch's content id; the file is read through trust/files.ts (a regular file of bounded size). */
+export function patchId(file: string, reverse: boolean, where: WhereLike = 'patches'): string {
+  return `${sha256Input(file, FILE_LIMITS.patch, where).slice(0, 16)}:${reverse ? 'R' : 'F'}`;
 }
 
 /** sha256 of big files, remembered per (path, size, mtime) so warm runs do not re-hash 140 MB. */
-export function cachedFileHash(file: string, cacheDir: string): string {
-  const st = fs.statSync(file);
+export function cachedFileHash(file: string, cacheDir: string, where: WhereLike = '(file)'): string {
+  const st = statRegular(file, FILE_LIMITS.archive, where);
   const memo = path.join(cacheDir, 'hashes', hashOf({ file, size: st.size, mtime: st.mtimeMs }));
   if (fs.existsSync(memo)) return fs.readFileSync(memo, 'utf8').trim();
-  const h = sha256File(file);
+  const h = sha256Input(file, FILE_LIMITS.archive, where);
   fs.mkdirSync(path.dirname(memo), { recursive: true });
   fs.writeFileSync(memo + '.tmp', h);
   fs.renameSync(memo + '.tmp', memo);
@@ -121,7 +123,7 @@ export function tarballTree(tarball: string, label: string, untrusted: boolean):
       const r = await applyPatch(tree, w.file, w.reverse, logFile);
       if (!r.ok) throw patchFailed(w, label, r.out, logFile); // the tree stays marked dirty: the next run re-extracts it
       const copy = path.join(appliedDir, `${i}-${path.basename(w.file)}`);
-      fs.copyFileSync(w.file, copy);
+      copyInput(w.file, copy, FILE_LIMITS.patch, 'patches');
       applied.push({ id: w.id, copy, reverse: w.reverse });
     }
     save({ patches: applied, dirty: false });

@@ -1,6 +1,6 @@
 // The one module that takes archives apart (kernels/ and images/ both use it): kernel source tarballs (trusted ones with the host's
-// tar, downloaded ones with checks against path traversal and escaping links), single members of a
-// tarball, and Debian packages (.deb).
+// tar, downloaded ones with the member rules of ../trust/archive.ts: no path traversal, no escaping
+// links, no devices, modes normalised), single members of a tarball, and Debian packages (.deb).
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { HarnessError, type ErrorKind } from './errors.ts';
+import { escapingSymlinks, tarMemberFilter } from '../trust/archive.ts';
 import { isNoSpace, noSpace } from './disk.ts';
 import { run, tail } from './proc.ts';
 
@@ -70,76 +71,6 @@ export async function debFields(deb: string, field = '--kernel'): Promise<Record
 // ---------------------------------------------------------------------------------------------
 // Extraction
 
-/** Why an archive entry is unsafe, or null. `p` is the entry path as stored (before strip). */
-function entryProblem(p: string, type: string, linkpath: string | undefined): string | null {
-  const isAbs = (s: string): boolean => s.startsWith('/') || s.startsWith('\\') || /^[a-zA-Z]:/.test(s);
-  if (isAbs(p)) return 'absolute path';
-  const parts = p.split('/');
-  if (parts.includes('..')) return "path climbs out with '..'";
-  const rel = parts.slice(1).filter((s) => s !== '' && s !== '.').join('/'); // after strip: 1
-  if (type === 'SymbolicLink') {
-    if (!linkpath) return 'symlink without a target';
-    if (isAbs(linkpath)) return `symlink to the absolute path ${linkpath}`;
-    const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(rel || '.'), linkpath));
-    if (resolved === '..' || resolved.startsWith('../')) return `symlink target ${linkpath} resolves outside the tree`;
-  } else if (type === 'Link') {
-    if (!linkpath) return 'hardlink without a target';
-    if (isAbs(linkpath)) return `hardlink to the absolute path ${linkpath}`;
-    if (linkpath.split('/').includes('..')) return `hardlink target ${linkpath} climbs out with '..'`;
-  }
-  return null;
-}
-
-/** Follow the symlink at `rel` (relative to `root`) component by component, through any further
- * symlinks in the tree; return a description if the resolution leaves `root`, else null. */
-function symlinkEscape(root: string, rel: string): string | null {
-  const stack = path.posix.dirname(rel).split('/').filter((s) => s !== '' && s !== '.');
-  let target = fs.readlinkSync(path.join(root, rel));
-  if (path.isAbsolute(target)) return `symlink to the absolute path ${target}`;
-  let queue = target.split('/');
-  let hops = 0;
-  while (queue.length > 0) {
-    const c = queue.shift() as string;
-    if (c === '' || c === '.') continue;
-    if (c === '..') {
-      if (stack.length === 0) return `symlink target resolves outside the tree (via ${target})`;
-      stack.pop();
-      continue;
-    }
-    stack.push(c);
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(path.join(root, ...stack));
-    } catch {
-      continue; // does not exist: the rest resolves lexically
-    }
-    if (st.isSymbolicLink()) {
-      if (++hops > 40) return null; // a loop: resolves nowhere (ELOOP), harmless
-      target = fs.readlinkSync(path.join(root, ...stack));
-      if (path.isAbsolute(target)) return `symlink chain leads to the absolute path ${target}`;
-      stack.pop();
-      queue = [...target.split('/'), ...queue];
-    }
-  }
-  return null;
-}
-
-function findEscapingSymlinks(root: string): string[] {
-  const bad: string[] = [];
-  const walk = (relDir: string): void => {
-    for (const ent of fs.readdirSync(path.join(root, relDir), { withFileTypes: true })) {
-      const rel = relDir ? `${relDir}/${ent.name}` : ent.name;
-      if (ent.isDirectory()) walk(rel);
-      else if (ent.isSymbolicLink()) {
-        const why = symlinkEscape(root, rel);
-        if (why) bad.push(`${rel}: ${why}`);
-      }
-    }
-  };
-  walk('');
-  return bad;
-}
-
 type Compression = 'xz' | 'bzip2' | 'native';
 
 function sniff(file: string): Compression {
@@ -178,13 +109,8 @@ export async function extractTarballSafe(tarball: string, dest: string): Promise
       cwd: staging,
       strip: 1,
       preserveOwner: false,
-      filter: (p, entry) => {
-        const type = 'type' in entry && typeof entry.type === 'string' ? entry.type : 'File';
-        const linkpath = 'linkpath' in entry && typeof entry.linkpath === 'string' ? entry.linkpath : undefined;
-        const why = entryProblem(p, type, linkpath);
-        if (why) unsafe.push(`${p}: ${why}`);
-        return why === null;
-      },
+      // the member rules (names, types, in-tree links, modes) are trust/archive.ts's
+      filter: tarMemberFilter({ links: 'in-tree', strip: 1 }, (p, why) => unsafe.push(`${p}: ${why}`)),
       onwarn: (code, message, data) => {
         // a full disk fails every later entry too: stop reading at the first one
         if (!full && (isNoSpace(data) || isNoSpace(message))) {
@@ -245,7 +171,7 @@ export async function extractTarballSafe(tarball: string, dest: string): Promise
         excerpt: unsafe.slice(0, 20).join('\n'),
         hint: 'the tarball tries to write outside its own tree; it is not a kernel source release',
       });
-    const escaping = findEscapingSymlinks(staging);
+    const escaping = escapingSymlinks(staging);
     if (escaping.length > 0)
       throw new HarnessError('bad-input', `unsafe entry in ${tarball}: ${escaping[0]}`, { excerpt: escaping.slice(0, 20).join('\n') });
     if (failures.length > 0)

@@ -5,6 +5,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { HarnessError } from './errors.ts';
+import { readInputFile } from '../trust/files.ts';
 
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
@@ -45,55 +46,8 @@ export function parseData<S extends z.ZodType>(text: string, file: string, schem
 /** Definitions (kernels, cases, matrices) are small: a few KB. */
 export const MAX_DEFINITION_BYTES = 1024 * 1024;
 
-function kindOf(st: fs.Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isFIFO()) return 'a named pipe';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
-/**
- * Read an input file the user named: it must be a regular file (a device, pipe or directory is
- * refused before it is opened, so `/dev/zero` or a FIFO cannot hang the run) of at most `maxBytes`.
- */
-export function readInputFile(file: string, maxBytes: number, field = '(file)'): string {
-  const fail = (msg: string): never => {
-    throw new HarnessError('bad-input', msg, { file, field });
-  };
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch (err) {
-    return fail(`cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  if (!st.isFile()) fail(`is ${kindOf(st)}, not a regular file`);
-  if (st.size > maxBytes) fail(`is ${st.size} bytes, more than the ${maxBytes} bytes such a file may have`);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    return fail(`cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  try {
-    // it may have changed between the check and the open: check the opened file and read at most maxBytes + 1
-    if (!fs.fstatSync(fd).isFile()) fail('is not a regular file');
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.alloc(Math.min(1 << 20, maxBytes + 1 - total));
-      const r = fs.readSync(fd, chunk, 0, chunk.length, null);
-      if (r === 0) break;
-      chunks.push(chunk.subarray(0, r));
-      total += r;
-      if (total > maxBytes) fail(`is more than the ${maxBytes} bytes such a file may have`);
-    }
-    return Buffer.concat(chunks).toString('utf8');
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+// Input files are read through the trust boundary (regular files only, bounded): ../trust/files.ts.
+export { readInputFile } from '../trust/files.ts';
 
 export function loadDataFile<S extends z.ZodType>(file: string, schema: S, maxBytes = MAX_DEFINITION_BYTES): z.output<S> {
   return parseData(readInputFile(file, maxBytes), file, schema);

@@ -19,6 +19,8 @@ import { Transform } from 'node:stream';
 import * as tar from 'tar';
 import { Agent, request, type Dispatcher } from 'undici';
 import { HarnessError } from './errors.ts';
+import { memberProblem as archiveMemberProblem, normaliseTree, tarMemberFilter } from '../trust/archive.ts';
+import { readInputFile } from '../trust/files.ts';
 import { sha256File } from './hash.ts';
 import { makeLogger, type Logger } from './log.ts';
 import { run } from './proc.ts';
@@ -158,29 +160,28 @@ export const LIMITS = {
   maxIndexBytes: 64 * 1024,
 };
 
-/** Why a tar member may not be written into a cache entry, or null. Entries hold plain files and directories only. */
+/** Why a tar member may not be written into a cache entry, or null. Entries hold plain files and
+ * directories only (the rules are trust/archive.ts's). */
 export function memberProblem(p: string, type: string): string | null {
-  if (p.startsWith('/') || /^[a-zA-Z]:/.test(p)) return `absolute path ${p}`;
-  if (p.split(/[\\/]/).includes('..')) return `path ${p} climbs out with '..'`;
-  if (type !== 'File' && type !== 'OldFile' && type !== 'Directory') return `${p} is a ${type}, not a plain file`;
-  return null;
+  return archiveMemberProblem({ path: p, type });
 }
 
-/** Extract an entry archive (gzip or not) into `dest`, refusing anything but plain files and directories inside it. */
+/** Extract an entry archive (gzip or not) into `dest`, refusing anything but plain files and
+ * directories inside it; modes are normalised as the members are written (trust/archive.ts). */
 export async function extractEntry(file: string, dest: string, maxBytes = LIMITS.maxEntryBytes): Promise<void> {
   let problem: string | null = null;
   let total = 0;
+  const members = tarMemberFilter({ links: 'none' }, (_p, why) => (problem ??= why));
   await tar.x({
     file,
     cwd: dest,
     preserveOwner: false,
     strict: true,
     filter: (p, entry) => {
-      const type = 'type' in entry ? String(entry.type) : 'File';
-      const why = memberProblem(p, type);
+      const ok = members(p, entry);
       total += 'size' in entry && typeof entry.size === 'number' ? entry.size : 0;
-      problem ??= why ?? (total > maxBytes ? `it unpacks to more than ${maxBytes} bytes` : null);
-      return problem === null;
+      problem ??= total > maxBytes ? `it unpacks to more than ${maxBytes} bytes` : null;
+      return ok && problem === null;
     },
   }).catch((e: unknown) => {
     if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw e;
@@ -378,6 +379,9 @@ export class HttpRemoteStore implements RemoteStore {
 // ---------------------------------------------------------------------------------------------
 // Checks on a downloaded entry (the local cache's own, plus: nothing but what the manifest lists)
 
+/** A manifest lists an entry's files: a few KB (a bound, so that a hostile one cannot take the memory). */
+const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+
 interface ManifestShape {
   key: string;
   files: Record<string, string>;
@@ -389,9 +393,9 @@ export function entryDirProblem(dir: string, key: string): string | null {
   if (!fs.existsSync(mf)) return 'it has no manifest.json';
   let m: ManifestShape;
   try {
-    m = JSON.parse(fs.readFileSync(mf, 'utf8')) as ManifestShape;
-  } catch {
-    return 'its manifest.json is not JSON';
+    m = JSON.parse(readInputFile(mf, MAX_MANIFEST_BYTES, 'manifest.json', { noFollow: true })) as ManifestShape;
+  } catch (e) {
+    return e instanceof HarnessError ? `its manifest.json ${e.message}` : 'its manifest.json is not JSON';
   }
   if (typeof m !== 'object' || m === null || typeof m.files !== 'object' || m.files === null) return 'its manifest.json has no file list';
   if (m.key !== key) return `its manifest is for the key ${String(m.key).slice(0, 12)}, not ${key.slice(0, 12)}`;
@@ -480,6 +484,9 @@ export class RemoteCache {
           if (!got) return false;
           const problem = entryDirProblem(staging, key);
           if (problem) throw new RemoteRejected(problem);
+          // whatever unpacked it: directories 0755, files 0644/0755, no set-id bit (trust/archive.ts)
+          const odd = normaliseTree(staging);
+          if (odd.length) throw new RemoteRejected(`${odd[0]} (entries hold plain files and directories only)`);
         } catch (e) {
           if (!(e instanceof RemoteRejected)) throw e;
           for (const f of fs.readdirSync(staging)) fs.rmSync(path.join(staging, f), { recursive: true, force: true });

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EntryStore, hashOf } from '../../util/cache.ts';
 import { HarnessError } from '../../util/errors.ts';
+import { LIMITS as FILE_LIMITS, statRegular } from '../../trust/files.ts';
 import { debImageArtifact, debImageMeta, unpackKernelDeb, type DebImageMeta } from '../debunpack.ts';
 import { readFromDebianSource } from '../debsource.ts';
 import { debFields } from '../../util/extract.ts';
@@ -14,8 +15,8 @@ import type { KernelIdentity, KernelProvider } from './types.ts';
 
 async function identifyDeb(src: SourceOf<'deb'>, k: LoadedKernel, cacheDir: string): Promise<KernelIdentity & { file: string; pkg: string }> {
   const file = path.resolve(path.dirname(k.file), src.path);
-  const st = fs.existsSync(file) ? fs.statSync(file) : null;
-  if (!st?.isFile()) throw new HarnessError('bad-input', `no such .deb file: ${file}`, { file: k.file, field: 'source.path' });
+  if (!fs.existsSync(file)) throw new HarnessError('bad-input', `no such .deb file: ${file}`, { file: k.file, field: 'source.path' });
+  statRegular(file, FILE_LIMITS.archive, { def: k.file, field: 'source.path' }); // before dpkg-deb reads it
   const f = await debFields(file, 'source.path');
   const pkg = f.Package ?? '';
   const version = f.Version ?? '';
@@ -25,7 +26,7 @@ async function identifyDeb(src: SourceOf<'deb'>, k: LoadedKernel, cacheDir: stri
       field: 'source.path',
       hint: 'a metapackage such as linux-image-cloud-amd64 holds no kernel: apt-cache depends names the linux-image-<release> package to download',
     });
-  return { id: `deb-${cachedFileHash(file, cacheDir).slice(0, 16)}`, label: `${pkg} ${version} (local .deb ${path.basename(file)}, prebuilt)`, version, pinned: true, file, pkg };
+  return { id: `deb-${cachedFileHash(file, cacheDir, { def: k.file, field: 'source.path' }).slice(0, 16)}`, label: `${pkg} ${version} (local .deb ${path.basename(file)}, prebuilt)`, version, pinned: true, file, pkg };
 }
 
 export const deb: KernelProvider<'deb'> = {

@@ -4,9 +4,10 @@
 // modules: the directory given, else lib/modules/<release> beside it (or beside its boot/ folder).
 import fs from 'node:fs';
 import path from 'node:path';
-import { EntryStore, hashOf, sha256, sha256File } from '../../util/cache.ts';
+import { EntryStore, hashOf, sha256 } from '../../util/cache.ts';
+import { copyInput, LIMITS as FILE_LIMITS, readInputBytes, readInputFile } from '../../trust/files.ts';
+import { confineReal, isUnder, safeComponent } from '../../trust/paths.ts';
 import { HarnessError } from '../../util/errors.ts';
-import { readInputFile } from '../../util/load.ts';
 import type { KernelArtifact, KernelMeta } from '../artifact.ts';
 import { sourcePackageOf } from '../debunpack.ts';
 import { bannerRelease, bzImageRelease, imageKind, readImageConfig, type ImageKind } from '../ikconfig.ts';
@@ -16,10 +17,9 @@ import type { SourceOf } from '../schema.ts';
 import type { KernelProvider } from './types.ts';
 import type { Logger } from '../../util/log.ts';
 
-/** Kernel images are a few MB (a bzImage) to a few hundred (a vmlinux with debug info). */
-const MAX_IMAGE_BYTES = 1024 * 1024 * 1024;
-/** A .config is a few hundred KB. */
-const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** Kernel images are a few MB (a bzImage) to a few hundred (a vmlinux with debug info); a .config a few hundred KB. */
+const MAX_IMAGE_BYTES = FILE_LIMITS.image;
+const MAX_CONFIG_BYTES = FILE_LIMITS.config;
 
 type ImageMeta = KernelMeta & { imageKind: ImageKind; modulesDir?: string };
 
@@ -52,10 +52,8 @@ interface Resolved {
 async function resolveImage(src: SourceOf<'image'>, k: LoadedKernel, workDir: string): Promise<Resolved> {
   const at = (p: string): string => path.resolve(path.dirname(k.file), p);
   const file = at(src.path);
-  const st = fs.existsSync(file) ? fs.statSync(file) : null;
-  if (!st?.isFile()) throw new HarnessError('bad-input', `no such kernel image: ${file}`, { file: k.file, field: 'source.path' });
-  if (st.size > MAX_IMAGE_BYTES) throw new HarnessError('bad-input', `${file} is ${st.size} bytes: not a kernel image`, { file: k.file, field: 'source.path' });
-  const img = fs.readFileSync(file);
+  if (!fs.existsSync(file)) throw new HarnessError('bad-input', `no such kernel image: ${file}`, { file: k.file, field: 'source.path' });
+  const img = readInputBytes(file, MAX_IMAGE_BYTES, { def: k.file, field: 'source.path' });
   const kind = imageKind(img);
   if (!kind)
     throw new HarnessError('bad-input', `${file} is not a kernel image: neither a bzImage (no "HdrS" boot header) nor an ELF vmlinux`, {
@@ -106,14 +104,35 @@ async function resolveImage(src: SourceOf<'image'>, k: LoadedKernel, workDir: st
     if (modules && !fs.existsSync(path.join(modules, 'modules.dep')))
       throw new HarnessError('bad-input', `${modules} has no modules.dep`, { file: k.file, field: src.modules ? 'source.modules' : 'source.path', hint: `run depmod -b <root> ${rel} (make modules_install runs it)` });
   }
-  return { file, kind, sha: sha256File(file), release: rel, configText, configFrom, ...(modules ? { modules: fs.realpathSync(modules) } : {}) };
+  return { file, kind, sha: sha256(img), release: rel, configText, configFrom, ...(modules ? { modules: fs.realpathSync(modules) } : {}) };
 }
 
 /** Kernels whose origin this process has said (a run asks for each kernel once per case). */
 const told = new Set<string>();
 
-function artifactOf(store: EntryStore<ImageMeta>, key: string, name: string, meta: ImageMeta, cached: boolean, log: Logger): KernelArtifact {
+/**
+ * The modules directory of an entry. Its manifest may come from a remote cache: the directory it
+ * names is used only when it is the one this definition resolved to (`resolved`) or lies inside the
+ * entry (symlinks resolved), and the release must be a plain name (it becomes /lib/modules/<release>).
+ */
+export function entryModulesDir(entryDir: string, meta: Pick<ImageMeta, 'modulesDir' | 'release'>, resolved: string | undefined): string | undefined {
+  const md: unknown = meta.modulesDir;
+  if (md === undefined) return undefined;
+  const where = { def: path.join(entryDir, 'manifest.json'), field: 'meta.modulesDir' };
+  safeComponent(meta.release, { ...where, field: 'meta.release' });
+  if (typeof md === 'string' && resolved !== undefined && md === resolved) return md;
+  if (typeof md !== 'string' || !path.isAbsolute(md) || !isUnder(entryDir, md) || md === entryDir)
+    throw new HarnessError('bad-input', `the kernel entry names the modules directory ${JSON.stringify(md)}, which is neither the one its definition names${resolved ? ` (${resolved})` : ''} nor inside the entry`, {
+      file: where.def,
+      field: where.field,
+      hint: 'a cache entry (local or from the remote cache) was tampered with; remove it (npm run cache) and run again',
+    });
+  return confineReal(entryDir, path.relative(entryDir, md), where);
+}
+
+function artifactOf(store: EntryStore<ImageMeta>, key: string, name: string, meta: ImageMeta, cached: boolean, log: Logger, resolvedModules: string | undefined): KernelArtifact {
   const dir = store.entryDir(key);
+  const modulesDir = entryModulesDir(dir, meta, resolvedModules);
   if (!told.has(key)) {
     told.add(key);
     log.info(`prebuilt ${meta.imageKind} ${meta.source.replace(/ \(prebuilt.*$/, '')}: release ${meta.release}, config from ${meta.configFrom ?? '?'}${meta.modulesDir ? `, modules from ${meta.modulesDir}` : ''}`);
@@ -125,7 +144,7 @@ function artifactOf(store: EntryStore<ImageMeta>, key: string, name: string, met
     bzImage: path.join(dir, 'bzImage'), // absent for a vmlinux
     vmlinux: path.join(dir, 'vmlinux'), // absent for a bzImage: booted on the pc machine
     config: path.join(dir, 'config'),
-    ...(meta.modulesDir ? { modules: { dir: meta.modulesDir, release: meta.release, sourcePackage: sourcePackageOf(meta.release) } } : {}),
+    ...(modulesDir ? { modules: { dir: modulesDir, release: meta.release, sourcePackage: sourcePackageOf(meta.release) } } : {}),
     meta: { ...meta, name },
     cached,
   };
@@ -149,7 +168,7 @@ export const image: KernelProvider<'image'> = {
     const { manifest, cached } = await store.getOrFill(
       key,
       async (staging) => {
-        fs.copyFileSync(r.file, path.join(staging, r.kind === 'bzImage' ? 'bzImage' : 'vmlinux'));
+        copyInput(r.file, path.join(staging, r.kind === 'bzImage' ? 'bzImage' : 'vmlinux'), MAX_IMAGE_BYTES, { def: k.file, field: 'source.path' });
         fs.writeFileSync(path.join(staging, 'config'), r.configText);
         const meta: ImageMeta = {
           name: k.def.name,
@@ -169,7 +188,7 @@ export const image: KernelProvider<'image'> = {
       },
       { verify: false, label: `kernel ${k.def.name}`, log: opts.log },
     );
-    return artifactOf(store, key, k.def.name, manifest.meta, cached, opts.log);
+    return artifactOf(store, key, k.def.name, manifest.meta, cached, opts.log, r.modules);
   },
   async sourceFiles(src, k, paths) {
     if (paths.length === 0) return {};

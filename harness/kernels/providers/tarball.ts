@@ -8,7 +8,7 @@ import { sourceProvider } from './types.ts';
 export const tarball = sourceProvider('tarball', async (src, k, opts) => {
   const file = path.resolve(path.dirname(k.file), src.path);
   if (!fs.existsSync(file)) throw new HarnessError('bad-input', `tarball not found: ${file}`, { file: k.file, field: 'source.path' });
-  const id = `tarball-${cachedFileHash(file, opts.cacheDir).slice(0, 16)}`;
+  const id = `tarball-${cachedFileHash(file, opts.cacheDir, { def: k.file, field: 'source.path' }).slice(0, 16)}`;
   const label = path.basename(file);
   return { id, treeId: id, label, patchable: true, prepareTree: tarballTree(file, label, false) };
 });
