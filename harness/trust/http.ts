@@ -200,6 +200,9 @@ async function once(r: HttpRequest & { method: NonNullable<HttpRequest['method']
       res.body.destroy();
       // a local failure of the sink (ENOSPC writing the file, say) is the caller's, unchanged
       if (local && !signal.aborted) throw local.e;
+      // the connection closed before the declared length: say so (undici says "other side closed")
+      if (!signal.aborted && !(e instanceof HttpError) && declared !== undefined && received < declared)
+        throw new HttpError('length', object, `${object}: ${received} bytes received, its Content-Length says ${declared} (${describeNetError(e)})`, e);
       throw why(e);
     } finally {
       stop();
