@@ -71,7 +71,7 @@ describe('trust/http.ts against a misbehaving server', () => {
   });
 
   it('a declared length over the cap is refused before its body is read', async () => {
-    const r = await httpRequest({ url: `${h.url}/trickle/x`, object: 'x', limits: limits({ maxBytes: 1000 }) });
+    const r = await httpRequest({ url: `${h.url}/stall/x`, object: 'x', limits: limits({ maxBytes: 1000 }) });
     expect(r.declared).toBe(MiB);
     const e = await r.text().catch((x: unknown) => x);
     expect((e as HttpError).problem).toBe('too-large');
@@ -166,13 +166,13 @@ describe('the remote cache through trust/http.ts (defects 2 and 6)', () => {
   });
 
   it('defect 6: a trickling entry trips the size-aware total deadline; the remote is then unreachable for this process', async () => {
-    const store = new HttpRemoteStore({ config: cfg('trickle', { deadlineFloorMs: 500, deadlinePerMiBMs: 100 }) });
+    const store = new HttpRemoteStore({ config: cfg('trickle', { deadlineFloorMs: 500, deadlinePerMiBMs: 100_000 }) });
     const staging = path.join(testTempDir('kr-hostile-'), 'staging');
     fs.mkdirSync(staging);
     const t0 = Date.now();
     const e = await store.get('kernels', KEY, staging).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RemoteUnavailable);
-    // 1 MiB declared: 500 ms + 100 ms per MiB
+    // 1000 bytes declared: 500 ms + 100 s per MiB (95 ms)
     expect((e as RemoteUnavailable).why).toMatch(new RegExp(`^kernels/${KEY}\\.tar: no complete answer within 0\\.6 s \\(\\d+ bytes received\\)$`));
     expect(Date.now() - t0).toBeLessThan(2_000);
     expect(fs.existsSync(`${staging}.download`)).toBe(false);
