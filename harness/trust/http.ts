@@ -36,8 +36,10 @@ export class HttpError extends HarnessError {
 export interface HttpLimits {
   /** most body bytes accepted */
   maxBytes: number;
-  /** longest pause between two chunks (and before the answer's headers) */
+  /** longest pause between two chunks */
   idleMs: number;
+  /** longest wait for the answer's headers (default idleMs) */
+  headersMs?: number;
   /** the total deadline: floorMs + perMiBMs per MiB (of the declared or received size), at most ceilingMs */
   floorMs: number;
   perMiBMs: number;
@@ -127,11 +129,12 @@ async function once(r: HttpRequest & { method: NonNullable<HttpRequest['method']
   };
   armDeadline();
   let idleTimer: NodeJS.Timeout | undefined;
-  const touch = (): void => {
+  const touch = (ms = l.idleMs): void => {
     clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => fail(new HttpError('idle', object, `${object}: nothing received for ${secs(l.idleMs)} (${received} bytes received)`)), l.idleMs).unref();
+    idleTimer = setTimeout(() => fail(new HttpError('idle', object, `${object}: nothing received for ${secs(ms)} (${received} bytes received)`)), ms).unref();
   };
-  touch();
+  // (while a request body is sent, only the deadline, sized for it, runs: an upload is not idle)
+  if (!r.body) touch(l.headersMs ?? l.idleMs);
   const stop = (): void => {
     clearTimeout(deadlineTimer);
     clearTimeout(idleTimer);
@@ -155,7 +158,7 @@ async function once(r: HttpRequest & { method: NonNullable<HttpRequest['method']
       ...(r.body ? { body: r.body.data } : {}),
       ...(r.dispatcher ? { dispatcher: r.dispatcher } : {}),
       signal,
-      headersTimeout: l.idleMs,
+      headersTimeout: l.headersMs ?? l.idleMs,
       bodyTimeout: l.idleMs,
     });
   } catch (e) {

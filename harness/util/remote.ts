@@ -261,10 +261,10 @@ export class HttpRemoteStore implements RemoteStore {
     this.dispatcher = o.dispatcher ?? new Agent({ connect: { timeout: l.connectMs }, headersTimeout: l.headersMs, bodyTimeout: l.bodyIdleMs, keepAliveTimeout: 4_000 });
   }
 
-  /** The rules of trust/http.ts for a body of at most `maxBytes` (a request body of `sending` bytes counts for the deadline). */
+  /** The rules of trust/http.ts for an answer of at most `maxBytes`. */
   private httpLimits(maxBytes: number): HttpLimits {
     const l = this.limits;
-    return { maxBytes, idleMs: Math.max(l.bodyIdleMs, 1), floorMs: l.deadlineFloorMs, perMiBMs: l.deadlinePerMiBMs, ceilingMs: l.requestMs };
+    return { maxBytes, idleMs: l.bodyIdleMs, headersMs: l.headersMs, floorMs: l.deadlineFloorMs, perMiBMs: l.deadlinePerMiBMs, ceilingMs: l.requestMs };
   }
 
   private async urlFor(method: Method, object: string): Promise<string> {
