@@ -53,8 +53,12 @@ function start(args: string[], env: Record<string, string>): Running {
   });
   child.stdout!.resume();
   const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  // a failed test must not leave its run building a kernel
-  onTestFinished(() => {
+  // a failed test must not leave its run building a kernel: SIGINT (the harness stops its tar, make
+  // or QEMU), then SIGKILL
+  onTestFinished(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    process.kill(-child.pid!, 'SIGINT');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
   });
   const hwm = new Map<number, number>();
