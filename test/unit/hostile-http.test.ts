@@ -9,7 +9,7 @@ import path from 'node:path';
 import { httpRequest, HttpError, deadlineMs, type HttpLimits } from '../../harness/trust/http.ts';
 import { downloadVerified } from '../../harness/kernels/download.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
-import { HttpRemoteStore, RemoteCache, RemoteRejected, RemoteUnavailable, type RemoteConfig } from '../../harness/util/remote.ts';
+import { HttpRemoteStore, parseRemoteConfig, RemoteCache, RemoteRejected, RemoteUnavailable, type RemoteConfig } from '../../harness/util/remote.ts';
 import { onExitCleanup, runExitCleanups } from '../../harness/util/proc.ts';
 import { abortRun } from '../../harness/util/cancel.ts';
 import { repoRoot } from '../../harness/util/paths.ts';
@@ -228,6 +228,31 @@ describe('the remote cache through trust/http.ts (defects 2 and 6)', () => {
     expect(Date.now() - t0).toBeLessThan(1_000);
     expect(log.lines).toEqual([]);
     expect(fs.existsSync(`${staging}.download`)).toBe(false);
+  });
+});
+
+describe('KERNEL_REPRO_REMOTE_CACHE_LIMITS', () => {
+  const env = (limits: string): NodeJS.ProcessEnv => ({ KERNEL_REPRO_REMOTE_CACHE: 'http://127.0.0.1:9/kr', KERNEL_REPRO_REMOTE_CACHE_LIMITS: limits });
+  it('sets the bounds of the remote cache; a bad value is an error naming the variable', () => {
+    expect(parseRemoteConfig(env('{"bodyIdleMs": 1000, "deadlineFloorMs": 2000}'))?.limits).toEqual({ bodyIdleMs: 1000, deadlineFloorMs: 2000 });
+    for (const [raw, why] of [
+      ['nope', /is not JSON/],
+      ['[1]', /is not a JSON object/],
+      ['{"speed": 1}', /unknown limit "speed"/],
+      ['{"bodyIdleMs": -1}', /bodyIdleMs must be a positive integer, got -1/],
+      ['{"bodyIdleMs": "1"}', /bodyIdleMs must be a positive integer/],
+    ] as const) {
+      const e = (() => {
+        try {
+          parseRemoteConfig(env(raw));
+        } catch (x) {
+          return x;
+        }
+      })();
+      expect(e).toBeInstanceOf(HarnessError);
+      expect((e as HarnessError).field).toBe('KERNEL_REPRO_REMOTE_CACHE_LIMITS');
+      expect((e as HarnessError).message).toMatch(why);
+    }
   });
 });
 
