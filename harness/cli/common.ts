@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ExitCode, formatError, HarnessError, normalizeError } from '../util/errors.ts';
-import { installSignalHandlers, killAll } from '../util/proc.ts';
+import { installSignalHandlers, killAll, wasInterrupted } from '../util/proc.ts';
 import { resultsRoot } from '../util/paths.ts';
 
 export function newRunDir(kind: string, explicit?: string): { runId: string; runDir: string } {
@@ -40,7 +40,8 @@ export async function guarded(body: () => Promise<number>, exitCodeOf: (err: unk
   } catch (err) {
     fail(err, exitCodeOf);
   }
-  process.exit(code);
+  // after SIGINT/SIGTERM the run ends as interrupted, whatever the body made of it
+  process.exit(wasInterrupted() ? ExitCode.interrupted : code);
 }
 
 function fail(raw: unknown, exitCodeOf: (err: unknown) => number): never {
@@ -48,7 +49,8 @@ function fail(raw: unknown, exitCodeOf: (err: unknown) => number): never {
   const err = normalizeError(raw);
   process.stderr.write(formatError(err) + '\n');
   if (process.env.KERNEL_REPRO_DEBUG && raw instanceof Error) process.stderr.write((raw.stack ?? '') + '\n');
-  process.exit(exitCodeOf(raw));
+  const code = exitCodeOf(raw);
+  process.exit(wasInterrupted() ? ExitCode.interrupted : code);
 }
 
 export function parseSysctlArg(s: string): { ns: string; key: string; value: string } {

@@ -7,8 +7,10 @@
 //   <sha256>/<basename>       the verified file, renamed into place only after its sha256 matched
 import fs from 'node:fs';
 import path from 'node:path';
-import { Agent, EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { HttpError, httpRequest, type HttpLimits } from '../trust/http.ts';
 import { sha256File, withLock } from '../util/cache.ts';
+import { sleep } from '../util/cancel.ts';
 import { HarnessError } from '../util/errors.ts';
 import { ensureFree, isNoSpace, MB, noSpace } from '../util/disk.ts';
 import type { Logger } from '../util/log.ts';
@@ -23,6 +25,10 @@ export interface DownloadOptions {
   retries?: number; // default 4
   backoffMs?: number; // initial backoff, doubled each retry, default 1000
   timeoutMs?: number; // per attempt, inactivity (no bytes) timeout, default 60_000
+  /** the most bytes accepted (default DOWNLOAD_LIMITS.maxBytes) */
+  maxBytes?: number;
+  /** per attempt, the whole transfer's deadline: floorMs plus perMiBMs per MiB (default DOWNLOAD_LIMITS) */
+  deadline?: { floorMs: number; perMiBMs: number };
   /** for error messages: the definition file and field holding the URL */
   file?: string;
   field?: string;
@@ -30,6 +36,15 @@ export interface DownloadOptions {
 
 const PROGRESS_EVERY_MS = 2000;
 const MAX_REDIRECTIONS = 5;
+
+/** Bounds on a download (the rules: trust/http.ts); an attempt cut short resumes where it stopped. */
+export const DOWNLOAD_LIMITS = {
+  maxBytes: 4 * 1024 ** 3,
+  /** per attempt: 2 min, plus 2 s per MiB (at least 0.5 MiB/s on average) */
+  floorMs: 120_000,
+  perMiBMs: 2_000,
+  ceilingMs: 3 * 3600_000,
+};
 
 /** A failed attempt; `retryable` says whether another attempt may help. */
 class AttemptError extends Error {
@@ -104,10 +119,8 @@ function makeDispatcher(url: URL, timeoutMs: number): { dispatcher: Dispatcher; 
   const env = process.env;
   const proxied = !isLoopback(url.hostname) && [env.HTTPS_PROXY, env.https_proxy, env.HTTP_PROXY, env.http_proxy].some((v) => !!v);
   const base: Dispatcher = proxied ? new EnvHttpProxyAgent({ connectTimeout: timeoutMs }) : new Agent({ connectTimeout: timeoutMs });
-  return {
-    dispatcher: base.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS })),
-    close: () => base.destroy().catch(() => undefined),
-  };
+  // (redirects: followed by trust/http.ts, http: and https: only)
+  return { dispatcher: base, close: () => base.destroy().catch(() => undefined) };
 }
 
 /** Download `o.url` into the cache, verify its sha256, return the verified file's path. */
@@ -168,7 +181,7 @@ async function downloadLoop(ctx: Ctx, finalDir: string, final: string): Promise<
       const wait = backoffMs * 2 ** failures;
       failures++;
       o.log.warn(`download of ${ctx.name} failed: ${reason}; retry ${failures}/${retries} in ${(wait / 1000).toFixed(1)} s`);
-      await new Promise((r) => setTimeout(r, wait));
+      await sleep(wait);
       continue;
     }
 
@@ -199,15 +212,21 @@ async function transferOnce(ctx: Ctx): Promise<void> {
   const have = fileSize(part);
   const headers: Record<string, string> = { 'accept-encoding': 'identity', 'user-agent': 'kernel-repro-harness' };
   if (have > 0) headers.range = `bytes=${have}-`;
-  const res = await request(ctx.url, {
-    method: 'GET',
-    headers,
-    dispatcher: ctx.dispatcher,
-    headersTimeout: ctx.timeoutMs,
-    bodyTimeout: ctx.timeoutMs,
-  });
-  const status = res.statusCode;
-  const drain = (): Promise<void> => res.body.dump().catch(() => undefined);
+  const limits: HttpLimits = {
+    maxBytes: o.maxBytes ?? DOWNLOAD_LIMITS.maxBytes,
+    idleMs: ctx.timeoutMs,
+    floorMs: o.deadline?.floorMs ?? DOWNLOAD_LIMITS.floorMs,
+    perMiBMs: o.deadline?.perMiBMs ?? DOWNLOAD_LIMITS.perMiBMs,
+    ceilingMs: DOWNLOAD_LIMITS.ceilingMs,
+  };
+  let res;
+  try {
+    res = await httpRequest({ url: ctx.url.toString(), object: o.url, method: 'GET', headers, dispatcher: ctx.dispatcher, limits, maxRedirects: MAX_REDIRECTIONS });
+  } catch (err) {
+    throw attemptError(err, ctx);
+  }
+  const status = res.status;
+  const drain = (): Promise<void> => res.discard();
 
   let append: boolean;
   let total: number | undefined;
@@ -227,8 +246,7 @@ async function transferOnce(ctx: Ctx): Promise<void> {
   } else if (status === 200) {
     append = false;
     ctx.resumed = false;
-    const len = Number(res.headers['content-length']);
-    total = Number.isFinite(len) && len >= 0 ? len : undefined;
+    total = res.declared;
     o.log.info(`downloading ${o.url}${total !== undefined ? ` (${mb(total)})` : ''}`);
   } else if (status === 416 && have > 0) {
     await drain();
@@ -255,43 +273,50 @@ async function transferOnce(ctx: Ctx): Promise<void> {
       throw err;
     }
   }
-  let fd: number;
-  try {
-    fd = fs.openSync(part, append ? 'a' : 'w');
-  } catch (err) {
-    await drain();
-    throw new HarnessError('internal', `cannot write ${part}: ${describe(err)}`, { cause: err });
-  }
   const start = append ? have : 0;
-  let written = start;
   const t0 = Date.now();
   let lastReport = t0;
+  let got: number;
   try {
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      try {
-        fs.writeSync(fd, chunk);
-      } catch (err) {
-        res.body.destroy();
-        // the part file stays: the next run resumes it once there is space
-        if (isNoSpace(err)) throw noSpace(path.dirname(part), `downloading ${ctx.name}`);
-        throw new HarnessError('internal', `cannot write ${part}: ${describe(err)}`, { cause: err });
-      }
-      written += chunk.length;
-      const now = Date.now();
-      if (now - lastReport >= PROGRESS_EVERY_MS) {
+    got = await res.toFile(part, {
+      append,
+      onProgress: (n) => {
+        const now = Date.now();
+        if (now - lastReport < PROGRESS_EVERY_MS) return;
         lastReport = now;
-        const rate = (written - start) / 1e6 / Math.max((now - t0) / 1000, 0.001);
+        const written = start + n;
+        const rate = n / 1e6 / Math.max((now - t0) / 1000, 0.001);
         const of = total !== undefined ? ` of ${mb(total)} (${Math.floor((written / total) * 100)}%)` : '';
         o.log.progress(`${ctx.name}: ${mb(written)}${of}, ${rate.toFixed(1)} MB/s`);
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
+      },
+    });
+  } catch (err) {
+    // the part file stays: the next attempt (or run) resumes it
+    if (err instanceof HttpError) throw attemptError(err, ctx);
+    if (isNoSpace(err)) throw noSpace(path.dirname(part), `downloading ${ctx.name}`);
+    throw new HarnessError('internal', `cannot write ${part}: ${describe(err)}`, { cause: err });
   }
-  if (total !== undefined && written < total)
-    throw new AttemptError(`connection closed after ${written} of ${total} bytes`, true);
+  if (total !== undefined && start + got < total)
+    throw new AttemptError(`connection closed after ${start + got} of ${total} bytes`, true);
   const secs = (Date.now() - t0) / 1000;
-  o.log.info(`${ctx.name}: received ${mb(written - start)} in ${secs.toFixed(1)} s`);
+  o.log.info(`${ctx.name}: received ${mb(got)} in ${secs.toFixed(1)} s`);
+}
+
+/** A failed request as the download loop sees it: interrupted and refused ones end it, the rest may be retried. */
+function attemptError(err: unknown, ctx: Ctx): Error {
+  if (!(err instanceof HttpError)) return err instanceof Error ? err : new Error(String(err));
+  const { o } = ctx;
+  switch (err.problem) {
+    case 'interrupted':
+      return err;
+    case 'redirect':
+    case 'too-large':
+      return new HarnessError('bad-input', `cannot download ${o.url}: ${err.message}`, where(o));
+    case 'network':
+      return new AttemptError(err.message, isRetryableNetworkError(err.cause));
+    default: // deadline, idle, length: another attempt resumes
+      return new AttemptError(err.message, true);
+  }
 }
 
 const RETRYABLE_CODES = new Set([

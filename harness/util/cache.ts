@@ -8,6 +8,7 @@ import path from 'node:path';
 import { sha256, sha256File } from './hash.ts';
 import lockfile from 'proper-lockfile';
 import type { Logger } from './log.ts';
+import { onExitCleanup } from './proc.ts';
 import { remoteFromEnv, type FetchOptions, type RemoteCache } from './remote.ts';
 
 export { sha256, sha256File } from './hash.ts';
@@ -123,6 +124,8 @@ export class EntryStore<M> {
   staging(key: string): string {
     const d = path.join(this.dir, `.staging-${key.slice(0, 16)}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
     fs.mkdirSync(d, { recursive: true });
+    // gone at exit, even on SIGINT (after publish it no longer exists: nothing to remove)
+    onExitCleanup(() => fs.rmSync(d, { recursive: true, force: true }));
     return d;
   }
 

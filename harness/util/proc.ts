@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { abortRun } from './cancel.ts';
 import { isNoSpace } from './disk.ts';
-import { HarnessError, NO_SPACE_HINT, normalizeError } from './errors.ts';
+import { ExitCode, HarnessError, NO_SPACE_HINT, normalizeError } from './errors.ts';
 
 export interface RunOptions {
   cwd?: string;
@@ -77,25 +77,70 @@ function removeTemps(): void {
   for (const d of temps) fs.rmSync(d, { recursive: true, force: true });
 }
 
+/**
+ * Cleanup actions run when the process exits, however it exits (its end, an error, SIGINT or
+ * SIGTERM, the backstop below): remove a staging directory or a download in progress, release a
+ * lock. `fn` must be synchronous and quick, and may run when its thing is already gone. Returns
+ * the function that unregisters it (call it once the thing is gone or handed over).
+ */
+const cleanups = new Set<() => void>();
+export function onExitCleanup(fn: () => void): () => void {
+  const entry = (): void => fn();
+  cleanups.add(entry);
+  return () => void cleanups.delete(entry);
+}
+
+/** Run (once) every registered cleanup action, newest first; one that throws does not stop the others. */
+export function runExitCleanups(): void {
+  const all = [...cleanups].reverse();
+  cleanups.clear();
+  for (const fn of all) {
+    try {
+      fn();
+    } catch {
+      /* best effort: the next run's sweep removes what is left */
+    }
+  }
+}
+
+/** After SIGINT/SIGTERM, the longest the command body may take to unwind before the process is ended anyway. */
+export const INTERRUPT_BACKSTOP_MS = 1_500;
+
+/** Stop now: children killed, cleanups run, temporary directories removed, exit 130. */
+function hardExit(): never {
+  killAll();
+  runExitCleanups();
+  removeTemps();
+  process.exit(ExitCode.interrupted);
+}
+
 export function wasInterrupted(): boolean {
   return interruptedFlag;
 }
 
 let handlersInstalled = false;
-/** Install SIGINT/SIGTERM handlers that kill all children and then run `onInterrupt`. */
+/**
+ * Install SIGINT/SIGTERM handlers that kill all children, abort the run's signal and then run
+ * `onInterrupt`; the command body then unwinds with an `interrupted` error (exit 130). Backstop:
+ * if the process has not exited INTERRUPT_BACKSTOP_MS later (something did not listen to the
+ * signal), or on a second signal, it exits 130 anyway after the cleanups.
+ */
 export function installSignalHandlers(onInterrupt: () => void): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   const handler = (): void => {
+    if (interruptedFlag) hardExit();
     interruptedFlag = true;
     killAll();
     abortRun();
+    setTimeout(hardExit, INTERRUPT_BACKSTOP_MS).unref();
     onInterrupt();
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
   process.on('exit', () => {
     killAll();
+    runExitCleanups();
     removeTemps();
   });
 }

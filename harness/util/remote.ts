@@ -14,16 +14,16 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import * as tar from 'tar';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
+import { HttpError, httpRequest, type HttpLimits, type HttpResponse } from '../trust/http.ts';
+import { runSignal, throwIfAborted } from './cancel.ts';
 import { HarnessError } from './errors.ts';
 import { memberProblem as archiveMemberProblem, normaliseTree, tarMemberFilter } from '../trust/archive.ts';
 import { readInputFile } from '../trust/files.ts';
 import { sha256File } from './hash.ts';
 import { makeLogger, type Logger } from './log.ts';
-import { run } from './proc.ts';
+import { onExitCleanup, run } from './proc.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration (pure)
@@ -33,6 +33,7 @@ export const REMOTE_ENV = {
   push: 'KERNEL_REPRO_REMOTE_CACHE_PUSH',
   header: 'KERNEL_REPRO_REMOTE_CACHE_HEADER',
   sign: 'KERNEL_REPRO_REMOTE_CACHE_SIGN',
+  limits: 'KERNEL_REPRO_REMOTE_CACHE_LIMITS',
 } as const;
 
 export interface RemoteConfig {
@@ -42,6 +43,8 @@ export interface RemoteConfig {
   header?: { name: string; value: string };
   /** a command run as `<sign> METHOD <object path>` that prints the URL to use */
   sign?: string;
+  /** other bounds than LIMITS' (KERNEL_REPRO_REMOTE_CACHE_LIMITS, JSON: {"bodyIdleMs": 5000, ...}) */
+  limits?: Partial<RemoteLimits>;
 }
 
 const bad = (variable: string, message: string, hint?: string): HarnessError =>
@@ -53,8 +56,9 @@ export function parseRemoteConfig(env: NodeJS.ProcessEnv): RemoteConfig | null {
   const pushRaw = env[REMOTE_ENV.push]?.trim() ?? '';
   const headerRaw = env[REMOTE_ENV.header]?.trim() ?? '';
   const signRaw = env[REMOTE_ENV.sign]?.trim() ?? '';
+  const limitsRaw = env[REMOTE_ENV.limits]?.trim() ?? '';
   if (!raw) {
-    for (const v of [REMOTE_ENV.push, REMOTE_ENV.header, REMOTE_ENV.sign])
+    for (const v of [REMOTE_ENV.push, REMOTE_ENV.header, REMOTE_ENV.sign, REMOTE_ENV.limits])
       if (env[v]?.trim()) throw bad(v, `${v} is set but ${REMOTE_ENV.url} is not`, `set ${REMOTE_ENV.url} to the remote cache's base URL (http:// or https://)`);
     return null;
   }
@@ -75,12 +79,34 @@ export function parseRemoteConfig(env: NodeJS.ProcessEnv): RemoteConfig | null {
     if (!m) throw bad(REMOTE_ENV.header, `${REMOTE_ENV.header} is not "Name: value"`, 'e.g. "Authorization: Bearer <token>"');
     header = { name: m[1]!, value: m[2]! };
   }
+  const limits = limitsRaw ? parseLimits(limitsRaw) : undefined;
   return {
     base: url.toString().replace(/\/+$/, ''),
     push: ['1', 'true', 'yes'].includes(pushRaw.toLowerCase()),
     ...(header ? { header } : {}),
     ...(signRaw ? { sign: signRaw } : {}),
+    ...(limits ? { limits } : {}),
   };
+}
+
+/** KERNEL_REPRO_REMOTE_CACHE_LIMITS: a JSON object of LIMITS' names and positive integers. */
+function parseLimits(raw: string): Partial<RemoteLimits> {
+  const v = REMOTE_ENV.limits;
+  const hint = `a JSON object of ${Object.keys(LIMITS).join(', ')} (positive integers), e.g. {"bodyIdleMs": 10000}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw bad(v, `${v} is not JSON`, hint);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad(v, `${v} is not a JSON object`, hint);
+  const out: Partial<RemoteLimits> = {};
+  for (const [k, n] of Object.entries(parsed)) {
+    if (!Object.hasOwn(LIMITS, k)) throw bad(v, `${v}: unknown limit "${k}"`, hint);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) throw bad(v, `${v}: ${k} must be a positive integer, got ${JSON.stringify(n)}`, hint);
+    out[k as keyof RemoteLimits] = n;
+  }
+  return out;
 }
 
 /** A URL as it may be printed: without user and password. */
@@ -120,15 +146,21 @@ export function parentCollections(object: string): string[] {
 
 /** The server cannot be used now (connection refused, timeout, 5xx, refused credentials, a failing sign command). */
 export class RemoteUnavailable extends HarnessError {
-  constructor(readonly why: string) {
-    super('internal', `remote cache unreachable (${why})`);
+  constructor(
+    readonly why: string,
+    object?: string,
+  ) {
+    super('internal', `remote cache unreachable (${why})`, object !== undefined ? { file: object } : {});
   }
 }
 
 /** A downloaded entry that fails a check. */
 export class RemoteRejected extends HarnessError {
-  constructor(readonly why: string) {
-    super('internal', why);
+  constructor(
+    readonly why: string,
+    object?: string,
+  ) {
+    super('internal', why, object !== undefined ? { file: object } : {});
   }
 }
 
@@ -148,17 +180,24 @@ export interface RemoteStore {
   putIndex(kind: string, name: string, text: string): Promise<void>;
 }
 
-/** Bounds on every request. */
+/** Bounds on every request (the rules: trust/http.ts). */
 export const LIMITS = {
   connectMs: 5_000,
   headersMs: 30_000,
   /** longest pause between two chunks of a body */
   bodyIdleMs: 60_000,
-  /** longest whole request (a large entry on a slow link) */
+  /** the whole request's deadline: this floor, plus deadlinePerMiBMs per MiB of the object (at least 0.5 MiB/s on average) */
+  deadlineFloorMs: 60_000,
+  deadlinePerMiBMs: 2_000,
+  /** longest whole request, whatever its size (a large entry on a slow link) */
   requestMs: 30 * 60_000,
   maxEntryBytes: 4 * 1024 ** 3,
   maxIndexBytes: 64 * 1024,
 };
+export type RemoteLimits = typeof LIMITS;
+
+/** The most bytes read of an answer whose body means nothing (HEAD, PUT, MKCOL, errors). */
+const SMALL_BODY = 64 * 1024;
 
 /** Why a tar member may not be written into a cache entry, or null. Entries hold plain files and
  * directories only (the rules are trust/archive.ts's). */
@@ -204,74 +243,91 @@ interface HttpOptions {
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'MKCOL';
 
-function describeNetError(e: unknown): string {
-  const err = e as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
-  const code = err.cause?.code ?? err.code;
-  const msg = err.cause?.message ?? err.message;
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `no connection within ${LIMITS.connectMs / 1000} s`;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return `no answer within ${LIMITS.headersMs / 1000} s`;
-  if (code === 'UND_ERR_BODY_TIMEOUT') return `the transfer stalled for ${LIMITS.bodyIdleMs / 1000} s`;
-  if (err.name === 'TimeoutError' || err.name === 'AbortError') return `the request took longer than ${LIMITS.requestMs / 60000} min`;
-  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
+/** A failed request as the remote cache sees it: an entry too large is rejected, an interrupt ends the run, anything else is an unreachable server. */
+function remoteError(e: HttpError): HarnessError {
+  if (e.problem === 'interrupted') return e;
+  if (e.problem === 'too-large') return new RemoteRejected(e.message.replace(`${e.object} is`, 'it is'), e.object);
+  return new RemoteUnavailable(e.message, e.object);
 }
 
 export class HttpRemoteStore implements RemoteStore {
   readonly where: string;
   private readonly dispatcher: Dispatcher;
+  private readonly limits: RemoteLimits;
 
   constructor(private readonly o: HttpOptions) {
     this.where = redact(o.config.base);
-    this.dispatcher = o.dispatcher ?? new Agent({ connect: { timeout: LIMITS.connectMs }, headersTimeout: LIMITS.headersMs, bodyTimeout: LIMITS.bodyIdleMs, keepAliveTimeout: 4_000 });
+    this.limits = { ...LIMITS, ...o.config.limits };
+    const l = this.limits;
+    this.dispatcher = o.dispatcher ?? new Agent({ connect: { timeout: l.connectMs }, headersTimeout: l.headersMs, bodyTimeout: l.bodyIdleMs, keepAliveTimeout: 4_000 });
+  }
+
+  /** The rules of trust/http.ts for an answer of at most `maxBytes`. */
+  private httpLimits(maxBytes: number): HttpLimits {
+    const l = this.limits;
+    return { maxBytes, idleMs: l.bodyIdleMs, headersMs: l.headersMs, floorMs: l.deadlineFloorMs, perMiBMs: l.deadlinePerMiBMs, ceilingMs: l.requestMs };
   }
 
   private async urlFor(method: Method, object: string): Promise<string> {
     const sign = this.o.config.sign;
     if (!sign) return `${this.o.config.base}/${object}`;
-    const r = await run('sh', ['-c', `${sign} "$@"`, 'sign', method, object], { timeoutMs: 30_000 });
+    const r = await run('sh', ['-c', `${sign} "$@"`, 'sign', method, object], { timeoutMs: 30_000, abort: runSignal });
+    throwIfAborted(runSignal);
     const url = r.stdout.trim().split('\n')[0]?.trim() ?? '';
     if (r.exitCode !== 0 || !/^https?:\/\//.test(url))
       throw new RemoteUnavailable(`the sign command (${REMOTE_ENV.sign}) ${r.exitCode !== 0 ? `exited ${r.exitCode}${r.stderr.trim() ? ': ' + r.stderr.trim().split('\n')[0] : ''}` : `printed no http(s) URL for ${method} ${object}`}`);
     return url;
   }
 
-  private async send(method: Method, object: string, body?: { file: string; bytes: number } | string): Promise<Dispatcher.ResponseData> {
+  /** One request (redirects are not followed: a 3xx is an unusable answer); 5xx, 401 and 403 mean unavailable. */
+  private async send(method: Method, object: string, maxBytes: number, body?: { file: string; bytes: number } | string): Promise<HttpResponse> {
     const url = await this.urlFor(method, object);
     const headers: Record<string, string> = {};
     const h = this.o.config.header;
     if (h) headers[h.name] = h.value;
-    let payload: fs.ReadStream | string | undefined;
+    let payload: { data: fs.ReadStream | string; bytes: number } | undefined;
     if (typeof body === 'string') {
-      payload = body;
-      headers['content-length'] = String(Buffer.byteLength(body));
+      payload = { data: body, bytes: Buffer.byteLength(body) };
+      headers['content-length'] = String(payload.bytes);
     } else if (body) {
-      payload = fs.createReadStream(body.file);
+      payload = { data: fs.createReadStream(body.file), bytes: body.bytes };
       headers['content-length'] = String(body.bytes);
     }
     try {
-      const res = await request(url, { method, headers, body: payload, dispatcher: this.dispatcher, signal: AbortSignal.timeout(LIMITS.requestMs) });
-      if (res.statusCode >= 500) {
-        await res.body.dump().catch(() => undefined);
-        throw new RemoteUnavailable(`HTTP ${res.statusCode} for ${method} ${object}`);
+      const res = await httpRequest({ url, object, method, headers, ...(payload ? { body: payload } : {}), dispatcher: this.dispatcher, limits: this.httpLimits(maxBytes), maxRedirects: 0 });
+      if (res.status >= 500) {
+        await res.discard();
+        throw new RemoteUnavailable(`HTTP ${res.status} for ${method} ${object}`, object);
       }
-      if (res.statusCode === 401 || res.statusCode === 403) {
-        await res.body.dump().catch(() => undefined);
-        throw new RemoteUnavailable(`HTTP ${res.statusCode} for ${method} ${object}: check ${REMOTE_ENV.header} or ${REMOTE_ENV.sign}`);
+      if (res.status === 401 || res.status === 403) {
+        await res.discard();
+        throw new RemoteUnavailable(`HTTP ${res.status} for ${method} ${object}: check ${REMOTE_ENV.header} or ${REMOTE_ENV.sign}`, object);
       }
       return res;
     } catch (e) {
-      if (e instanceof HarnessError) throw e;
-      throw new RemoteUnavailable(describeNetError(e));
+      if (e instanceof HttpError) throw remoteError(e);
+      throw e;
     } finally {
-      if (payload instanceof fs.ReadStream) payload.destroy();
+      if (payload?.data instanceof fs.ReadStream) payload.data.destroy();
+    }
+  }
+
+  /** Read a body through the rules; their failures as the remote cache sees them. */
+  private async body<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (e) {
+      if (e instanceof HttpError) throw remoteError(e);
+      throw e;
     }
   }
 
   private async exists(object: string): Promise<boolean> {
-    const res = await this.send('HEAD', object);
-    await res.body.dump().catch(() => undefined);
-    if (res.statusCode === 404) return false;
-    if (res.statusCode >= 200 && res.statusCode < 300) return true;
-    throw new RemoteUnavailable(`HTTP ${res.statusCode} for HEAD ${object}`);
+    const res = await this.send('HEAD', object, SMALL_BODY);
+    await res.discard();
+    if (res.status === 404) return false;
+    if (res.status >= 200 && res.status < 300) return true;
+    throw new RemoteUnavailable(`HTTP ${res.status} for HEAD ${object}`, object);
   }
 
   has(kind: string, key: string): Promise<boolean> {
@@ -284,69 +340,53 @@ export class HttpRemoteStore implements RemoteStore {
 
   /** GET `object` into `file`, streamed, at most `max` bytes; null on 404. */
   private async download(object: string, file: string, max: number): Promise<number | null> {
-    const res = await this.send('GET', object);
-    if (res.statusCode === 404) {
-      await res.body.dump().catch(() => undefined);
+    const res = await this.send('GET', object, max);
+    if (res.status === 404) {
+      await res.discard();
       return null;
     }
-    if (res.statusCode !== 200) {
-      await res.body.dump().catch(() => undefined);
-      throw new RemoteUnavailable(`HTTP ${res.statusCode} for GET ${object}`);
+    if (res.status !== 200) {
+      await res.discard();
+      throw new RemoteUnavailable(`HTTP ${res.status} for GET ${object}`, object);
     }
-    const declared = Number(res.headers['content-length'] ?? NaN);
-    if (declared > max) {
-      res.body.destroy();
-      throw new RemoteRejected(`it is ${declared} bytes, more than the limit of ${max}`);
-    }
-    let bytes = 0;
-    const bound = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        bytes += chunk.length;
-        if (bytes > max) cb(new RemoteRejected(`it is more than the limit of ${max} bytes`));
-        else cb(null, chunk);
-      },
-    });
-    try {
-      await pipeline(res.body, bound, fs.createWriteStream(file));
-    } catch (e) {
-      if (e instanceof HarnessError || (e as NodeJS.ErrnoException).code === 'ENOSPC') throw e;
-      throw new RemoteUnavailable(`download of ${object} broke off: ${describeNetError(e)}`);
-    }
-    return bytes;
+    return this.body(() => res.toFile(file));
   }
 
   async get(kind: string, key: string, staging: string): Promise<{ bytes: number } | null> {
     const object = entryObject(kind, key);
     const tmp = `${staging}.download`;
+    const forget = onExitCleanup(() => fs.rmSync(tmp, { force: true }));
     try {
-      const bytes = await this.download(object, tmp, LIMITS.maxEntryBytes);
+      const bytes = await this.download(object, tmp, this.limits.maxEntryBytes);
       if (bytes === null) return null;
       await extractEntry(tmp, staging);
       return { bytes };
     } finally {
       fs.rmSync(tmp, { force: true });
+      forget();
     }
   }
 
   /** PUT, and on 409 (a WebDAV share without the parent collections) MKCOL them and PUT again. */
   private async upload(object: string, body: { file: string; bytes: number } | string): Promise<void> {
-    let res = await this.send('PUT', object, body);
-    await res.body.dump().catch(() => undefined);
-    if (res.statusCode === 409) {
+    let res = await this.send('PUT', object, SMALL_BODY, body);
+    await res.discard();
+    if (res.status === 409) {
       for (const col of parentCollections(object)) {
-        const m = await this.send('MKCOL', col);
-        await m.body.dump().catch(() => undefined);
+        const m = await this.send('MKCOL', col, SMALL_BODY);
+        await m.discard();
         // 201 made; 405 already there; anything else is seen by the PUT again
       }
-      res = await this.send('PUT', object, body);
-      await res.body.dump().catch(() => undefined);
+      res = await this.send('PUT', object, SMALL_BODY, body);
+      await res.discard();
     }
-    if (res.statusCode < 200 || res.statusCode >= 300) throw new RemoteUnavailable(`HTTP ${res.statusCode} for PUT ${object}`);
+    if (res.status < 200 || res.status >= 300) throw new RemoteUnavailable(`HTTP ${res.status} for PUT ${object}`, object);
   }
 
   async put(kind: string, key: string, entryDir: string): Promise<{ bytes: number }> {
     const object = entryObject(kind, key);
     const tmp = path.join(path.dirname(entryDir), `.upload-${key.slice(0, 16)}-${process.pid}-${crypto.randomBytes(4).toString('hex')}.tar`);
+    const forget = onExitCleanup(() => fs.rmSync(tmp, { force: true }));
     try {
       await packEntry(entryDir, tmp);
       const bytes = fs.statSync(tmp).size;
@@ -354,21 +394,23 @@ export class HttpRemoteStore implements RemoteStore {
       return { bytes };
     } finally {
       fs.rmSync(tmp, { force: true });
+      forget();
     }
   }
 
+  /** The index object's text, null when the server lacks it; one larger than maxIndexBytes is rejected (RemoteRejected) at that byte. */
   async getIndex(kind: string, name: string): Promise<string | null> {
-    const res = await this.send('GET', indexObject(kind, name));
-    if (res.statusCode === 404) {
-      await res.body.dump().catch(() => undefined);
+    const object = indexObject(kind, name);
+    const res = await this.send('GET', object, this.limits.maxIndexBytes);
+    if (res.status === 404) {
+      await res.discard();
       return null;
     }
-    if (res.statusCode !== 200) {
-      await res.body.dump().catch(() => undefined);
-      throw new RemoteUnavailable(`HTTP ${res.statusCode} for GET ${indexObject(kind, name)}`);
+    if (res.status !== 200) {
+      await res.discard();
+      throw new RemoteUnavailable(`HTTP ${res.status} for GET ${object}`, object);
     }
-    const text = await res.body.text();
-    return text.length > LIMITS.maxIndexBytes ? null : text;
+    return this.body(() => res.text());
   }
 
   putIndex(kind: string, name: string, text: string): Promise<void> {
@@ -535,8 +577,22 @@ export class RemoteCache {
     return this.guard(() => this.store.hasIndex(kind, name), null, log, 'not uploading');
   }
 
+  /** The index object's text, or null (missing, unreachable, or rejected: said with why). */
   getIndex(kind: string, name: string, log: Logger = fallbackLog): Promise<string | null> {
-    return this.guard(() => this.store.getIndex(kind, name), null, log, 'building locally');
+    return this.guard(
+      async () => {
+        try {
+          return await this.store.getIndex(kind, name);
+        } catch (e) {
+          if (!(e instanceof RemoteRejected)) throw e;
+          log.warn(`remote cache: index ${kind}/index/${name.slice(0, 12)} rejected: ${e.why}; building locally`);
+          return null;
+        }
+      },
+      null,
+      log,
+      'building locally',
+    );
   }
 
   async putIndex(kind: string, name: string, text: string, o: { log?: Logger; force?: boolean } = {}): Promise<boolean> {
