@@ -114,7 +114,7 @@ export async function readTreeFiles(k: LoadedKernel, src: SourceIdentity, paths:
       fs.writeFileSync(path.join(memoDir, p) + '.tmp', out[p]!);
       fs.renameSync(path.join(memoDir, p) + '.tmp', path.join(memoDir, p));
     }
-  });
+  }, { what: `reading ${want.join(', ')} from the source of ${k.def.name}`, waitingFor: `the kernel tree ${src.treeId} (to read ${want.join(', ')} for ${k.def.name})`, log: opts.log });
   return out;
 }
 
@@ -385,6 +385,6 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
       if (await store.push(key, { label, log })) await pushIndex(indexed, key);
       return artifactFrom(store, key, m.meta, false);
     },
-    () => log.info(`waiting for another run building in ${treeRoot}`),
+    { what: `building ${def.name}`, waitingFor: `the kernel tree ${src.treeId} (to build ${def.name})`, log },
   );
 }

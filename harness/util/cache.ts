@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sha256, sha256File } from './hash.ts';
-import lockfile from 'proper-lockfile';
+import { withFileLock, type LockOptions } from './lock.ts';
 import type { Logger } from './log.ts';
 import { remoteFromEnv, type FetchOptions, type RemoteCache } from './remote.ts';
 
@@ -205,6 +205,11 @@ export class EntryStore<M> {
     const hit = this.get(key, verify);
     if (hit) return { manifest: hit, cached: true };
     const fo: FetchOptions = { ...(opts.label ? { label: opts.label } : {}), ...(opts.log ? { log: opts.log } : {}) };
+    const lockOpts: LockOptions = {
+      what: `making ${opts.label ?? `${this.kind} entry ${key.slice(0, 12)}`}`,
+      waitingFor: `${opts.label ?? `the ${this.kind} entry ${key.slice(0, 12)}`} (another run is making it)`,
+      ...(opts.log ? { log: opts.log } : {}),
+    };
     return withLock(path.join(this.dir, `.lock-${key.slice(0, 16)}`), async () => {
       const again = this.get(key, verify);
       if (again) return { manifest: again, cached: true };
@@ -221,7 +226,7 @@ export class EntryStore<M> {
       }
       await this.push(key, fo);
       return { manifest, cached: false };
-    });
+    }, lockOpts);
   }
 
   /** Remove staging directories (and remote cache downloads and uploads) left by dead processes. */
@@ -242,26 +247,12 @@ export class EntryStore<M> {
   }
 }
 
-/** Hold an exclusive lock on `target` (a file or directory that exists) while `fn` runs. */
-export async function withLock<T>(target: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  if (!fs.existsSync(target)) fs.writeFileSync(target, '');
-  let release: (() => Promise<void>) | undefined;
-  let waited = false;
-  for (;;) {
-    try {
-      release = await lockfile.lock(target, { stale: 30_000, update: 5_000, realpath: false });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-      if (!waited) onWait?.();
-      waited = true;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await release().catch(() => undefined);
-  }
+/**
+ * Hold an exclusive lock on `target` while `fn` runs (see lock.ts: taken over only from a holder
+ * that is gone; a wait says what it waits for and who holds it). `opts` may be just a callback
+ * called once when the lock is found held.
+ */
+export async function withLock<T>(target: string, fn: () => Promise<T>, opts?: LockOptions | (() => void)): Promise<T> {
+  const o: LockOptions = typeof opts === 'function' ? { onWait: opts } : (opts ?? {});
+  return withFileLock(target, fn, o);
 }
