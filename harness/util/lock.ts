@@ -354,7 +354,7 @@ export async function acquireLock(target: string, opts: LockOptions = {}): Promi
   const pollMs = opts.pollMs ?? DEFAULTS.pollMs;
   const reportEvery = opts.reportEveryMs ?? DEFAULTS.reportEveryMs;
   const say = (msg: string): void => (opts.log ? opts.log.info(msg) : void process.stderr.write(`kernel-repro: ${msg}\n`));
-  const what = opts.waitingFor ?? path.relative(process.cwd(), target);
+  const what = opts.waitingFor ?? target;
   const started = Date.now();
   let lastReport = 0;
   let lastToken: string | undefined;
