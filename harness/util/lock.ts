@@ -83,10 +83,13 @@ export const systemProbe: ProcessProbe = {
   alive(pid) {
     try {
       process.kill(pid, 0);
-      return true;
     } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM';
+      if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
     }
+    // a zombie (killed, not yet reaped by its parent) holds nothing
+    const stat = readTrim(`/proc/${pid}/stat`);
+    const state = stat === undefined ? undefined : stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
   },
   startTime(pid) {
     const stat = readTrim(`/proc/${pid}/stat`);

@@ -266,3 +266,21 @@ describe('util/lock.ts: between processes', () => {
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp') || f.endsWith('.break'))).toEqual([]);
   }, 30_000);
 });
+
+describe('util/lock.ts: a zombie holds nothing', () => {
+  it('a holder killed but not yet reaped by its parent is dead', async () => {
+    const { spawn } = await import('node:child_process');
+    // a shell that starts a child and then sleeps without ever reaping it
+    const sh = spawn('sh', ['-c', 'sleep 0.1 & exec sleep 30'], { stdio: 'ignore' });
+    try {
+      await sleepMs(600);
+      const kids = fs.readFileSync(`/proc/${sh.pid}/task/${sh.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      expect(kids.length).toBe(1);
+      expect(fs.readFileSync(`/proc/${kids[0]}/stat`, 'utf8')).toMatch(/\) Z /);
+      expect(systemProbe.alive(kids[0]!)).toBe(false);
+      expect(systemProbe.alive(sh.pid!)).toBe(true);
+    } finally {
+      sh.kill('SIGKILL');
+    }
+  });
+});
