@@ -41,6 +41,20 @@ export function cachedFileId(file: string, cacheDir: string): { rel: string; siz
   return { path: abs, size: st.size, mtimeMs: Math.round(st.mtimeMs) };
 }
 
+/** What changes when a file is written, truncated or replaced. */
+interface FileStamp {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+}
+function stampOf(st: fs.Stats): FileStamp {
+  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
+}
+function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
+  return !!a && !!b && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+}
+
 export interface Manifest<M> {
   key: string;
   createdAt: string;
@@ -89,13 +103,30 @@ export class EntryStore<M> {
       this.discard(key, 'unreadable manifest');
       return null;
     }
+    // verify: false (large entries: a 140 MB source tarball, a package layer, a prebuilt image) checks
+    // the digests once, then only that no file was written since (size, mtime, ctime, inode: a write,
+    // a truncation or a replacement changes one of them; only bit rot under the file system would not)
+    const quick = opts.verify === false ? this.readStamps(key) : null;
+    const stamps: Record<string, FileStamp> = {};
+    let hashed = false;
     for (const [rel, digest] of Object.entries(manifest.files)) {
       const f = path.join(dir, rel);
-      if (!fs.existsSync(f) || (opts.verify !== false && sha256File(f) !== digest)) {
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(f);
+      } catch {
+        this.discard(key, `file ${rel} is missing`);
+        return null;
+      }
+      stamps[rel] = stampOf(st);
+      if (quick && sameStamp(quick[rel], stamps[rel])) continue;
+      hashed = true;
+      if (sha256File(f) !== digest) {
         this.discard(key, `file ${rel} does not match its manifest`);
         return null;
       }
     }
+    if (hashed) this.writeStamps(key, stamps);
     try {
       const now = new Date();
       fs.utimesSync(mf, now, now); // last use, for `cache gc`
@@ -107,7 +138,32 @@ export class EntryStore<M> {
 
   lastDiscard: string | null = null;
 
+  /** Where the stamps of an entry's checked files are kept (beside the entries: an entry's files are its manifest's). */
+  private stampFile(key: string): string {
+    return path.join(this.dir, '.checked', `${key}.json`);
+  }
+
+  private readStamps(key: string): Record<string, FileStamp> | null {
+    try {
+      return JSON.parse(fs.readFileSync(this.stampFile(key), 'utf8')) as Record<string, FileStamp>;
+    } catch {
+      return null;
+    }
+  }
+
+  private writeStamps(key: string, stamps: Record<string, FileStamp>): void {
+    try {
+      const f = this.stampFile(key);
+      fs.mkdirSync(path.dirname(f), { recursive: true });
+      fs.writeFileSync(`${f}.${process.pid}.tmp`, JSON.stringify(stamps));
+      fs.renameSync(`${f}.${process.pid}.tmp`, f);
+    } catch {
+      /* read-only cache: the digests are checked again next time */
+    }
+  }
+
   private discard(key: string, why: string): void {
+    fs.rmSync(this.stampFile(key), { force: true });
     const dir = this.entryDir(key);
     const aside = path.join(this.dir, `.corrupt-${key}-${process.pid}-${Date.now()}`);
     try {
@@ -187,6 +243,14 @@ export class EntryStore<M> {
       if (theirs) return theirs;
       throw err;
     }
+    // just hashed: its stamps, so that a `verify: false` use does not hash it again
+    const stamps: Record<string, FileStamp> = {};
+    try {
+      for (const rel of Object.keys(files)) stamps[rel] = stampOf(fs.statSync(path.join(dest, rel)));
+      this.writeStamps(key, stamps);
+    } catch {
+      /* checked on first use instead */
+    }
     return manifest;
   }
 
@@ -202,8 +266,11 @@ export class EntryStore<M> {
     opts: { verify?: boolean; label?: string; log?: Logger } = {},
   ): Promise<{ manifest: Manifest<M>; cached: boolean; downloaded?: boolean }> {
     const verify = opts.verify === undefined ? {} : { verify: opts.verify };
+    this.lastDiscard = null;
     const hit = this.get(key, verify);
     if (hit) return { manifest: hit, cached: true };
+    // a corrupt entry (a file changed, truncated or gone) was moved aside: say so, then make it again
+    if (this.lastDiscard) (opts.log ? opts.log.warn.bind(opts.log) : (m: string) => void process.stderr.write(`warning: ${m}\n`))(`${opts.label ?? `${this.kind} entry`}: ${this.lastDiscard} (making it again)`);
     const fo: FetchOptions = { ...(opts.label ? { label: opts.label } : {}), ...(opts.log ? { log: opts.log } : {}) };
     const lockOpts: LockOptions = {
       what: `making ${opts.label ?? `${this.kind} entry ${key.slice(0, 12)}`}`,
