@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sha256, sha256File } from './hash.ts';
-import { withFileLock, type LockOptions } from './lock.ts';
+import { systemProbe, withFileLock, type LockOptions } from './lock.ts';
 import type { Logger } from './log.ts';
 import { remoteFromEnv, type FetchOptions, type RemoteCache } from './remote.ts';
 
@@ -63,6 +63,9 @@ export interface Manifest<M> {
 }
 
 const MANIFEST = 'manifest.json';
+
+/** Store directories swept by this process. */
+const swept = new Set<string>();
 
 export interface StoreOptions {
   /** the remote cache shared with other machines (default: the one the environment configures, see remote.ts); null: none */
@@ -190,6 +193,7 @@ export class EntryStore<M> {
   async fetch(key: string, o: FetchOptions & { verify?: boolean } = {}): Promise<Manifest<M> | null> {
     const local = this.get(key, o.verify === undefined ? {} : { verify: o.verify });
     if (local || !this.remote?.available) return local;
+    this.sweepOnce();
     const staging = this.staging(key);
     try {
       if (!(await this.remote.fetchInto(this.kind, key, staging, o))) return null;
@@ -278,6 +282,7 @@ export class EntryStore<M> {
       ...(opts.log ? { log: opts.log } : {}),
     };
     return withLock(path.join(this.dir, `.lock-${key.slice(0, 16)}`), async () => {
+      this.sweepOnce(); // what killed fills and downloads left here, whatever the entries' kind
       const again = this.get(key, verify);
       if (again) return { manifest: again, cached: true };
       const remote = await this.fetch(key, { ...fo, ...verify });
@@ -296,20 +301,28 @@ export class EntryStore<M> {
     }, lockOpts);
   }
 
-  /** Remove staging directories (and remote cache downloads and uploads) left by dead processes. */
+  /** Remove staging directories (and remote cache downloads and uploads, half-made lock files) left by dead processes. */
   sweep(): void {
     for (const name of fs.readdirSync(this.dir)) {
-      const m = /^\.staging-.*-(\d+)-[0-9a-f]+(?:\.download)?$/.exec(name) ?? /^\.upload-[0-9a-f]+-(\d+)-[0-9a-f]+\.tar$/.exec(name);
+      const m =
+        /^\.staging-.*-(\d+)-[0-9a-f]+(?:\.download)?$/.exec(name) ??
+        /^\.upload-[0-9a-f]+-(\d+)-[0-9a-f]+\.tar$/.exec(name) ??
+        /^\.lock-[0-9a-zA-Z]+\.owner\.json\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
       if (!m) continue;
       const pid = Number(m[1]);
       if (pid === process.pid) continue;
-      let alive = true;
-      try {
-        process.kill(pid, 0);
-      } catch {
-        alive = false;
-      }
-      if (!alive) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+      if (!systemProbe.alive(pid)) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    }
+  }
+
+  /** `sweep`, once per process and store directory (a fill or a download of any kind of entry starts with it). */
+  sweepOnce(): void {
+    if (swept.has(this.dir)) return;
+    swept.add(this.dir);
+    try {
+      this.sweep();
+    } catch {
+      /* a read-only cache: nothing to sweep */
     }
   }
 }

@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { execa } from 'execa';
 import { EntryStore } from '../../harness/util/cache.ts';
 import { loadKernel } from '../../harness/kernels/load.ts';
 import { ensureKernel } from '../../harness/kernels/providers/index.ts';
@@ -31,6 +32,27 @@ const corruptions: Array<[string, (f: string) => void]> = [
   }],
   ['removed', (f) => fs.rmSync(f)],
 ];
+
+/** A prebuilt bzImage by the x86 boot protocol, its config beside it, in `dir`/k. */
+function prebuiltImage(tmp: string): string {
+    const config = 'CONFIG_64BIT=y\nCONFIG_NET=y\nCONFIG_PVH=y\n';
+    const body = Buffer.concat([crypto.randomBytes(2048), Buffer.from('Linux version 6.1.7-kr (kr@host) (gcc 12) #1 SMP\0', 'latin1'), crypto.randomBytes(512)]);
+    // a bzImage by the x86 boot protocol, its config beside it
+    const setup = Buffer.alloc(4 * 512);
+    setup.writeUInt8(3, 0x1f1);
+    setup.write('HdrS', 0x202, 'latin1');
+    setup.writeUInt16LE(0x020f, 0x206);
+    setup.writeUInt16LE(0x200, 0x20e);
+    setup.write('6.1.7-kr (kr@host) #1 SMP\0', 0x400, 'latin1');
+    const payload = zlib.gzipSync(body);
+    setup.writeUInt32LE(100, 0x248);
+    setup.writeUInt32LE(payload.length, 0x24c);
+    fs.mkdirSync(path.join(tmp, 'k'));
+    const img = path.join(tmp, 'k', 'bzImage');
+    fs.writeFileSync(img, Buffer.concat([setup, crypto.randomBytes(100), payload]));
+    fs.writeFileSync(path.join(tmp, 'k', '.config'), config);
+  return img;
+}
 
 describe('defect 9: corrupt entries used with verify: false', () => {
   for (const [how, corrupt] of corruptions)
@@ -59,22 +81,7 @@ describe('defect 9: corrupt entries used with verify: false', () => {
   it('a prebuilt kernel image (provider "image") whose cached copy was damaged is copied again', async () => {
     const tmp = testTempDir('kr-corrupt-');
     const cacheDir = path.join(tmp, 'cache');
-    const config = 'CONFIG_64BIT=y\nCONFIG_NET=y\nCONFIG_PVH=y\n';
-    const body = Buffer.concat([crypto.randomBytes(2048), Buffer.from('Linux version 6.1.7-kr (kr@host) (gcc 12) #1 SMP\0', 'latin1'), crypto.randomBytes(512)]);
-    // a bzImage by the x86 boot protocol, its config beside it
-    const setup = Buffer.alloc(4 * 512);
-    setup.writeUInt8(3, 0x1f1);
-    setup.write('HdrS', 0x202, 'latin1');
-    setup.writeUInt16LE(0x020f, 0x206);
-    setup.writeUInt16LE(0x200, 0x20e);
-    setup.write('6.1.7-kr (kr@host) #1 SMP\0', 0x400, 'latin1');
-    const payload = zlib.gzipSync(body);
-    setup.writeUInt32LE(100, 0x248);
-    setup.writeUInt32LE(payload.length, 0x24c);
-    fs.mkdirSync(path.join(tmp, 'k'));
-    const img = path.join(tmp, 'k', 'bzImage');
-    fs.writeFileSync(img, Buffer.concat([setup, crypto.randomBytes(100), payload]));
-    fs.writeFileSync(path.join(tmp, 'k', '.config'), config);
+    const img = prebuiltImage(tmp);
     const log = captureLog();
     const a = await ensureKernel(loadKernel(img), { cacheDir, log });
     expect(a.cached).toBe(false);
@@ -85,5 +92,35 @@ describe('defect 9: corrupt entries used with verify: false', () => {
     expect(again.cached).toBe(false);
     expect(fs.readFileSync(again.bzImage).equals(fs.readFileSync(img))).toBe(true);
     expect(log.lines.join('\n')).toMatch(/warning: kernel k-bzImage: cache entry [0-9a-f]{12} discarded: file bzImage does not match its manifest \(making it again\)/);
+  });
+});
+
+describe('defect 11: leftovers of killed fills and downloads are swept, whatever the entries\' kind', () => {
+  it('a prebuilt image\'s store: a dead process\'s staging directory and remote download go, a live one\'s stay', async () => {
+    const tmp = testTempDir('kr-sweep-');
+    const cacheDir = path.join(tmp, 'cache');
+    const kernels = path.join(cacheDir, 'kernels');
+    fs.mkdirSync(kernels, { recursive: true });
+    const gone = execa('true');
+    await gone;
+    const live = execa('sleep', ['30'], { reject: false });
+    try {
+      const dead = [`.staging-0123456789abcdef-${gone.pid}-deadbeef`, `.staging-0123456789abcdef-${gone.pid}-deadbeef.download`, `.lock-0123456789abcdef.owner.json.${gone.pid}.cafe0001.tmp`];
+      const kept = [`.staging-fedcba9876543210-${live.pid}-0badf00d`, `.staging-fedcba9876543210-${live.pid}-0badf00d.download`];
+      fs.mkdirSync(path.join(kernels, dead[0]!));
+      fs.writeFileSync(path.join(kernels, dead[0]!, 'bzImage'), 'half');
+      fs.writeFileSync(path.join(kernels, dead[1]!), 'half a tarball');
+      fs.writeFileSync(path.join(kernels, dead[2]!), '{}');
+      fs.mkdirSync(path.join(kernels, kept[0]!));
+      fs.writeFileSync(path.join(kernels, kept[1]!), 'in progress');
+      const a = await ensureKernel(loadKernel(prebuiltImage(tmp)), { cacheDir, log: captureLog() });
+      expect(a.cached).toBe(false);
+      const left = fs.readdirSync(kernels);
+      for (const d of dead) expect(left).not.toContain(d);
+      for (const k of kept) expect(left).toContain(k);
+    } finally {
+      live.kill('SIGKILL');
+      await live;
+    }
   });
 });
