@@ -35,22 +35,22 @@ const corruptions: Array<[string, (f: string) => void]> = [
 
 /** A prebuilt bzImage by the x86 boot protocol, its config beside it, in `dir`/k. */
 function prebuiltImage(tmp: string): string {
-    const config = 'CONFIG_64BIT=y\nCONFIG_NET=y\nCONFIG_PVH=y\n';
-    const body = Buffer.concat([crypto.randomBytes(2048), Buffer.from('Linux version 6.1.7-kr (kr@host) (gcc 12) #1 SMP\0', 'latin1'), crypto.randomBytes(512)]);
-    // a bzImage by the x86 boot protocol, its config beside it
-    const setup = Buffer.alloc(4 * 512);
-    setup.writeUInt8(3, 0x1f1);
-    setup.write('HdrS', 0x202, 'latin1');
-    setup.writeUInt16LE(0x020f, 0x206);
-    setup.writeUInt16LE(0x200, 0x20e);
-    setup.write('6.1.7-kr (kr@host) #1 SMP\0', 0x400, 'latin1');
-    const payload = zlib.gzipSync(body);
-    setup.writeUInt32LE(100, 0x248);
-    setup.writeUInt32LE(payload.length, 0x24c);
-    fs.mkdirSync(path.join(tmp, 'k'));
-    const img = path.join(tmp, 'k', 'bzImage');
-    fs.writeFileSync(img, Buffer.concat([setup, crypto.randomBytes(100), payload]));
-    fs.writeFileSync(path.join(tmp, 'k', '.config'), config);
+  const config = 'CONFIG_64BIT=y\nCONFIG_NET=y\nCONFIG_PVH=y\n';
+  const body = Buffer.concat([crypto.randomBytes(2048), Buffer.from('Linux version 6.1.7-kr (kr@host) (gcc 12) #1 SMP\0', 'latin1'), crypto.randomBytes(512)]);
+  // a bzImage by the x86 boot protocol, its config beside it
+  const setup = Buffer.alloc(4 * 512);
+  setup.writeUInt8(3, 0x1f1);
+  setup.write('HdrS', 0x202, 'latin1');
+  setup.writeUInt16LE(0x020f, 0x206);
+  setup.writeUInt16LE(0x200, 0x20e);
+  setup.write('6.1.7-kr (kr@host) #1 SMP\0', 0x400, 'latin1');
+  const payload = zlib.gzipSync(body);
+  setup.writeUInt32LE(100, 0x248);
+  setup.writeUInt32LE(payload.length, 0x24c);
+  fs.mkdirSync(path.join(tmp, 'k'));
+  const img = path.join(tmp, 'k', 'bzImage');
+  fs.writeFileSync(img, Buffer.concat([setup, crypto.randomBytes(100), payload]));
+  fs.writeFileSync(path.join(tmp, 'k', '.config'), config);
   return img;
 }
 
