@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
-import { lockFileOf, type LockOwner } from '../../harness/util/lock.ts';
+import { lockFileOf, systemProbe, type LockOwner } from '../../harness/util/lock.ts';
 import { fileTempDir } from '../tmp.ts';
 
 const tmp = fileTempDir('kr-conc-');
@@ -215,5 +215,58 @@ describe('two runs on one kernel tree', () => {
     const wj = JSON.parse(w.stdout) as VerifyJson;
     expect(wj.cases).toEqual([expect.objectContaining({ case: 'rp-filter-selftest', conclusion: 'unchanged' })]);
     expect(owner(lock)).toBeNull();
+  });
+});
+
+describe('a wait for a held tree', () => {
+  it('Ctrl-C (SIGINT) ends it at once: exit 130, the holder\'s lock untouched', async () => {
+    // a private cache whose tree is held by a live process (a sleep, as if it were a long build)
+    const cache = path.join(tmp, 'cache-sigint');
+    const lock = path.join(cache, 'trees', path.basename(path.dirname(treeLock())), '.lock');
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    const holder = execa('sleep', ['120'], { reject: false });
+    try {
+      const rec: LockOwner = {
+        pid: holder.pid!,
+        host: systemProbe.host(),
+        ...(systemProbe.bootId() ? { bootId: systemProbe.bootId()! } : {}),
+        ...(systemProbe.pidNs() ? { pidNs: systemProbe.pidNs()! } : {}),
+        startTime: systemProbe.startTime(holder.pid!)!,
+        what: 'building 6.1-vanilla',
+        command: 'kernel-repro repro',
+        since: new Date(Date.now() - 3_600_000).toISOString(),
+        token: 'held',
+      };
+      fs.writeFileSync(lockFileOf(lock), JSON.stringify(rec));
+      const old = new Date(Date.now() - 3_600_000);
+      fs.utimesSync(lockFileOf(lock), old, old); // no heartbeat for an hour: still its lock
+      const t0 = Date.now();
+      const child = execa(process.execPath, ['--import', loader, path.join(repoRoot, 'harness/cli/main.ts'), 'repro', '--kernel', '6.1-fixed', '--case', 'rp-filter-selftest', '--no-install'], {
+        cwd: repoRoot,
+        reject: false,
+        stdin: 'ignore',
+        env: { KERNEL_REPRO_CACHE: cache },
+      });
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const r0 = { stderr: () => err } as Run;
+      await until('the run to wait for the tree', () => /waiting for the kernel tree/.test(err), 3 * 60_000, [r0]);
+      const waited = Date.now() - t0;
+      await new Promise((r) => setTimeout(r, 1500));
+      const s0 = Date.now();
+      child.kill('SIGINT');
+      const r = await child;
+      const stopMs = Date.now() - s0;
+      console.log(`waiting after ${(waited / 1000).toFixed(1)} s; SIGINT -> exit ${r.exitCode} in ${stopMs} ms`);
+      console.log(err.split('\n').filter((l) => /waiting|interrupted|error/.test(l)).join('\n'));
+      expect(err).toMatch(new RegExp(`waiting for the kernel tree \\S+ \\(to build 6\\.1-fixed\\): held by pid ${holder.pid} on \\S+ \\(building 6\\.1-vanilla, since \\d\\d:\\d\\d:\\d\\d, 60 min \\d+ s ago; kernel-repro repro\\)`));
+      expect(r.exitCode).toBe(130);
+      expect(stopMs).toBeLessThan(3000);
+      expect(err).not.toMatch(/\n\s+at /); // no stack trace
+      expect(JSON.parse(fs.readFileSync(lockFileOf(lock), 'utf8'))).toEqual(rec);
+    } finally {
+      holder.kill('SIGKILL');
+      await holder;
+    }
   });
 });
