@@ -363,12 +363,16 @@ export async function acquireLock(target: string, opts: LockOptions = {}): Promi
   let lastToken: string | undefined;
   for (;;) {
     throwIfAborted(signal, `waiting for ${what}`);
-    const h = tryLock(target, opts);
-    if (h) {
-      if (lastReport) say(`got ${what} after ${secs(Date.now() - started)}`);
-      return h;
+    let cur = readOwner(lockFileOf(target));
+    // a live holder: no attempt (no file written) until it is gone
+    if (!cur || holderState(cur.owner, Date.now() - cur.mtimeMs, opts).state === 'dead') {
+      const h = tryLock(target, opts);
+      if (h) {
+        if (lastReport) say(`got ${what} after ${secs(Date.now() - started)}`);
+        return h;
+      }
+      cur = readOwner(lockFileOf(target));
     }
-    const cur = readOwner(lockFileOf(target));
     const token = cur?.owner?.token ?? '?';
     const now = Date.now();
     if (!lastReport) {
