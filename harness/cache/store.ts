@@ -2,7 +2,7 @@
 // What to remove is decided in plan.ts.
 import fs from 'node:fs';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
+import { lockStatus, tryLock } from '../util/lock.ts';
 import { run } from '../util/proc.ts';
 import type { Area, Unit } from './plan.ts';
 
@@ -36,10 +36,9 @@ function treeUsedAt(root: string): number {
   return newest || mtime(root);
 }
 
-async function treeInUse(root: string): Promise<boolean> {
-  const target = path.join(root, '.lock');
-  if (!fs.existsSync(target)) return false;
-  return lockfile.check(target, { stale: 30_000, realpath: false }).catch(() => false);
+/** A tree is in use while a live process holds its lock (see util/lock.ts). */
+function treeInUse(root: string): boolean {
+  return lockStatus(path.join(root, '.lock')).held;
 }
 
 /** Disk usage (bytes) of each path, with one `du`. */
@@ -67,7 +66,7 @@ export async function scanCache(cacheDir: string): Promise<Unit[]> {
     if (name.startsWith('.gc-')) add('trees', `trees/${name}`, 0);
     else {
       const repo = worktreeRepo(path.join(root, 'src'));
-      add('trees', `trees/${name}`, treeUsedAt(root), await treeInUse(root), repo !== undefined && !fs.existsSync(repo));
+      add('trees', `trees/${name}`, treeUsedAt(root), treeInUse(root), repo !== undefined && !fs.existsSync(repo));
     }
   }
   for (const area of ['kernels', 'snapshots', 'images'] as const) {
@@ -107,18 +106,14 @@ function worktreeRepo(dir: string): string | undefined {
 export async function removeUnit(u: Unit): Promise<boolean> {
   const aside = path.join(path.dirname(u.path), `.gc-${path.basename(u.path).replace(/^\.gc-/, '')}-${process.pid}`);
   if (u.area === 'trees' && !path.basename(u.path).startsWith('.gc-')) {
-    const target = path.join(u.path, '.lock');
-    let release: (() => Promise<void>) | undefined;
-    if (fs.existsSync(target)) {
-      try {
-        release = await lockfile.lock(target, { stale: 30_000, realpath: false, onCompromised: () => undefined });
-      } catch {
-        return false; // a build holds it
-      }
-    }
+    const lock = tryLock(path.join(u.path, '.lock'), { what: `removing ${u.id} (cache gc)` });
+    if (!lock) return false; // a build holds it
     const repo = worktreeRepo(path.join(u.path, 'src'));
-    fs.renameSync(u.path, aside);
-    await release?.().catch(() => undefined); // its lock moved with it
+    try {
+      fs.renameSync(u.path, aside);
+    } finally {
+      lock.release(); // its lock moved with it: nothing left to remove
+    }
     fs.rmSync(aside, { recursive: true, force: true });
     // a harness worktree of a user's repository: let git forget it
     if (repo && fs.existsSync(repo)) await run('git', ['--git-dir', repo, 'worktree', 'prune'], { timeoutMs: 60_000 }).catch(() => undefined);

@@ -117,7 +117,7 @@ export function registerBisect(program: Command): void {
         const { runDir } = newRunDir('bisect', opts.results);
         const cacheDir = cacheRoot();
         const image = await ensureBaseImage(cacheDir, (m) => log.info(m));
-        const layer = await ensurePackageLayer({ packages: caseNeeds(kcase.def).packages, cacheDir, log, baseLibs: image.meta.libs, file: kcase.file });
+        const layer = await ensurePackageLayer({ packages: caseNeeds(kcase.def).packages, cacheDir, log, baseLibs: image.meta.libs, file: kcase.file, install: opts.install });
         // the accelerator probe needs a kernel: decided once, with the first one built
         let accel: Promise<Accel> | undefined;
         const accelFor = (k: KernelArtifact): Promise<Accel> =>
@@ -204,7 +204,7 @@ async function bisectRun(opts: { case: string; kernelConfig: string[]; install: 
   }
   const sourceFiles = await readSourceFiles(lk, kcase.def.sourceFiles, { cacheDir, log, artifact: k });
   const image = await ensureBaseImage(cacheDir, (m) => log.info(m));
-  const layer = await ensurePackageLayer({ packages: caseNeeds(kcase.def).packages, cacheDir, log, baseLibs: image.meta.libs, file: kcase.file });
+  const layer = await ensurePackageLayer({ packages: caseNeeds(kcase.def).packages, cacheDir, log, baseLibs: image.meta.libs, file: kcase.file, install: opts.install });
   const { runDir } = newRunDir('bisect-run');
   const accel = await chooseAccel({ cacheDir, ...bootTarget(k), initrd: image.path, workDir: runDir });
   const r = await runCase({ kernel: k, kcase, baseImage: image.path, layers: layer ? [layer.path] : [], sourceFiles, accel: accel.accel, runDir });

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadCase } from '../cases/load.ts';
+import { dedupeByName } from '../pipeline/dedupe.ts';
 import { loadKernel } from '../kernels/load.ts';
 import { expandMatrix, planShards, selectCells, shardCells, type BaselineChange, type CellSpec, type KernelChange } from '../matrix/logic.ts';
 import { loadResult, readEvidence, writeReports } from '../matrix/reports.ts';
@@ -112,7 +113,12 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
   const startedAt = new Date().toISOString();
   const log = makeLogger();
   const file = path.resolve(opts.matrix);
-  const def = loadDataFile(file, matrixSchema);
+  const given = loadDataFile(file, matrixSchema);
+  // a kernel or case listed twice would make cells with one id (one results folder): once, with a notice
+  const dk = dedupeByName(given.kernels, { name: (k) => k, origin: () => file, what: 'kernel', field: 'kernels', file });
+  const dc = dedupeByName(given.cases, { name: (c) => c, origin: () => file, what: 'case', field: 'cases', file });
+  for (const n of [...dk.notices, ...dc.notices]) log.info(`note: ${n}`);
+  const def = { ...given, kernels: dk.items, cases: dc.items };
   const all: CellSpec[] = expandMatrix(def);
   if (opts.planShards !== undefined) {
     const n = opts.planShards === 'per-kernel' ? new Set(all.map((c) => c.kernel)).size : opts.planShards;

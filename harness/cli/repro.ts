@@ -10,8 +10,9 @@ import { reproKtap } from '../report/ktap.ts';
 import { allCompleted, buildSummary } from '../report/summary.ts';
 import { renderDiff, renderRunDetails, renderRunsTable } from '../report/table.ts';
 import { kernelsOf, renderKernels } from '../report/kernels.ts';
-import { ExitCode, HarnessError } from '../util/errors.ts';
-import { makeLogger } from '../util/log.ts';
+import { ExitCode } from '../util/errors.ts';
+import { makeLogger, type Logger } from '../util/log.ts';
+import { dedupeByName, uniqueCases } from '../pipeline/dedupe.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { qemuVersion } from '../vm/accel.ts';
 import { collect, guarded, newRunDir, parseSysctlArg } from './common.ts';
@@ -60,8 +61,8 @@ export async function repro(opts: ReproOpts): Promise<number> {
   const startedAt = new Date().toISOString();
   const log = makeLogger();
   const out = (s: string): void => void (format === 'text' ? process.stdout : process.stderr).write(s + '\n');
-  const kernels = uniqueNames((opts.kernel.length ? opts.kernel : DEFAULT_KERNELS).map((r) => loadKernel(r, { modules: opts.modules })));
-  const cases = (opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase);
+  const kernels = uniqueNames((opts.kernel.length ? opts.kernel : DEFAULT_KERNELS).map((r) => loadKernel(r, { modules: opts.modules })), log);
+  const cases = uniqueCases((opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase), log);
   const sysctls = opts.sysctl.map(parseSysctlArg);
   const { runId, runDir } = newRunDir('repro', opts.results);
   log.info(`run ${runId}: ${kernels.length} kernel(s) x ${cases.length} case(s); results in ${runDir}`);
@@ -92,17 +93,19 @@ export async function repro(opts: ReproOpts): Promise<number> {
   return allCompleted(runs) ? ExitCode.ok : ExitCode.runFailed;
 }
 
-/** Kernels are told apart by name (in the table, the results folders, the JSON): two with one name are an error. */
-export function uniqueNames(kernels: LoadedKernel[]): LoadedKernel[] {
-  const seen = new Map<string, string>();
-  for (const k of kernels) {
-    const other = seen.get(k.def.name);
-    if (other !== undefined)
-      throw new HarnessError('bad-input', `two kernels are named ${k.def.name} (${other} and ${k.file})`, {
-        field: '--kernel',
-        hint: 'give one of them a definition file with another name (source: { type: image, path: ... } and so on; see "Adding a kernel")',
-      });
-    seen.set(k.def.name, k.file);
-  }
-  return kernels;
+/**
+ * Kernels are told apart by name (in the table, the results folders, the JSON): one given twice runs
+ * once (a notice); two different ones with one name are an error.
+ */
+export function uniqueNames(kernels: LoadedKernel[], log?: Pick<Logger, 'info'>): LoadedKernel[] {
+  const d = dedupeByName(kernels, {
+    name: (k) => k.def.name,
+    origin: (k) => k.file,
+    what: 'kernel',
+    field: '--kernel',
+    hint: 'give one of them a definition file with another name (source: { type: image, path: ... } and so on; see "Adding a kernel")',
+  });
+  for (const n of d.notices) log?.info(`note: ${n}`);
+  return d.items;
 }
+

@@ -18,6 +18,7 @@ import { readInputFile } from '../util/load.ts';
 import { markdownToHtml } from '../verify/html.ts';
 import { conclude, diffstat, parsePatch, renderMarkdown, summarizeSide, verifyExitCode, VERIFY_SCHEMA_VERSION, type VerifyReport } from '../verify/logic.ts';
 import { collect, guarded, newRunDir } from './common.ts';
+import { uniqueCases } from '../pipeline/dedupe.ts';
 import { artifactInfo } from '../kernels/artifact.ts';
 import { kernelEntry } from '../report/kernels.ts';
 import { concurrencyOption, exitCodesHelp, hiddenAlias, repeatModeOptions, repeatOption } from './options.ts';
@@ -75,7 +76,7 @@ export async function verify(opts: VerifyOpts): Promise<number> {
       field: '--kernel',
       hint: 'give the source it was built from: a source tree (--kernel path/to/tree) or a kernel definition',
     });
-  const cases = (opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase);
+  const cases = uniqueCases((opts.case.length ? opts.case : DEFAULT_CASES).map(loadCase), log);
   const info = parsePatch(patchText, path.basename(patchFile));
   const derived: LoadedKernel = {
     def: {

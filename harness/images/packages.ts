@@ -92,6 +92,21 @@ function walkFiles(dir: string): string[] {
   return out;
 }
 
+/** The command line of this run without --no-install: what fetches the guest packages into the cache. */
+export function rerunWithInstall(argv: readonly string[] = process.argv): string {
+  const args = argv.slice(2).filter((a) => a !== '--no-install').map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
+  return ['kernel-repro', ...args].join(' ');
+}
+
+/** With --no-install, guest packages not in the cache: the exact command that fetches them (nothing is installed). */
+export function notFetched(versions: Array<{ name: string; version: string }>, file: string, argv: readonly string[] = process.argv): HarnessError {
+  return new HarnessError('missing-prereq', `the guest packages ${versions.map((v) => `${v.name} ${v.version}`).join(', ')} are not in the cache, and --no-install runs no apt-get to fetch them`, {
+    file,
+    field: 'packages',
+    hint: `run once without --no-install, which fetches them into the cache with apt-get download (nothing is installed on this machine):  ${rerunWithInstall(argv)}`,
+  });
+}
+
 /**
  * The layer holding `packages` (and their libraries); null when there are none. `baseLibs` are the
  * libraries the base image has already (not copied again). `file` and `field` name the case in errors.
@@ -103,8 +118,11 @@ export async function ensurePackageLayer(o: {
   baseLibs: string[];
   file: string;
   apt?: AptOps;
+  /** false (--no-install): no apt-get at all (no update, no download); packages not in the cache are a missing-prereq error */
+  install?: boolean;
 }): Promise<PackageLayer | null> {
   if (o.packages.length === 0) return null;
+  const install = o.install !== false;
   const apt = o.apt ?? systemApt();
   const store = new EntryStore<LayerMeta>(path.join(o.cacheDir, 'images'));
   // what these names resolved to with these package lists: a warm run asks apt nothing (~20 apt-cache calls)
@@ -113,13 +131,14 @@ export async function ensurePackageLayer(o: {
     const k = fs.readFileSync(memo, 'utf8').trim();
     const m = store.get(k, { verify: false });
     if (m) return { path: path.join(store.entryDir(k), 'layer.cpio'), key: k, meta: m.meta, cached: true };
+    if (store.lastDiscard) o.log.warn(`the guest package layer: ${store.lastDiscard} (making it again)`);
   }
   const remember = (k: string): void => {
     fs.mkdirSync(path.dirname(memo), { recursive: true });
     fs.writeFileSync(`${memo}.tmp`, k);
     fs.renameSync(`${memo}.tmp`, memo);
   };
-  const refresher = new ListsRefresher(apt, o.log, canRefreshLists());
+  const refresher = new ListsRefresher(apt, o.log, install && canRefreshLists());
   const closure = await packageClosure(o.packages, aptDepends);
   const versions: Array<{ name: string; version: string }> = [];
   for (const name of closure) {
@@ -129,17 +148,19 @@ export async function ensurePackageLayer(o: {
       throw new HarnessError('bad-input', `the package archive has no package ${name}${o.packages.includes(name) ? '' : ' (a library one of the case\'s packages needs)'}`, {
         file: o.file,
         field: 'packages',
-        hint: 'check the name with apt-cache search (the guest takes Debian packages of the host\'s release)',
+        hint: `check the name with apt-cache search (the guest takes Debian packages of the host's release)${install ? '' : '; the package lists were not refreshed (--no-install): as root, apt-get update may find it'}`,
       });
     versions.push({ name, version: v });
   }
   const key = hashOf({ LAYER_FORMAT, kind: 'packages', versions, baseLibs: o.baseLibs });
   const layerOf = (meta: LayerMeta, cached: boolean): PackageLayer => ({ path: path.join(store.entryDir(key), 'layer.cpio'), key, meta, cached });
+  store.lastDiscard = null;
   const hit = store.get(key, { verify: false });
   if (hit) {
     remember(key);
     return layerOf(hit.meta, true);
   }
+  if (store.lastDiscard) o.log.warn(`the guest package layer: ${store.lastDiscard} (making it again)`);
   return withLock(path.join(store.dir, `.lock-${key.slice(0, 16)}`), async () => {
     // made here before, or by another machine (the remote cache)
     const again = await store.fetch(key, { verify: false, label: 'the guest package layer', log: o.log });
@@ -147,6 +168,7 @@ export async function ensurePackageLayer(o: {
       remember(key);
       return layerOf(again.meta, true);
     }
+    if (!install) throw notFetched(versions, o.file);
     const t0 = Date.now();
     o.log.info(`building the guest package layer: ${versions.map((v) => `${v.name} ${v.version}`).join(', ')}`);
     const staging = store.staging(key);

@@ -118,7 +118,7 @@ export async function readTreeFiles(k: LoadedKernel, src: SourceIdentity, paths:
       fs.writeFileSync(memo + '.tmp', out[p]!);
       fs.renameSync(memo + '.tmp', memo);
     }
-  });
+  }, { what: `reading ${want.join(', ')} from the source of ${k.def.name}`, waitingFor: `the kernel tree ${src.treeId} (to read ${want.join(', ')} for ${k.def.name})`, log: opts.log });
   return out;
 }
 
@@ -389,6 +389,6 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
       if (await store.push(key, { label, log })) await pushIndex(indexed, key);
       return artifactFrom(store, key, m.meta, false);
     },
-    () => log.info(`waiting for another run building in ${treeRoot}`),
+    { what: `building ${def.name}`, waitingFor: `the kernel tree ${src.treeId} (to build ${def.name})`, log },
   );
 }

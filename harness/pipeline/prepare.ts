@@ -100,7 +100,7 @@ export async function prepare(o: {
   const image = await ensureBaseImage(o.cacheDir, o.log);
   const layers = new Map<string, string[]>();
   for (const c of o.cases) {
-    const layer = await ensurePackageLayer({ packages: caseNeeds(c.def).packages, cacheDir: o.cacheDir, log: o.log, baseLibs: image.meta.libs, file: c.file });
+    const layer = await ensurePackageLayer({ packages: caseNeeds(c.def).packages, cacheDir: o.cacheDir, log: o.log, baseLibs: image.meta.libs, file: c.file, install: o.install });
     layers.set(c.def.name, layer ? [layer.path] : []);
   }
   const kernels = [...distinct.values()];

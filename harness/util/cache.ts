@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sha256, sha256File } from './hash.ts';
-import lockfile from 'proper-lockfile';
+import { systemProbe, withFileLock, type LockOptions } from './lock.ts';
 import type { Logger } from './log.ts';
 import { onExitCleanup } from './proc.ts';
 import { remoteFromEnv, type FetchOptions, type RemoteCache } from './remote.ts';
@@ -42,6 +42,20 @@ export function cachedFileId(file: string, cacheDir: string): { rel: string; siz
   return { path: abs, size: st.size, mtimeMs: Math.round(st.mtimeMs) };
 }
 
+/** What changes when a file is written, truncated or replaced. */
+interface FileStamp {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+}
+function stampOf(st: fs.Stats): FileStamp {
+  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
+}
+function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
+  return !!a && !!b && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+}
+
 export interface Manifest<M> {
   key: string;
   createdAt: string;
@@ -50,6 +64,9 @@ export interface Manifest<M> {
 }
 
 const MANIFEST = 'manifest.json';
+
+/** Store directories swept by this process. */
+const swept = new Set<string>();
 
 export interface StoreOptions {
   /** the remote cache shared with other machines (default: the one the environment configures, see remote.ts); null: none */
@@ -90,13 +107,30 @@ export class EntryStore<M> {
       this.discard(key, 'unreadable manifest');
       return null;
     }
+    // verify: false (large entries: a 140 MB source tarball, a package layer, a prebuilt image) checks
+    // the digests once, then only that no file was written since (size, mtime, ctime, inode: a write,
+    // a truncation or a replacement changes one of them; only bit rot under the file system would not)
+    const quick = opts.verify === false ? this.readStamps(key) : null;
+    const stamps: Record<string, FileStamp> = {};
+    let hashed = false;
     for (const [rel, digest] of Object.entries(manifest.files)) {
       const f = path.join(dir, rel);
-      if (!fs.existsSync(f) || (opts.verify !== false && sha256File(f) !== digest)) {
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(f);
+      } catch {
+        this.discard(key, `file ${rel} is missing`);
+        return null;
+      }
+      stamps[rel] = stampOf(st);
+      if (quick && sameStamp(quick[rel], stamps[rel])) continue;
+      hashed = true;
+      if (sha256File(f) !== digest) {
         this.discard(key, `file ${rel} does not match its manifest`);
         return null;
       }
     }
+    if (hashed) this.writeStamps(key, stamps);
     try {
       const now = new Date();
       fs.utimesSync(mf, now, now); // last use, for `cache gc`
@@ -108,7 +142,32 @@ export class EntryStore<M> {
 
   lastDiscard: string | null = null;
 
+  /** Where the stamps of an entry's checked files are kept (beside the entries: an entry's files are its manifest's). */
+  private stampFile(key: string): string {
+    return path.join(this.dir, '.checked', `${key}.json`);
+  }
+
+  private readStamps(key: string): Record<string, FileStamp> | null {
+    try {
+      return JSON.parse(fs.readFileSync(this.stampFile(key), 'utf8')) as Record<string, FileStamp>;
+    } catch {
+      return null;
+    }
+  }
+
+  private writeStamps(key: string, stamps: Record<string, FileStamp>): void {
+    try {
+      const f = this.stampFile(key);
+      fs.mkdirSync(path.dirname(f), { recursive: true });
+      fs.writeFileSync(`${f}.${process.pid}.tmp`, JSON.stringify(stamps));
+      fs.renameSync(`${f}.${process.pid}.tmp`, f);
+    } catch {
+      /* read-only cache: the digests are checked again next time */
+    }
+  }
+
   private discard(key: string, why: string): void {
+    fs.rmSync(this.stampFile(key), { force: true });
     const dir = this.entryDir(key);
     const aside = path.join(this.dir, `.corrupt-${key}-${process.pid}-${Date.now()}`);
     try {
@@ -137,6 +196,7 @@ export class EntryStore<M> {
   async fetch(key: string, o: FetchOptions & { verify?: boolean } = {}): Promise<Manifest<M> | null> {
     const local = this.get(key, o.verify === undefined ? {} : { verify: o.verify });
     if (local || !this.remote?.available) return local;
+    this.sweepOnce();
     const staging = this.staging(key);
     try {
       if (!(await this.remote.fetchInto(this.kind, key, staging, o))) return null;
@@ -190,6 +250,14 @@ export class EntryStore<M> {
       if (theirs) return theirs;
       throw err;
     }
+    // just hashed: its stamps, so that a `verify: false` use does not hash it again
+    const stamps: Record<string, FileStamp> = {};
+    try {
+      for (const rel of Object.keys(files)) stamps[rel] = stampOf(fs.statSync(path.join(dest, rel)));
+      this.writeStamps(key, stamps);
+    } catch {
+      /* checked on first use instead */
+    }
     return manifest;
   }
 
@@ -205,10 +273,19 @@ export class EntryStore<M> {
     opts: { verify?: boolean; label?: string; log?: Logger } = {},
   ): Promise<{ manifest: Manifest<M>; cached: boolean; downloaded?: boolean }> {
     const verify = opts.verify === undefined ? {} : { verify: opts.verify };
+    this.lastDiscard = null;
     const hit = this.get(key, verify);
     if (hit) return { manifest: hit, cached: true };
+    // a corrupt entry (a file changed, truncated or gone) was moved aside: say so, then make it again
+    if (this.lastDiscard) (opts.log ? opts.log.warn.bind(opts.log) : (m: string) => void process.stderr.write(`warning: ${m}\n`))(`${opts.label ?? `${this.kind} entry`}: ${this.lastDiscard} (making it again)`);
     const fo: FetchOptions = { ...(opts.label ? { label: opts.label } : {}), ...(opts.log ? { log: opts.log } : {}) };
+    const lockOpts: LockOptions = {
+      what: `making ${opts.label ?? `${this.kind} entry ${key.slice(0, 12)}`}`,
+      waitingFor: `${opts.label ?? `the ${this.kind} entry ${key.slice(0, 12)}`} (another run is making it)`,
+      ...(opts.log ? { log: opts.log } : {}),
+    };
     return withLock(path.join(this.dir, `.lock-${key.slice(0, 16)}`), async () => {
+      this.sweepOnce(); // what killed fills and downloads left here, whatever the entries' kind
       const again = this.get(key, verify);
       if (again) return { manifest: again, cached: true };
       const remote = await this.fetch(key, { ...fo, ...verify });
@@ -224,47 +301,41 @@ export class EntryStore<M> {
       }
       await this.push(key, fo);
       return { manifest, cached: false };
-    });
+    }, lockOpts);
   }
 
-  /** Remove staging directories (and remote cache downloads and uploads) left by dead processes. */
+  /** Remove staging directories (and remote cache downloads and uploads, half-made lock files) left by dead processes. */
   sweep(): void {
     for (const name of fs.readdirSync(this.dir)) {
-      const m = /^\.staging-.*-(\d+)-[0-9a-f]+(?:\.download)?$/.exec(name) ?? /^\.upload-[0-9a-f]+-(\d+)-[0-9a-f]+\.tar$/.exec(name);
+      const m =
+        /^\.staging-.*-(\d+)-[0-9a-f]+(?:\.download)?$/.exec(name) ??
+        /^\.upload-[0-9a-f]+-(\d+)-[0-9a-f]+\.tar$/.exec(name) ??
+        /^\.lock-[0-9a-zA-Z]+\.owner\.json\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
       if (!m) continue;
       const pid = Number(m[1]);
       if (pid === process.pid) continue;
-      let alive = true;
-      try {
-        process.kill(pid, 0);
-      } catch {
-        alive = false;
-      }
-      if (!alive) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+      if (!systemProbe.alive(pid)) fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    }
+  }
+
+  /** `sweep`, once per process and store directory (a fill or a download of any kind of entry starts with it). */
+  sweepOnce(): void {
+    if (swept.has(this.dir)) return;
+    swept.add(this.dir);
+    try {
+      this.sweep();
+    } catch {
+      /* a read-only cache: nothing to sweep */
     }
   }
 }
 
-/** Hold an exclusive lock on `target` (a file or directory that exists) while `fn` runs. */
-export async function withLock<T>(target: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  if (!fs.existsSync(target)) fs.writeFileSync(target, '');
-  let release: (() => Promise<void>) | undefined;
-  let waited = false;
-  for (;;) {
-    try {
-      release = await lockfile.lock(target, { stale: 30_000, update: 5_000, realpath: false });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-      if (!waited) onWait?.();
-      waited = true;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await release().catch(() => undefined);
-  }
+/**
+ * Hold an exclusive lock on `target` while `fn` runs (see lock.ts: taken over only from a holder
+ * that is gone; a wait says what it waits for and who holds it). `opts` may be just a callback
+ * called once when the lock is found held.
+ */
+export async function withLock<T>(target: string, fn: () => Promise<T>, opts?: LockOptions | (() => void)): Promise<T> {
+  const o: LockOptions = typeof opts === 'function' ? { onWait: opts } : (opts ?? {});
+  return withFileLock(target, fn, o);
 }

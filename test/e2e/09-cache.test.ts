@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
 import { cli } from './helpers.ts';
 import { fileTempDir } from '../tmp.ts';
@@ -40,7 +41,10 @@ describe('cache ls and cache gc', () => {
     const old = fakeTree('old-tree', 40 * DAY);
     const busy = fakeTree('busy-tree', 40 * DAY);
     // a build holding the tree's lock, as ensureKernel does
-    const holder = execa(process.execPath, ['-e', `require('proper-lockfile').lock(${JSON.stringify(path.join(busy, '.lock'))}, { realpath: false, stale: 30000, update: 5000 }).then(() => { console.log('locked'); setInterval(() => {}, 1000); });`], { cwd: repoRoot, reject: false });
+    const script = path.join(cache, 'holder.mts');
+    fs.writeFileSync(script, `import { tryLock } from ${JSON.stringify(path.join(repoRoot, 'harness/util/lock.ts'))};\nif (tryLock(${JSON.stringify(path.join(busy, '.lock'))}, { what: 'building busy' })) console.log('locked');\nsetInterval(() => {}, 1000);\n`);
+    const loader = pathToFileURL(path.join(repoRoot, 'node_modules/tsx/dist/loader.mjs')).href;
+    const holder = execa(process.execPath, ['--import', loader, script], { cwd: repoRoot, reject: false });
     await new Promise<void>((res) => holder.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && res()));
     try {
       const ls1 = JSON.parse((await cli(['cache', 'ls', '--json'], { env })).stdout) as Ls;
