@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runSignal, sleep, throwIfAborted } from './cancel.ts';
 import { HarnessError } from './errors.ts';
+import { killLeftoversOf } from './proc.ts';
 
 /** Who holds a lock, as written in the lock file. */
 export interface LockOwner {
@@ -117,6 +118,8 @@ export interface LockOptions {
   /** a holder whose pid cannot be checked from here is gone after this long without a heartbeat (default 10 min) */
   foreignStaleMs?: number;
   probe?: ProcessProbe;
+  /** end the processes a dead local holder left running before taking its lock over (default true; tests with fake holders turn it off) */
+  killLeftovers?: boolean;
 }
 
 export const LOCK_SUFFIX = '.owner.json';
@@ -289,6 +292,14 @@ function breakDead(file: string, ino: number, opts: LockOptions): void {
     const cur = readOwner(file);
     if (!cur || cur.ino !== ino) return;
     if (holderState(cur.owner, Date.now() - cur.mtimeMs, opts).state !== 'dead') return;
+    // a holder killed with SIGKILL left its make/cc1/QEMU running in their own process groups:
+    // end them before anyone builds in what the lock guards (only a holder of this machine)
+    const probe = opts.probe ?? systemProbe;
+    const o = cur.owner;
+    if (o && o.startTime !== undefined && o.host === probe.host() && o.pidNs === probe.pidNs() && (opts.killLeftovers ?? true)) {
+      const n = killLeftoversOf(o.pid, o.startTime);
+      if (n > 0) (opts.log?.info ?? ((m: string) => process.stderr.write(m + '\n')))(`ended ${n} process(es) left running by pid ${o.pid} (${o.what}), whose lock is taken over`);
+    }
     fs.unlinkSync(file);
   } finally {
     fs.rmdirSync(mutex);

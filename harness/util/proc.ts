@@ -45,6 +45,69 @@ export interface RunResult {
 }
 
 const live = new Set<number>();
+
+/**
+ * Every child carries `KERNEL_REPRO_RUN=<pid>:<start time>` of the harness process that started
+ * it, and so do its children (make's cc1, QEMU's helpers). A run killed with SIGKILL cannot stop
+ * its process groups; the run that takes over its lock finds them by this mark and ends them
+ * (`killLeftoversOf`) before it touches what the lock guards.
+ */
+export const RUN_MARK_ENV = 'KERNEL_REPRO_RUN';
+function startTimeOf(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '0';
+  } catch {
+    return '0';
+  }
+}
+const runMark = `${process.pid}:${startTimeOf(process.pid)}`;
+
+/**
+ * SIGKILL every process on this machine that carries the run mark of a dead harness process
+ * (`pid` with its `startTime`), and wait (at most `waitMs`) until they are gone. Returns how many
+ * were killed. Only for a holder known to be dead: its pid is gone or is another process now.
+ */
+export function killLeftoversOf(pid: number, startTime: string, waitMs = 3000): number {
+  const needle = Buffer.from(`${RUN_MARK_ENV}=${pid}:${startTime}\0`);
+  const victims: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    let env: Buffer;
+    try {
+      env = fs.readFileSync(`/proc/${e}/environ`);
+    } catch {
+      continue; // gone, or a kernel thread
+    }
+    if (env.indexOf(needle) === 0 || env.indexOf(Buffer.concat([Buffer.from([0]), needle])) >= 0) victims.push(Number(e));
+  }
+  for (const v of victims) {
+    try {
+      process.kill(v, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  const until = Date.now() + waitMs;
+  const gone = (v: number): boolean => {
+    try {
+      const st = fs.readFileSync(`/proc/${v}/stat`, 'utf8');
+      const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
+      return state === 'Z' || state === 'X';
+    } catch {
+      return true;
+    }
+  };
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (Date.now() < until && !victims.every(gone)) Atomics.wait(pause, 0, 0, 20);
+  return victims.length;
+}
 let interruptedFlag = false;
 
 function killGroup(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
@@ -156,7 +219,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   const stdinMode = opts.input !== undefined || opts.onStdin ? ('pipe' as const) : ('ignore' as const);
   const child: ResultPromise = execa(file, args, {
     cwd: opts.cwd,
-    env: opts.env,
+    env: { ...opts.env, [RUN_MARK_ENV]: runMark },
     extendEnv: true,
     detached: true, // own process group, so we can kill make's and QEMU's children too
     reject: false,

@@ -94,8 +94,9 @@ async function until(what: string, cond: () => boolean, ms: number, runs: Run[])
   }
 }
 
-/** SIGKILL a run and every process group it started (make and its compilers), as the OOM killer would. */
-function killHard(pid: number): void {
+/** SIGKILL a run alone (`kill -9 <pid>`): its make and compilers, in process groups of their own,
+ * go on running. Returns the pids of those descendants, for the test to check who ends them. */
+function killLeader(pid: number): number[] {
   const groups = new Set<number>();
   const walk = (p: number): void => {
     let kids: number[] = [];
@@ -116,12 +117,15 @@ function killHard(pid: number): void {
   };
   walk(pid);
   process.kill(pid, 'SIGKILL');
-  for (const g of groups) {
-    try {
-      process.kill(-g, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
+  return [...groups];
+}
+
+function running(pid: number): boolean {
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(st.slice(st.lastIndexOf(')') + 2));
+  } catch {
+    return false;
   }
 }
 
@@ -202,7 +206,7 @@ describe('two runs on one kernel tree', () => {
     // killed in the middle of its build when it gets that far, else where it is
     await until('the doomed run to build', () => new RegExp(`building ${c} `).test(doomed.stderr()) || (owner(lock)?.pid !== doomed.child.pid), 3 * 60_000, [doomed, waiter]).catch(() => undefined);
     const killedAt = Date.now();
-    killHard(doomed.child.pid!);
+    const left = killLeader(doomed.child.pid!).filter(running);
     const d = await doomed.done;
     expect(d.exitCode).not.toBe(0);
     const w = await waiter.done;
@@ -210,6 +214,11 @@ describe('two runs on one kernel tree', () => {
     console.log(`killed holder; the verify finished ${((Date.now() - killedAt) / 1000).toFixed(1)} s later (${(w.ms / 1000).toFixed(1)} s in all)`);
     console.log(w.stderr.split('\n').filter((l) => /waiting for|got the kernel tree/.test(l)).join('\n'));
     expect(w.exitCode).toBe(0);
+    // the make/cc1 the killed run left behind were ended by the run that took its lock over,
+    // before it built in the same tree
+    console.log(`left running by the killed run: ${left.length} process group(s)`);
+    if (left.length > 0) expect(w.stderr).toMatch(new RegExp(`ended \\d+ process\\(es\\) left running by pid ${doomed.child.pid} \\(building ${c}`));
+    expect(left.filter(running)).toEqual([]);
     expect(w.stderr).toMatch(new RegExp(`held by pid ${doomed.child.pid} on \\S+ \\(building ${c}`));
     expect(w.stderr).toMatch(/got the kernel tree .* after \d+ s/);
     const wj = JSON.parse(w.stdout) as VerifyJson;

@@ -284,3 +284,27 @@ describe('util/lock.ts: a zombie holds nothing', () => {
     }
   });
 });
+
+describe('leftovers of a holder killed with SIGKILL', () => {
+  it('a dead holder\'s marked processes are ended at takeover, an unmarked or other-run process is not', async () => {
+    const { spawn } = await import('node:child_process');
+    const { killLeftoversOf, RUN_MARK_ENV } = await import('../../harness/util/proc.ts');
+    const mark = { pid: 999_999_01, start: '4242' };
+    const startSleep = (env: Record<string, string>) => spawn('sleep', ['60'], { detached: true, stdio: 'ignore', env: { ...process.env, ...env } });
+    const orphan = startSleep({ [RUN_MARK_ENV]: `${mark.pid}:${mark.start}` });
+    const other = startSleep({ [RUN_MARK_ENV]: `${mark.pid}:${mark.start}1` }); // another run (same pid, other start time)
+    const plain = startSleep({});
+    const exited = (c: ReturnType<typeof startSleep>) => new Promise<string | null>((r) => c.once('exit', (_code, sig) => r(sig)));
+    const orphanExit = exited(orphan);
+    try {
+      await new Promise((r) => setTimeout(r, 200)); // the environments are in place after exec
+      expect(killLeftoversOf(mark.pid, mark.start)).toBe(1);
+      expect(await orphanExit).toBe('SIGKILL');
+      expect(other.exitCode).toBeNull();
+      expect(plain.exitCode).toBeNull();
+      expect(other.signalCode).toBeNull();
+    } finally {
+      for (const c of [orphan, other, plain]) c.kill('SIGKILL');
+    }
+  });
+});
