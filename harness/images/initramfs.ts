@@ -166,7 +166,7 @@ export async function ensureBaseImage(cacheDir: string, logTo: ((msg: string) =>
     const m = store.publish(key, staging, meta);
     await store.push(key, { label: 'the guest image', log: logger });
     return { path: path.join(store.entryDir(key), 'base.cpio'), key, meta: m.meta, cached: false };
-  });
+  }, { what: 'building the guest image', waitingFor: 'the guest image', log: { info: log } });
 }
 
 /** Append `file` to `out`, padded first to a 512-byte boundary (zeros between archives are skipped by the kernel's unpacker). */

@@ -153,7 +153,7 @@ export async function downloadVerified(o: DownloadOptions): Promise<string> {
         await close();
       }
     },
-    () => o.log.info(`waiting for another process downloading ${name}`),
+    { what: `downloading ${name}`, waitingFor: `the download of ${name}`, log: o.log },
   );
 }
 

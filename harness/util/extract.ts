@@ -10,7 +10,7 @@ import * as tar from 'tar';
 import { HarnessError, type ErrorKind } from './errors.ts';
 import { escapingSymlinks, tarMemberFilter } from '../trust/archive.ts';
 import { isNoSpace, noSpace } from './disk.ts';
-import { run, tail } from './proc.ts';
+import { onExitCleanup, run, tail } from './proc.ts';
 
 /** Extract a tarball into `dest` atomically (staging dir + rename); the tree's top directory is stripped.
  * `untrusted` (downloaded) archives go through the checks of extractTarballSafe. */
@@ -19,6 +19,7 @@ export async function extractTarball(tarball: string, dest: string, logFile: str
   const staging = `${dest}.staging-${process.pid}`;
   fs.rmSync(staging, { recursive: true, force: true });
   fs.mkdirSync(staging, { recursive: true });
+  const forget = onExitCleanup(() => fs.rmSync(staging, { recursive: true, force: true })); // even on SIGINT
   try {
     const r = await run('tar', ['-xf', tarball, '-C', staging, '--strip-components=1', '--no-same-owner'], {
       timeoutMs: 15 * 60_000,
@@ -35,6 +36,7 @@ export async function extractTarball(tarball: string, dest: string, logFile: str
     fs.renameSync(staging, dest);
   } finally {
     fs.rmSync(staging, { recursive: true, force: true }); // gone after the rename; else a partial tree
+    forget();
   }
 }
 
@@ -99,6 +101,7 @@ export async function extractTarballSafe(tarball: string, dest: string): Promise
   const tag = `${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   const staging = `${destAbs}.staging-${tag}`;
   fs.mkdirSync(staging);
+  const forget = onExitCleanup(() => fs.rmSync(staging, { recursive: true, force: true })); // even on SIGINT
   try {
     const unsafe: string[] = [];
     let full = false;
@@ -189,5 +192,6 @@ export async function extractTarballSafe(tarball: string, dest: string): Promise
     if (aside) fs.rmSync(aside, { recursive: true, force: true });
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
+    forget();
   }
 }
