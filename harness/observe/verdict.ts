@@ -41,6 +41,9 @@ export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: stri
     if (!p) return { verdict: 'error', reason: `control probe ${name} did not run` };
     if (!p.passed) return { verdict: 'error', reason: `control probe ${name} failed: the scenario itself does not work on this kernel` };
   }
+  // a signature signal whose pattern ran out of its matching budget (trust/regex.ts) decides nothing
+  const cut = v.signals.find((s) => s.role === 'signature' && s.incomplete !== undefined && !s.fired);
+  if (cut) return { verdict: 'error', reason: `signal ${cut.name} was not read to the end: ${cut.incomplete}` };
   const sig = v.report.probes.find((x) => x.name === v.signature.probe);
   if (!sig) return { verdict: 'error', reason: `signature probe ${v.signature.probe} did not run` };
   const signature = v.signals.filter((s) => s.role === 'signature');
