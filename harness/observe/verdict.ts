@@ -19,6 +19,8 @@ export interface VerdictInput {
   panic: PanicInfo | null;
   vmTimedOut: boolean;
   deadlineMs: number;
+  /** the guest was stopped for flooding a channel past its cap: why (trust/channel.ts floodReason) */
+  flood?: string;
 }
 
 /** "martian×1 (martian source ...)" */
@@ -28,6 +30,7 @@ function said(s: SignalResult): string {
 
 export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: string } {
   if (v.panic && v.panic.kind !== 'warning') return { verdict: 'panic', reason: v.panic.title };
+  if (v.flood) return { verdict: 'error', reason: v.flood };
   if (v.vmTimedOut)
     return {
       verdict: 'timeout',
