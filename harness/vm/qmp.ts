@@ -109,10 +109,17 @@ export async function waitForLine(file: string, matches: (line: string) => boole
   for (;;) {
     const done = stop(); // read once more after QEMU has exited
     let fd: number | null = null;
+    let atEnd = true;
     try {
       fd = fs.openSync(file, 'r');
       const buf = Buffer.alloc(64 * 1024);
-      for (;;) {
+      // at most 1 MiB per turn, then yield: a guest writing faster than this reads must not keep
+      // the event loop (the deadline, the channel's cap, SIGINT) from running
+      for (let i = 0; ; i++) {
+        if (i === 16) {
+          atEnd = false;
+          break;
+        }
         const n = fs.readSync(fd, buf, 0, buf.length, offset);
         if (n <= 0) break;
         offset += n;
@@ -123,7 +130,7 @@ export async function waitForLine(file: string, matches: (line: string) => boole
     } finally {
       if (fd !== null) fs.closeSync(fd);
     }
-    if (done) return null;
-    await new Promise((r) => setTimeout(r, 5));
+    if (done && atEnd) return null;
+    await new Promise((r) => setTimeout(r, atEnd ? 5 : 0));
   }
 }
