@@ -145,9 +145,18 @@ function checked(k: LoadedKernel): LoadedKernel {
     if (!fs.existsSync(resolveIn(k, f)))
       throw new HarnessError('bad-input', `config fragment not found: ${resolveIn(k, f)}`, { file, field: `config.fragments[${i}]` });
   });
-  if (def.config.file !== undefined && !fs.statSync(resolveIn(k, def.config.file), { throwIfNoEntry: false })?.isFile())
+  if (def.config.file !== undefined && !isFile(resolveIn(k, def.config.file)))
     throw new HarnessError('bad-input', `config file not found: ${resolveIn(k, def.config.file)}`, { file, field: 'config.file' });
   return k;
+}
+
+/** A regular file there? (false for any path stat refuses: ENOTDIR, ELOOP, a NUL byte, ...) */
+function isFile(p: string): boolean {
+  try {
+    return fs.statSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
+  } catch {
+    return false;
+  }
 }
 
 export function resolveIn(k: LoadedKernel, p: string): string {
