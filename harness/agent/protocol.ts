@@ -34,6 +34,10 @@
 import { boundedLines } from '../trust/channel.ts';
 
 export const RECORD_PREFIX = '@@KR ';
+/** At most this many warnings are kept (then one line says how many more came): the guest chooses how many it sends. */
+export const MAX_WARNINGS = 100;
+/** At most this many step, probe and capture records each (a case has at most 64 steps and 64 probes). */
+export const MAX_RECORDS = 1000;
 export const CASE_HEADER = '@@CASE';
 export const GO_HEADER = '@@GO';
 
@@ -160,6 +164,7 @@ export function parseAgentOutput(text: string): AgentReport {
   if (longLines) report.longLines = longLines;
   let section: string | null = null;
   let buf: string[] = [];
+  let moreWarnings = 0;
   for (const line of lines) {
     if (section !== null) {
       if (line === `${RECORD_PREFIX}end ${section}`) {
@@ -171,6 +176,7 @@ export function parseAgentOutput(text: string): AgentReport {
     }
     const r = recordOf(line);
     if (!r) continue;
+    if ((r.type === 'step' && report.steps.length >= MAX_RECORDS) || (r.type === 'probe' && report.probes.length >= MAX_RECORDS) || (r.type === 'capture' && report.captures.length >= MAX_RECORDS)) continue;
     const word = r.rest.split(/\s+/)[0] ?? '';
     const f = fields(r.rest);
     switch (r.type) {
@@ -202,7 +208,8 @@ export function parseAgentOutput(text: string): AgentReport {
         report.captures.push({ name: word, ns: f.ns ?? 'host', dev: f.dev ?? '', packets: finite(f.packets, 0), pcapBytes: finite(f.pcap_bytes, 0) });
         break;
       case 'warn':
-        report.warnings.push(r.rest);
+        if (report.warnings.length < MAX_WARNINGS) report.warnings.push(r.rest);
+        else moreWarnings++;
         break;
       case 'abort':
         report.abort = r.rest;
@@ -232,6 +239,7 @@ export function parseAgentOutput(text: string): AgentReport {
     }
   }
   if (section !== null) report.sections[section] = buf.join('\n'); // truncated (the guest died)
+  if (moreWarnings) report.warnings.push(`... and ${moreWarnings} more warning(s) from the guest (the first ${MAX_WARNINGS} are kept)`);
   for (const p of report.probes) p.output = sections[SECTION.probeOutput(p.name)] ?? '';
   return report;
 }

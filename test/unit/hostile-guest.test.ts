@@ -372,3 +372,12 @@ process.exit(0);
     expect(boundedLines('a\nbb\n', 1)).toEqual({ lines: ['a', 'b', ''], longLines: 1 });
   });
 });
+
+describe('the agent parser keeps what the guest can multiply bounded', () => {
+  it('at most 100 warnings (then one line counting the rest) and 1000 records of a kind', () => {
+    const r = parseAgentOutput('@@KR warn w\n'.repeat(5000) + '@@KR probe p rc=0 pass=1 ms=1\n'.repeat(3000));
+    expect(r.warnings.length).toBe(101);
+    expect(r.warnings[100]).toBe('... and 4900 more warning(s) from the guest (the first 100 are kept)');
+    expect(r.probes.length).toBe(1000);
+  });
+});
