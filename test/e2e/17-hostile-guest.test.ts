@@ -1,6 +1,6 @@
 // End to end (issue 20, trust boundary): a hostile case and a hostile guest on a real kernel.
-// A log signal ^(a+)+$ with a guest that prints 60 a's to the kernel log (the old JavaScript
-// matcher never returned), and a guest step that floods the agent's result channel (/dev/ttyS1)
+// A log signal ^(a+)+$ with a guest that prints 60 a's and then 60 a's and a "!" to the kernel log
+// (on the second line the old JavaScript matcher never returned), and a guest step that floods the agent's result channel (/dev/ttyS1)
 // ending with a typed error verdict naming the channel and its cap, within seconds of the cap.
 // One kernel (6.1-vanilla, from the shared cache), two short runs.
 import { describe, expect, it } from 'vitest';
@@ -23,14 +23,15 @@ interface Run {
 const runOf = (results: string): Run => (JSON.parse(fs.readFileSync(path.join(results, 'summary.json'), 'utf8')) as { runs: Run[] }).runs[0]!;
 
 describe('a hostile case and guest on a real kernel', () => {
-  it('log signal ^(a+)+$ against a kernel line of 60 a\'s: a verdict in normal time', async () => {
+  it('log signal ^(a+)+$ against kernel lines of 60 a\'s (one matches, one ends in "!"): a verdict in normal time', async () => {
+    // the line that does not match is the one a backtracking matcher never finishes
     const file = path.join(dir, 'hostile-regex.yaml');
     fs.writeFileSync(
       file,
       `name: hostile-regex
-description: a log signal ^(a+)+$ and a guest that prints a line of 60 a's to the kernel log
+description: a log signal ^(a+)+$ and a guest that prints 60 a's, then 60 a's and a "!", to the kernel log
 steps:
-  - { name: kmsg, exec: [sh, -c, "echo ${'a'.repeat(60)} > /dev/kmsg"] }
+  - { name: kmsg, exec: [sh, -c, "echo ${'a'.repeat(60)} > /dev/kmsg; echo ${'a'.repeat(60)}! > /dev/kmsg"] }
 probes:
   - { name: p, exec: { argv: ["true"] } }
 signals:
