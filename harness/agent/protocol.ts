@@ -1,6 +1,9 @@
 // The guest agent's protocol, harness side: the one place that knows the record grammar of the
 // result channel (ttyS1) and the framing of the case on the console's input. Its other half is
 // images/agent/agent.sh. Pure: no I/O.
+// Everything on the channel comes from the guest (untrusted): lines are cut to 4096 characters
+// (trust/channel.ts) before any parsing, section names are plain keys (no prototype), and any
+// text gives a well-formed report, never an exception.
 //
 // Result channel, one record per line (docs/case-language.md: the agent protocol):
 //   @@KR <type> [<word>] [key=value ...]        a record
@@ -28,7 +31,13 @@
 // Case input (console, ttyS0): "@@CASE <bytes>\n" followed by exactly <bytes> bytes of the bundle;
 // for a case with a checkpoint, later "@@GO <seed hex> <epoch s> <jitter us> independent|replay\n".
 
+import { boundedLines } from '../trust/channel.ts';
+
 export const RECORD_PREFIX = '@@KR ';
+/** At most this many warnings are kept (then one line says how many more came): the guest chooses how many it sends. */
+export const MAX_WARNINGS = 100;
+/** At most this many step, probe and capture records each (a case has at most 64 steps and 64 probes). */
+export const MAX_RECORDS = 1000;
 export const CASE_HEADER = '@@CASE';
 export const GO_HEADER = '@@GO';
 
@@ -95,6 +104,8 @@ export interface AgentReport {
   checkpointUptimeMs?: number;
   /** what the guest did with the go of its repeat */
   go?: GoRecord;
+  /** lines of the channel longer than 4096 characters, cut to that (trust/channel.ts) */
+  longLines?: number;
 }
 
 export type RepeatMode = 'independent' | 'replay';
@@ -112,7 +123,7 @@ export interface GoRecord {
 
 /** `key=value` words of a record (other words are ignored). */
 export function fields(rest: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = Object.create(null) as Record<string, string>;
   for (const tok of rest.split(/\s+/)) {
     const i = tok.indexOf('=');
     if (i > 0) out[tok.slice(0, i)] = tok.slice(i + 1);
@@ -133,7 +144,7 @@ export const isCheckpoint = (line: string): boolean => recordOf(line)?.type === 
 
 /** Has the agent reported done anywhere in this text? */
 export function reportsDone(text: string): boolean {
-  return text.split('\n').some((l) => isDone(l.replace(/\r$/, '')));
+  return boundedLines(text).lines.some((l) => isDone(l.replace(/\r$/, '')));
 }
 
 /** The guest uptime (ms) of the agent's hello, from the boot-phase records. */
@@ -142,12 +153,18 @@ export function helloUptime(text: string): number | null {
 }
 
 const num = (v: string | undefined): number => (v === undefined ? NaN : Number(v));
+/** a number the guest sent, or `otherwise` when it is missing or not a finite number */
+const finite = (v: string | undefined, otherwise: number): number => (Number.isFinite(num(v)) ? num(v) : otherwise);
 
 export function parseAgentOutput(text: string): AgentReport {
-  const report: AgentReport = { steps: [], probes: [], captures: [], sections: {}, warnings: [], done: false };
-  const lines = text.replace(/\r/g, '').split('\n');
+  // sections are named by the guest: a map without a prototype, so "__proto__" is just a name
+  const sections = Object.create(null) as Record<string, string>;
+  const report: AgentReport = { steps: [], probes: [], captures: [], sections, warnings: [], done: false };
+  const { lines, longLines } = boundedLines(text.replace(/\r/g, ''));
+  if (longLines) report.longLines = longLines;
   let section: string | null = null;
   let buf: string[] = [];
+  let moreWarnings = 0;
   for (const line of lines) {
     if (section !== null) {
       if (line === `${RECORD_PREFIX}end ${section}`) {
@@ -159,6 +176,7 @@ export function parseAgentOutput(text: string): AgentReport {
     }
     const r = recordOf(line);
     if (!r) continue;
+    if ((r.type === 'step' && report.steps.length >= MAX_RECORDS) || (r.type === 'probe' && report.probes.length >= MAX_RECORDS) || (r.type === 'capture' && report.captures.length >= MAX_RECORDS)) continue;
     const word = r.rest.split(/\s+/)[0] ?? '';
     const f = fields(r.rest);
     switch (r.type) {
@@ -167,19 +185,19 @@ export function parseAgentOutput(text: string): AgentReport {
         buf = [];
         break;
       case 'hello':
-        report.hello = { kernel: f.kernel ?? '', uptimeMs: num(f.uptime_ms) || 0 };
+        report.hello = { kernel: f.kernel ?? '', uptimeMs: finite(f.uptime_ms, 0) };
         break;
       case 'step':
-        report.steps.push({ label: word, rc: num(f.rc), ok: f.ok === undefined ? num(f.rc) === 0 : f.ok === '1', ms: num(f.ms) });
+        report.steps.push({ label: word, rc: finite(f.rc, -1), ok: f.ok === undefined ? num(f.rc) === 0 : f.ok === '1', ms: finite(f.ms, 0) });
         break;
       case 'probe': {
-        const rc = f.rc === 'none' || f.rc === undefined ? null : Number(f.rc);
+        const rc = f.rc === 'none' || f.rc === undefined || !Number.isFinite(Number(f.rc)) ? null : Number(f.rc);
         report.probes.push({
           name: word,
           ns: f.ns ?? 'host',
           rc,
           passed: f.pass === '1',
-          durationMs: num(f.ms) || 0,
+          durationMs: finite(f.ms, 0),
           stoppedEarly: f.early === '1',
           output: '',
           ...(f.timedout === '1' ? { timedOut: true } : {}),
@@ -187,10 +205,11 @@ export function parseAgentOutput(text: string): AgentReport {
         break;
       }
       case 'capture':
-        report.captures.push({ name: word, ns: f.ns ?? 'host', dev: f.dev ?? '', packets: num(f.packets) || 0, pcapBytes: num(f.pcap_bytes) || 0 });
+        report.captures.push({ name: word, ns: f.ns ?? 'host', dev: f.dev ?? '', packets: finite(f.packets, 0), pcapBytes: finite(f.pcap_bytes, 0) });
         break;
       case 'warn':
-        report.warnings.push(r.rest);
+        if (report.warnings.length < MAX_WARNINGS) report.warnings.push(r.rest);
+        else moreWarnings++;
         break;
       case 'abort':
         report.abort = r.rest;
@@ -207,7 +226,7 @@ export function parseAgentOutput(text: string): AgentReport {
         break;
       }
       case 'go':
-        report.go = { mode: f.mode ?? '', seed: f.seed ?? '', jitterUs: num(f.jitter_us) || 0, clock: f.clock ?? 'none', addEntropy: f.addentropy ?? 'none', reseed: f.reseed ?? 'none', uptimeMs: num(f.uptime_ms) || 0 };
+        report.go = { mode: f.mode ?? '', seed: f.seed ?? '', jitterUs: finite(f.jitter_us, 0), clock: f.clock ?? 'none', addEntropy: f.addentropy ?? 'none', reseed: f.reseed ?? 'none', uptimeMs: finite(f.uptime_ms, 0) };
         break;
       case 'done': {
         report.done = true;
@@ -220,7 +239,8 @@ export function parseAgentOutput(text: string): AgentReport {
     }
   }
   if (section !== null) report.sections[section] = buf.join('\n'); // truncated (the guest died)
-  for (const p of report.probes) p.output = report.sections[SECTION.probeOutput(p.name)] ?? '';
+  if (moreWarnings) report.warnings.push(`... and ${moreWarnings} more warning(s) from the guest (the first ${MAX_WARNINGS} are kept)`);
+  for (const p of report.probes) p.output = sections[SECTION.probeOutput(p.name)] ?? '';
   return report;
 }
 

@@ -13,6 +13,7 @@
 //      127.0.0.1) filled from this warm cache with `cache push`
 //  (g) with --trace-path: the same case run traced (tracing variant of the kernel), without and with
 //      return probes; the arming at boot; the tracing variant's build; warm `repro --trace-path`
+import { readChannelText } from '../trust/channel.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,7 +57,7 @@ async function benchTracing(o: { kdef: ReturnType<typeof loadKernel>; kcase: Ret
     runCase({ kernel: spec.kernel, kcase: spec.kcase, baseImage: prepared.image.path, layers: spec.layers ?? [], sourceFiles: spec.sourceFiles ?? {}, accel: prepared.accel.accel, runDir: o.runDir, label, tracePath: { returns } });
   // a first traced run makes the tracing kernel's snapshot (the graph armed at boot)
   const first = await one('bench-trace-snapshot', []);
-  const boot = parseAgentOutput(fs.readFileSync(first.files.results, 'utf8'));
+  const boot = parseAgentOutput(readChannelText(first.files.results));
   const armMs = boot.readyUptimeMs !== undefined && boot.hello ? boot.readyUptimeMs - boot.hello.uptimeMs : null;
   // return probes on the functions of the recorded packets (as many as a second pass typically gets)
   const calls = pathOf(first).units.flatMap((u) => ownCalls(u.root));

@@ -155,6 +155,7 @@ function checked(k: LoadedKernel): LoadedKernel {
   return k;
 }
 
+/** A regular file there? (false for any path stat refuses: ENOTDIR, ELOOP, a NUL byte, ...) */
 export function resolveIn(k: LoadedKernel, p: string): string {
   return path.isAbsolute(p) ? p : path.join(k.baseDir, p);
 }

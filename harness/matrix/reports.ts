@@ -1,5 +1,6 @@
 // The files of a matrix run: matrix.json, junit.xml, report.html and summary.md; reading a
 // matrix.json back (merge, baseline) as a bounded input file.
+import { readChannelText } from '../trust/channel.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RunRecord } from '../observe/types.ts';
@@ -23,7 +24,7 @@ export const MAX_RESULT_BYTES = 64 * 1024 * 1024;
 export function readEvidence(r: RunRecord): { console: string; trace: string } {
   const lines = (f: string): string[] => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8').replace(/\r/g, '').split('\n') : []);
   const con = lines(r.files.console);
-  const results = fs.existsSync(r.files.results) ? fs.readFileSync(r.files.results, 'utf8') : '';
+  const results = readChannelText(r.files.results); // bounded: the guest wrote it
   const trace = (parseAgentOutput(results).sections[SECTION.trace] ?? '').split('\n').filter(Boolean);
   return { console: con.slice(-EVIDENCE_LINES).join('\n'), trace: trace.slice(0, EVIDENCE_LINES).join('\n') };
 }

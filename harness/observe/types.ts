@@ -150,6 +150,8 @@ export interface RunRecord {
     snapshot?: { use: 'restored' | 'created' | 'cold'; key?: string; restoreMs?: number; note?: string };
     /** one of a series of repeats (--repeat) */
     repeat?: RepeatInfo;
+    /** the result channel, when it was cut at its cap or the guest flooded it (trust/channel.ts) */
+    resultsChannel?: { bytes: number; capBytes: number; truncated: boolean; flooded: boolean; floodedAtMs?: number };
   };
   durationMs: number;
   /** where the raw evidence is kept */

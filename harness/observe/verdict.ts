@@ -19,6 +19,8 @@ export interface VerdictInput {
   panic: PanicInfo | null;
   vmTimedOut: boolean;
   deadlineMs: number;
+  /** the guest was stopped for flooding a channel past its cap: why (trust/channel.ts floodReason) */
+  flood?: string;
 }
 
 /** "martian×1 (martian source ...)" */
@@ -28,6 +30,7 @@ function said(s: SignalResult): string {
 
 export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: string } {
   if (v.panic && v.panic.kind !== 'warning') return { verdict: 'panic', reason: v.panic.title };
+  if (v.flood) return { verdict: 'error', reason: v.flood };
   if (v.vmTimedOut)
     return {
       verdict: 'timeout',
@@ -41,6 +44,9 @@ export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: stri
     if (!p) return { verdict: 'error', reason: `control probe ${name} did not run` };
     if (!p.passed) return { verdict: 'error', reason: `control probe ${name} failed: the scenario itself does not work on this kernel` };
   }
+  // a signature signal whose pattern ran out of its matching budget (trust/regex.ts) decides nothing
+  const cut = v.signals.find((s) => s.role === 'signature' && s.incomplete !== undefined && !s.fired);
+  if (cut) return { verdict: 'error', reason: `signal ${cut.name} was not read to the end: ${cut.incomplete}` };
   const sig = v.report.probes.find((x) => x.name === v.signature.probe);
   if (!sig) return { verdict: 'error', reason: `signature probe ${v.signature.probe} did not run` };
   const signature = v.signals.filter((s) => s.role === 'signature');

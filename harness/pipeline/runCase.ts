@@ -12,6 +12,7 @@ import { parseAgentOutput, sectionsByPrefix, SECTION, type AgentReport } from '.
 import { caseNeeds } from '../cases/needs.ts';
 import { HOST_NS } from '../cases/schema.ts';
 import { kselftestResults } from '../observe/kselftest.ts';
+import { floodReason, formatBytes, MAX_CHANNEL_LINE_CHARS } from '../trust/channel.ts';
 import { evaluateSignals } from '../observe/signals/index.ts';
 import { parseSymbols, parseTrace } from '../observe/trace.ts';
 import { graphCmdline, parsePath } from '../observe/path.ts';
@@ -191,6 +192,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     panic,
     vmTimedOut: vm.timedOut,
     deadlineMs,
+    ...(vm.resultsChannel?.flooded ? { flood: floodReason('result channel (ttyS1)', vm.resultsChannel) } : {}),
   });
   const sysctls: Record<string, string> = {};
   for (const s of o.sysctlOverrides ?? []) sysctls[`${s.ns}:${s.key}`] = s.value;
@@ -220,6 +222,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
       exitCode: vm.exitCode,
       timedOut: vm.timedOut,
       ...(vm.stoppedAfterDone ? { stoppedAfterDone: true } : {}),
+      ...(vm.resultsChannel && (vm.resultsChannel.truncated || vm.resultsChannel.flooded) ? { resultsChannel: vm.resultsChannel } : {}),
       ...(o.repeat ? { repeat: repeatRecord(o.repeat, report, vm.snapshot.case) } : {}),
       snapshot: {
         use: vm.snapshot.use,
@@ -235,6 +238,10 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     record.warnings.push(`repeat ${o.repeat.index}: the guest's CRNG was not reseeded (RNDADDENTROPY: ${report.go.addEntropy}, RNDRESEEDCRNG: ${report.go.reseed}); its random state may be the snapshot's`);
   if (o.repeat?.mode === 'independent' && report.go && report.go.clock !== 'ok')
     record.warnings.push(`repeat ${o.repeat.index}: the guest's clock was not set (${report.go.clock}); it runs on from the snapshot's`);
+  if (vm.resultsChannel?.truncated)
+    record.warnings.push(`the result channel had ${vm.resultsChannel.bytes} bytes: only its first ${formatBytes(vm.resultsChannel.capBytes)} were read`);
+  if (report.longLines) record.warnings.push(`${report.longLines} line(s) of the result channel were longer than ${MAX_CHANNEL_LINE_CHARS} characters: cut to that`);
+  for (const sg of signals) if (sg.incomplete) record.warnings.push(`signal ${sg.name}: ${sg.incomplete}`);
   const failed = report.steps.find((s) => !s.ok);
   if (failed) {
     const out = report.sections[SECTION.stepOutput(failed.label)];

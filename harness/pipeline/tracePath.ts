@@ -2,6 +2,7 @@
 // Two passes: the first records every run's function graph around the signature probe (these are
 // the runs of the report); kernels whose paths differ run again with return probes (kretprobes) on
 // the functions around the split, and the second pass names the function and its return values.
+import { readChannelText } from '../trust/channel.ts';
 import fs from 'node:fs';
 import { parseAgentOutput, SECTION } from '../agent/protocol.ts';
 import { comparePaths, confirmDivergence, returnProbes } from '../observe/divergence.ts';
@@ -20,7 +21,7 @@ export interface PathReport extends DivergenceEntry {
 
 /** The recorded path of a run (its results file), or an empty one. */
 export function pathOf(r: RunRecord): PathTrace {
-  const text = fs.existsSync(r.files.results) ? fs.readFileSync(r.files.results, 'utf8') : '';
+  const text = readChannelText(r.files.results); // bounded: the guest wrote it
   return parsePath(parseAgentOutput(text).sections[SECTION.path] ?? '');
 }
 

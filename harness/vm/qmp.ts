@@ -2,6 +2,8 @@
 // start-up, one command at a time), and watching the agent's result channel (a file QEMU appends to).
 import fs from 'node:fs';
 import net from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
+import { LineSplitter } from '../trust/channel.ts';
 
 /** Connect to a unix socket QEMU is about to create; retry until it exists or `giveUp()` says stop. */
 export async function connectUnix(path: string, giveUp: () => boolean, timeoutMs = 10_000): Promise<net.Socket> {
@@ -101,31 +103,34 @@ export class Qmp {
 /** Wait for a line matching `re` in a file QEMU appends to (the result channel); null when `stop()`. */
 export async function waitForLine(file: string, matches: (line: string) => boolean, stop: () => boolean): Promise<string | null> {
   let offset = 0;
-  let partial = '';
+  // the guest writes this file: lines are cut at 4096 characters, an endless line never accumulates
+  const splitter = new LineSplitter();
+  const decoder = new StringDecoder('utf8');
   for (;;) {
     const done = stop(); // read once more after QEMU has exited
     let fd: number | null = null;
+    let atEnd = true;
     try {
       fd = fs.openSync(file, 'r');
       const buf = Buffer.alloc(64 * 1024);
-      for (;;) {
+      // at most 1 MiB per turn, then yield: a guest writing faster than this reads must not keep
+      // the event loop (the deadline, the channel's cap, SIGINT) from running
+      for (let i = 0; ; i++) {
+        if (i === 16) {
+          atEnd = false;
+          break;
+        }
         const n = fs.readSync(fd, buf, 0, buf.length, offset);
         if (n <= 0) break;
         offset += n;
-        partial += buf.subarray(0, n).toString('utf8');
-        let nl: number;
-        while ((nl = partial.indexOf('\n')) >= 0) {
-          const line = partial.slice(0, nl).replace(/\r$/, '');
-          partial = partial.slice(nl + 1);
-          if (matches(line)) return line;
-        }
+        for (const line of splitter.push(decoder.write(buf.subarray(0, n)))) if (matches(line)) return line;
       }
     } catch {
       /* not created yet */
     } finally {
       if (fd !== null) fs.closeSync(fd);
     }
-    if (done) return null;
-    await new Promise((r) => setTimeout(r, 5));
+    if (done && atEnd) return null;
+    await new Promise((r) => setTimeout(r, atEnd ? 5 : 0));
   }
 }

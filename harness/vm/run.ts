@@ -1,6 +1,7 @@
 // Boot one guest with a hard deadline, no session (the accelerator probe); capture the console and
 // the result channel. Case runs go through session.ts.
 import fs from 'node:fs';
+import { readChannel, resultChannelCap, watchChannel, type ChannelState } from '../trust/channel.ts';
 import { HarnessError } from '../util/errors.ts';
 import { run, type RunResult } from '../util/proc.ts';
 import { accelFailure, qemuArgs, type VmSpec } from './qemu.ts';
@@ -9,7 +10,10 @@ export const QEMU = process.env.KERNEL_REPRO_QEMU ?? 'qemu-system-x86_64';
 
 export interface VmResult {
   console: string;
+  /** the result channel's text: at most its cap (trust/channel.ts) */
   results: string;
+  /** how much the guest wrote there; whether it was cut or flooded */
+  resultsChannel?: ChannelState;
   exitCode: number | null;
   timedOut: boolean;
   accelError: string | null;
@@ -43,20 +47,27 @@ export async function bootVm(
   fs.writeFileSync(spec.resultsFile, '');
   const args = qemuArgs(spec);
   let accelError: string | null = null;
+  const cap = resultChannelCap();
+  const stop = new AbortController();
+  const watch = watchChannel(spec.resultsFile, cap, () => stop.abort());
   const r = await run(QEMU, args, {
     timeoutMs: opts.deadlineMs,
+    abort: stop.signal,
     logFile: opts.consoleFile,
     onLine: (line) => opts.onConsoleLine?.(line),
     killWhen: (line) => {
       if (!accelError) accelError = accelFailure(line);
       return accelError !== null;
     },
-  });
+  }).finally(() => watch.stop());
   const judged = judgeQemuExit(r, args, accelError);
   if (judged.refused) throw judged.refused;
+  const read = readChannel(spec.resultsFile, cap);
+  const flood = watch.flood();
   return {
     console: r.stdout + (r.stderr ? `\n${r.stderr}` : ''),
-    results: fs.existsSync(spec.resultsFile) ? fs.readFileSync(spec.resultsFile, 'utf8') : '',
+    results: read.text,
+    resultsChannel: { ...read.state, flooded: flood !== null, ...(flood ? { floodedAtMs: flood.atMs } : {}) },
     exitCode: r.exitCode,
     timedOut: r.timedOut,
     accelError: judged.accelError,

@@ -17,6 +17,7 @@ import { QEMU, judgeQemuExit, type VmResult } from './run.ts';
 import { caseSnapshotKey, snapshotKey, type Snapshot, type SnapshotStore } from './snapshot.ts';
 import { ensureFree, GB } from '../util/disk.ts';
 import { frameCase, helloUptime, isCheckpoint, isDone, isReady } from '../agent/protocol.ts';
+import { readChannel, resultChannelCap, watchChannel } from '../trust/channel.ts';
 
 export type SnapshotUse = 'restored' | 'created' | 'cold';
 
@@ -53,6 +54,8 @@ export interface SessionOptions {
   checkpoint?: { go: Buffer; /** false: no case snapshot (set up every time), default true */ snapshot?: boolean };
   /** a restore that has not finished loading after this long is abandoned (default 15 s; ~0.1 s is usual) */
   restoreLimitMs?: number;
+  /** the result channel's cap (default: trust/channel.ts resultChannelCap, 16 MiB): past it the guest is stopped */
+  resultsCapBytes?: number;
   log?: (msg: string) => void;
 }
 
@@ -154,6 +157,12 @@ async function attempt(
     stdin?.write(data);
   };
   const restoringCase = mode.restore !== undefined && mode.level === 'case';
+  // the guest writes the result channel: past its cap the guest is stopped (trust/channel.ts)
+  const cap = o.resultsCapBytes ?? resultChannelCap();
+  const watch = watchChannel(o.resultsFile, cap, (bytes) => {
+    o.log?.(`the guest wrote ${bytes} bytes to its result channel, past its cap of ${cap}: stopping it`);
+    abort.abort();
+  });
 
   let qmp: Qmp | null = null;
   let restoreMs: number | undefined;
@@ -249,7 +258,7 @@ async function attempt(
       abort.abort();
     } else if (mode.restore && restoreMs === undefined) restoreFailed = true;
   }
-  const r = await proc;
+  const r = await proc.finally(() => watch.stop());
   qmp?.close();
 
   const judged = judgeQemuExit(r, args, accelError);
@@ -259,7 +268,9 @@ async function attempt(
     return hung ?? (r.exitCode ? `QEMU refused the state${said ? `: ${said.trim()}` : ''}` : (note ?? 'QEMU refused the state'));
   }
   if (judged.refused) throw judged.refused;
-  let results = fs.readFileSync(o.resultsFile, 'utf8');
+  const read = readChannel(o.resultsFile, cap);
+  const flood = watch.flood();
+  let results = read.text;
   let console = r.stdout;
   if (mode.restore) {
     // the records of the boot phase (hello, links-at-start; a case snapshot: also the case's setup)
@@ -275,6 +286,7 @@ async function attempt(
   return {
     console: console + (r.stderr ? `\n${r.stderr}` : ''),
     results,
+    resultsChannel: { ...read.state, flooded: flood !== null, ...(flood ? { floodedAtMs: flood.atMs } : {}) },
     exitCode: r.exitCode,
     timedOut: r.timedOut,
     accelError: judged.accelError,
@@ -323,7 +335,7 @@ async function save(
     if (status !== 'completed') throw new Error('migration did not complete');
     fs.writeFileSync(path.join(staging, 'boot-console.log'), what.bootConsole);
     if (what.setupConsole) fs.writeFileSync(path.join(staging, 'setup-console.log'), what.setupConsole);
-    const bootResults = what.resultsPrefix + fs.readFileSync(o.resultsFile, 'utf8');
+    const bootResults = what.resultsPrefix + readChannel(o.resultsFile, o.resultsCapBytes ?? resultChannelCap()).text;
     store.publish(key, staging, {
       level: what.level,
       bootResults,

@@ -5,6 +5,7 @@ import { dropReasonSignal, schema as dropReason } from './dropReason.ts';
 import { logSignal, schema as log } from './log.ts';
 import { martianSignal, schema as martian } from './martian.ts';
 import { schema as tracepoint, tracepointSignal } from './tracepoint.ts';
+import { matchDeadline } from '../../trust/regex.ts';
 import type { GuestNeeds, Observations, SignalKind, SignalResult } from './types.ts';
 
 export const SIGNAL_KINDS = [martianSignal, counterSignal, dropReasonSignal, logSignal, tracepointSignal] as const;
@@ -37,8 +38,9 @@ export function signalNeeds(s: SignalSpec): GuestNeeds {
   return kindOf(s).needs(s);
 }
 
-
-export function evaluateSignals(specs: SignalSpec[], signature: string[], o: Observations): SignalResult[] {
+export function evaluateSignals(specs: SignalSpec[], signature: string[], obs: Observations): SignalResult[] {
+  // the case patterns of the run share one matching budget (trust/regex.ts)
+  const o: Observations = { ...obs, matchDeadline: obs.matchDeadline ?? matchDeadline() };
   return specs.map((s) => ({
     name: s.name,
     kind: s.kind,

@@ -2,6 +2,7 @@
 // net:netif_receive_skb, ...) whose text matches a regular expression, during the probes.
 import { z } from 'zod';
 import { eventName } from '../trace.ts';
+import { capLine, compileCasePattern, matchDeadline, matchLines } from '../../trust/regex.ts';
 import { MAX_MATCHES, regexString, type SignalKind } from './types.ts';
 
 export const TRACEPOINT_RE = /^[a-z0-9_]{1,64}(?::[a-z0-9_]{1,64})?$/;
@@ -10,7 +11,7 @@ export const schema = z.strictObject({
   kind: z.literal('tracepoint'),
   /** "group:event", as under /sys/kernel/tracing/events/<group>/<event> */
   event: z.string().regex(/^[a-z0-9_]{1,64}:[a-z0-9_]{1,64}$/, 'must be group:event like fib:fib_table_lookup'),
-  /** a regular expression (JavaScript syntax) the event's text must match; default: any event */
+  /** a regular expression (RE2 syntax: no lookaround or backreferences) the event's text must match; default: any event */
   match: regexString(300).optional(),
   min: z.number().int().min(1).max(1_000_000).default(1),
 });
@@ -23,10 +24,15 @@ export const tracepointSignal: SignalKind<TracepointSignal> = {
   needs: (s) => ({ tracepoints: [s.event] }),
   evaluate(s, o) {
     const name = eventName(s.event);
-    const re = s.match ? new RegExp(s.match) : null;
-    const hits = o.trace.filter((e) => e.event === name && (!re || re.test(e.text)));
+    const events = o.trace.filter((e) => e.event === name);
+    const { hits, incomplete } = s.match ? matchLines(compileCasePattern(s.match), events, (e) => e.text, o.matchDeadline ?? matchDeadline()) : { hits: events, incomplete: undefined };
     // identical lookups repeat (retransmits): the evidence lists each distinct text once
-    const distinct = [...new Set(hits.map((e) => e.text.trim()))];
-    return { fired: hits.length >= s.min, count: hits.length, matches: distinct.slice(0, MAX_MATCHES).map((text) => ({ text })) };
+    const distinct = [...new Set(hits.map((e) => capLine(e.text).trim()))];
+    return {
+      fired: hits.length >= s.min,
+      count: hits.length,
+      matches: distinct.slice(0, MAX_MATCHES).map((text) => ({ text })),
+      ...(incomplete ? { incomplete } : {}),
+    };
   },
 };

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { Counters } from '../counters.ts';
 import type { TraceEvent } from '../trace.ts';
+import { casePattern } from '../../trust/regex.ts';
 
 /** What the kernel and the agent reported for one run, as the signals read it. */
 export interface Observations {
@@ -18,6 +19,8 @@ export interface Observations {
   symbols: Record<string, string>;
   /** the case's namespaces, the initial one first */
   namespaces: string[];
+  /** when the run's case-pattern matching must stop (epoch ms, trust/regex.ts matchDeadline); evaluateSignals sets it */
+  matchDeadline?: number;
 }
 
 /** What a signal needs the guest to collect or set. */
@@ -47,6 +50,8 @@ export interface SignalOutcome {
   count: number;
   /** the first matches (bounded) */
   matches: SignalMatch[];
+  /** the evidence was not read to its end (a case pattern ran out of its time budget): why */
+  incomplete?: string;
 }
 
 export interface SignalKind<S extends { kind: string }> {
@@ -61,20 +66,9 @@ export interface SignalKind<S extends { kind: string }> {
 
 export const MAX_MATCHES = 20;
 
-/** A string that compiles as a JavaScript regular expression (bounded length). */
+/** A case-supplied regular expression: RE2 syntax, bounded length and size (trust/regex.ts). */
 export function regexString(max: number): z.ZodType<string> {
-  return z
-    .string()
-    .min(1)
-    .max(max)
-    .refine((p) => {
-      try {
-        new RegExp(p);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'is not a valid regular expression');
+  return casePattern(max);
 }
 
 /** Escape a literal for a POSIX extended regular expression. */
@@ -92,4 +86,5 @@ export interface SignalResult {
   fired: boolean;
   count: number;
   matches: SignalMatch[];
+  incomplete?: string;
 }
