@@ -45,6 +45,8 @@ export interface RunResult {
 }
 
 const live = new Set<number>();
+/** Lines handed to onLine/killWhen are cut at this length (the rest follows as another line). */
+const MAX_LINE_CHARS = 4096;
 
 /**
  * Every child carries `KERNEL_REPRO_RUN=<pid>:<start time>` of the harness process that started
@@ -265,9 +267,13 @@ export async function run(file: string, args: readonly string[], opts: RunOption
       if (!opts.onLine && !opts.killWhen) return;
       partial += chunk.toString('utf8');
       let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
+      // a line without an end (a guest's console, say) is handed on in pieces of at most
+      // MAX_LINE_CHARS rather than accumulated
+      while ((nl = partial.indexOf('\n')) >= 0 || partial.length > MAX_LINE_CHARS) {
+        const cut = nl < 0 || nl > MAX_LINE_CHARS;
+        if (cut) nl = MAX_LINE_CHARS;
         const line = partial.slice(0, nl).replace(/\r$/, '');
-        partial = partial.slice(nl + 1);
+        partial = partial.slice(cut ? nl : nl + 1);
         opts.onLine?.(line, name);
         if (opts.killWhen?.(line) && pid !== undefined) {
           killedOnLine = true;

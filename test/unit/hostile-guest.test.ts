@@ -381,3 +381,15 @@ describe('the agent parser keeps what the guest can multiply bounded', () => {
     expect(r.probes.length).toBe(1000);
   });
 });
+
+describe('a console line without an end (the guest controls ttyS0)', () => {
+  it('is handed to onLine in pieces of at most 4096 characters, none lost', async () => {
+    const { run } = await import('../../harness/util/proc.ts');
+    const lines: string[] = [];
+    const r = await run('sh', ['-c', "head -c 100000 /dev/zero | tr '\\0' a; printf '\\nend\\n'"], { timeoutMs: 20_000, onLine: (l) => lines.push(l) });
+    expect(r.exitCode).toBe(0);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(4096);
+    expect(lines.filter((l) => l !== 'end').join('')).toBe('a'.repeat(100000));
+    expect(lines.at(-1)).toBe('end');
+  });
+});
