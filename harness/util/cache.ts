@@ -9,6 +9,7 @@ import { sha256, sha256File } from './hash.ts';
 import { systemProbe, withFileLock, type LockOptions } from './lock.ts';
 import type { Logger } from './log.ts';
 import { onExitCleanup } from './proc.ts';
+import { readInputFile } from '../trust/files.ts';
 import { remoteFromEnv, type FetchOptions, type RemoteCache } from './remote.ts';
 
 export { sha256, sha256File } from './hash.ts';
@@ -149,7 +150,7 @@ export class EntryStore<M> {
 
   private readStamps(key: string): Record<string, FileStamp> | null {
     try {
-      return JSON.parse(fs.readFileSync(this.stampFile(key), 'utf8')) as Record<string, FileStamp>;
+      return JSON.parse(readInputFile(this.stampFile(key), 1024 * 1024, 'checked stamps')) as Record<string, FileStamp>;
     } catch {
       return null;
     }

@@ -23,6 +23,7 @@ import path from 'node:path';
 import { runSignal, sleep, throwIfAborted } from './cancel.ts';
 import { HarnessError } from './errors.ts';
 import { killLeftoversOf } from './proc.ts';
+import { readInputFile } from '../trust/files.ts';
 
 /** Who holds a lock, as written in the lock file. */
 export interface LockOwner {
@@ -138,9 +139,14 @@ function readOwner(file: string): { owner: LockOwner | null; mtimeMs: number; in
   let text: string;
   try {
     st = fs.statSync(file);
-    text = fs.readFileSync(file, 'utf8');
   } catch {
     return null; // not held
+  }
+  try {
+    // bounded, regular files only: a lock file is small, and nothing in the cache may block a run
+    text = readInputFile(file, 64 * 1024, 'lock owner', { noFollow: true });
+  } catch {
+    return { owner: null, mtimeMs: st.mtimeMs, ino: st.ino }; // unreadable: judged as a lock without an owner record
   }
   try {
     const o = JSON.parse(text) as Partial<LockOwner>;
