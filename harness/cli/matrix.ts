@@ -6,7 +6,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadCase } from '../cases/load.ts';
 import { dedupeByName } from '../pipeline/dedupe.ts';
 import { loadKernel } from '../kernels/load.ts';
-import { expandMatrix, planShards, selectCells, shardCells, type BaselineChange, type CellSpec, type KernelChange } from '../matrix/logic.ts';
+import { byDefinitionName, expandMatrix, planShards, selectCells, shardCells, type BaselineChange, type CellSpec, type KernelChange } from '../matrix/logic.ts';
 import { loadResult, readEvidence, writeReports } from '../matrix/reports.ts';
 import { cellResult, MATRIX_SCHEMA_VERSION, matrixFailed, matrixJson, mergeShards, type MatrixResult, type ShardInfo } from '../matrix/result.ts';
 import { matrixSchema } from '../matrix/schema.ts';
@@ -114,11 +114,18 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
   const log = makeLogger();
   const file = path.resolve(opts.matrix);
   const given = loadDataFile(file, matrixSchema);
+  // kernels and cases given by path resolve against the matrix file's folder; cells carry the
+  // definitions' names (a path is no cell id, nor a results folder)
+  const refIn = (r: string): string => (r.includes('/') || /\.(ya?ml|json)$/.test(r) ? path.resolve(path.dirname(file), r) : r);
+  const loadedKernels = new Map(given.kernels.map((r) => [r, loadKernel(refIn(r))] as const));
+  const loadedCases = new Map(given.cases.map((r) => [r, loadCase(refIn(r))] as const));
   // a kernel or case listed twice would make cells with one id (one results folder): once, with a notice
-  const dk = dedupeByName(given.kernels, { name: (k) => k, origin: () => file, what: 'kernel', field: 'kernels', file });
-  const dc = dedupeByName(given.cases, { name: (c) => c, origin: () => file, what: 'case', field: 'cases', file });
+  const dk = dedupeByName(given.kernels, { name: (k) => loadedKernels.get(k)!.def.name, origin: (k) => loadedKernels.get(k)!.file, what: 'kernel', field: 'kernels', file });
+  const dc = dedupeByName(given.cases, { name: (c) => loadedCases.get(c)!.def.name, origin: (c) => loadedCases.get(c)!.file, what: 'case', field: 'cases', file });
   for (const n of [...dk.notices, ...dc.notices]) log.info(`note: ${n}`);
-  const def = { ...given, kernels: dk.items, cases: dc.items };
+  const kernelByName = new Map(dk.items.map((r) => [loadedKernels.get(r)!.def.name, loadedKernels.get(r)!] as const));
+  const caseByName = new Map(dc.items.map((r) => [loadedCases.get(r)!.def.name, loadedCases.get(r)!] as const));
+  const def = byDefinitionName(given, (k) => loadedKernels.get(k)!.def.name, (c) => loadedCases.get(c)!.def.name);
   const all: CellSpec[] = expandMatrix(def);
   if (opts.planShards !== undefined) {
     const n = opts.planShards === 'per-kernel' ? new Set(all.map((c) => c.kernel)).size : opts.planShards;
@@ -141,8 +148,8 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
       throw new HarnessError('bad-input', `no cell of ${def.name} matches ${opts.cell.join(', ')} (cells: ${before.map((c) => c.id).join(', ')})`, { file, field: '--cell' });
   }
   const baseline = opts.baseline ? loadResult(path.resolve(opts.baseline), false) : undefined;
-  const kernels = [...new Set(cells.map((c) => c.kernel))].map((k) => loadKernel(k));
-  const cases = [...new Set(cells.map((c) => c.case))].map((c) => loadCase(c));
+  const kernels = [...new Set(cells.map((c) => c.kernel))].map((k) => kernelByName.get(k)!);
+  const cases = [...new Set(cells.map((c) => c.case))].map((c) => caseByName.get(c)!);
   const { runId, runDir } = newRunDir('matrix', opts.results);
   log.info(`matrix ${def.name}${shard ? ` shard ${shard.index}/${shard.of} (${shard.kernels.join(', ')})` : ''}: ${cells.length} cells; results in ${runDir}`);
   const prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log, install: opts.install, workDir: runDir, ...(opts.tracePath ? { tracing: true } : {}) });

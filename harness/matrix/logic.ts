@@ -15,6 +15,28 @@ export interface CellSpec {
   expected?: Verdict;
 }
 
+/**
+ * The matrix with every kernel and case named by its definition's name instead of the reference
+ * the file gives (a built-in name or a path): cells, their ids and their results folders carry
+ * names, as with kernels and cases given by name. `variants[].cases` and `variants[].expect` may
+ * use either the reference or the name. A name given twice collapses to one.
+ */
+export function byDefinitionName(m: MatrixDef, kernelName: (ref: string) => string, caseName: (ref: string) => string): MatrixDef {
+  const uniq = (xs: string[]): string[] => [...new Set(xs)];
+  const kernelOf = (k: string): string => (m.kernels.includes(k) ? kernelName(k) : k);
+  const caseOf = (c: string): string => (m.cases.includes(c) ? caseName(c) : c);
+  return {
+    ...m,
+    kernels: uniq(m.kernels.map(kernelName)),
+    cases: uniq(m.cases.map(caseName)),
+    variants: m.variants.map((v) => ({
+      ...v,
+      ...(v.cases ? { cases: uniq(v.cases.map(caseOf)) } : {}),
+      ...(v.expect !== undefined ? { expect: typeof v.expect === 'string' ? v.expect : Object.fromEntries(Object.entries(v.expect).map(([k, e]) => [kernelOf(k), e])) } : {}),
+    })),
+  };
+}
+
 export function expandMatrix(m: MatrixDef): CellSpec[] {
   const cells: CellSpec[] = [];
   for (const kernel of m.kernels)

@@ -215,3 +215,28 @@ describe('the nightly steps (.ci/nightly.mjs) over a two-shard matrix', () => {
     expect(f.stdout).toContain(res.cells[0]!.kernel === '6.1-vanilla' ? '(kernel changed)' : '(same kernel)');
   });
 });
+
+describe('a matrix naming a kernel and a case by path', () => {
+  it('paths resolve against the matrix file; cells, folders and expectations use the definitions names', async () => {
+    // a copy of the built-in fixed kernel and selftest case under other names, in a folder of
+    // their own (the kernel's fragment path resolves against its own folder)
+    const dir = path.join(out, 'by-path');
+    fs.mkdirSync(path.join(dir, 'defs'), { recursive: true });
+    fs.cpSync(path.join(repoRoot, 'kernels', 'config'), path.join(dir, 'defs', 'config'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'defs', 'k.yaml'), fs.readFileSync(path.join(repoRoot, 'kernels', '6.1-fixed.yaml'), 'utf8').replace(/^name: 6\.1-fixed$/m, 'name: path-fixed'));
+    fs.writeFileSync(path.join(dir, 'defs', 'c.yaml'), fs.readFileSync(path.join(repoRoot, 'cases', 'rp-filter-selftest.yaml'), 'utf8').replace(/^name: rp-filter-selftest$/m, 'name: path-selftest'));
+    fs.writeFileSync(
+      path.join(dir, 'm.yaml'),
+      ['name: by-path', 'kernels: [6.1-vanilla, defs/k.yaml]', 'cases: [defs/c.yaml, defs/c.yaml]', 'variants:', '  - { name: as-is, expect: { 6.1-vanilla: reproduced, defs/k.yaml: not-reproduced } }', ''].join('\n'),
+    );
+    // run from another folder: the paths are the matrix file's, not the working directory's
+    const r = await cli(['matrix', '--matrix', path.join(dir, 'm.yaml'), '--json', '--no-install', '--results', path.join(dir, 'out')]);
+    if (r.exitCode !== 0) console.error(r.stderr.slice(-4000));
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/note: case path-selftest is given 2 times \(cases\): it runs once/);
+    const res = JSON.parse(r.stdout) as { cells: Array<{ kernel: string; case: string; variant: string; verdict: string; unexpected: boolean }> };
+    expect(res.cells.map((c) => `${c.kernel}|${c.case}|${c.variant}=${c.verdict}`).sort()).toEqual(['6.1-vanilla|path-selftest|as-is=reproduced', 'path-fixed|path-selftest|as-is=not-reproduced']);
+    expect(res.cells.every((c) => !c.unexpected)).toBe(true);
+    expect(fs.readdirSync(path.join(dir, 'out')).filter((f) => f.includes('__')).sort()).toEqual(['6.1-vanilla__path-selftest__as-is', 'path-fixed__path-selftest__as-is']);
+  });
+});

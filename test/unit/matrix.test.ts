@@ -158,3 +158,22 @@ describe('merging shards', () => {
     expect(matrixFailed(matrixResult(SMALL_MATRIX), change, true)).toBe(true);
   });
 });
+
+describe('byDefinitionName: a matrix whose kernels and cases are given by path', () => {
+  it('names every kernel and case by its definition, in variants and expectations too, once each', async () => {
+    const { byDefinitionName } = await import('../../harness/matrix/logic.ts');
+    const m = matrixSchema.parse({
+      name: 'm',
+      kernels: ['6.1-vanilla', 'defs/k.yaml'],
+      cases: ['defs/c.yaml', 'rp-filter-selftest', './defs/c.yaml'],
+      variants: [{ name: 'v', cases: ['defs/c.yaml'], expect: { 'defs/k.yaml': 'not-reproduced', '6.1-vanilla': 'reproduced' } }],
+    });
+    const names: Record<string, string> = { 'defs/k.yaml': 'k', '6.1-vanilla': '6.1-vanilla', 'defs/c.yaml': 'c', './defs/c.yaml': 'c', 'rp-filter-selftest': 'rp-filter-selftest' };
+    const d = byDefinitionName(m, (r) => names[r]!, (r) => names[r]!);
+    expect(d.kernels).toEqual(['6.1-vanilla', 'k']);
+    expect(d.cases).toEqual(['c', 'rp-filter-selftest']);
+    expect(d.variants[0]!.cases).toEqual(['c']);
+    expect(d.variants[0]!.expect).toEqual({ k: 'not-reproduced', '6.1-vanilla': 'reproduced' });
+    expect(expandMatrix(d).map((c) => `${c.id}=${c.expected ?? ''}`)).toEqual(['6.1-vanilla|c|v=reproduced', 'k|c|v=not-reproduced']);
+  });
+});
