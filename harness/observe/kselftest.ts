@@ -50,6 +50,7 @@ export function kselftestResults(parent: ProbeResult): ProbeResult[] {
       output: line.trim(),
       parent: parent.name,
       ...(status === 'SKIP' ? { skipped: true } : {}),
+      ...(status === 'XFAIL' ? { xfail: true } : {}),
     });
   }
   return out;

@@ -56,8 +56,18 @@ export type Verdict = 'reproduced' | 'not-reproduced' | 'error' | 'timeout' | 'p
 export interface ProbeResult extends ProbeRecord {
   /** a kselftest result read from this exec probe's output */
   parent?: string;
-  /** a kselftest result that was skipped */
+  /** a kselftest result that was skipped ([SKIP]): it did not run, so it neither passed nor failed */
   skipped?: boolean;
+  /** a kselftest result that failed as its test expected ([XFAIL]): counted as passed, shown as XFAIL */
+  xfail?: boolean;
+}
+
+/** How a probe ended, as a person reads it: a kselftest SKIP and XFAIL are outcomes of their own. */
+export type ProbeStatus = 'pass' | 'FAIL' | 'SKIP' | 'XFAIL';
+export function probeStatus(p: Pick<ProbeResult, 'passed' | 'skipped' | 'xfail'>): ProbeStatus {
+  if (p.skipped) return 'SKIP';
+  if (p.xfail) return 'XFAIL';
+  return p.passed ? 'pass' : 'FAIL';
 }
 
 /** A packet capture of the run: the pcap file in the run's folder and tcpdump's one-line-per-packet summary. */

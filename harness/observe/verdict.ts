@@ -3,7 +3,7 @@
 // finished, control probes passed). Pure.
 import type { AgentReport } from '../agent/protocol.ts';
 import type { SignalResult } from './signals/index.ts';
-import type { PanicInfo, Verdict } from './types.ts';
+import type { PanicInfo, ProbeResult, Verdict } from './types.ts';
 
 export interface SignatureSpec {
   probe: string;
@@ -14,13 +14,24 @@ export interface SignatureSpec {
 export interface VerdictInput {
   signature: SignatureSpec;
   controlProbes: string[];
-  report: Pick<AgentReport, 'hello' | 'abort' | 'done' | 'probes'>;
+  /** the agent's probes with the kselftest results read from them (observe/kselftest.ts) */
+  report: Pick<AgentReport, 'hello' | 'abort' | 'done'> & { probes: ProbeResult[] };
   signals: SignalResult[];
   panic: PanicInfo | null;
   vmTimedOut: boolean;
   deadlineMs: number;
   /** the guest was stopped for flooding a channel past its cap: why (trust/channel.ts floodReason) */
   flood?: string;
+}
+
+/** For a result that did not run: the results of the same test that did (a misspelt name shows at once). */
+function ranInstead(probes: readonly { name: string; parent?: string }[], name: string): string {
+  const parent = name.includes('/') ? name.slice(0, name.indexOf('/')) : undefined;
+  const siblings = parent === undefined ? [] : probes.filter((p) => p.parent === parent).map((p) => p.name);
+  if (parent !== undefined && siblings.length === 0) return ` (${parent} reported no kselftest results)`;
+  if (siblings.length === 0) return '';
+  const shown = siblings.slice(0, 40);
+  return ` (the results of ${parent} that ran: ${shown.join(', ')}${siblings.length > shown.length ? `, and ${siblings.length - shown.length} more` : ''})`;
 }
 
 /** "martian×1 (martian source ...)" */
@@ -41,14 +52,18 @@ export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: stri
   if (!v.report.done) return { verdict: 'error', reason: 'the guest stopped before the agent finished' };
   for (const name of v.controlProbes) {
     const p = v.report.probes.find((x) => x.name === name);
-    if (!p) return { verdict: 'error', reason: `control probe ${name} did not run` };
+    if (!p) return { verdict: 'error', reason: `control probe ${name} did not run${ranInstead(v.report.probes, name)}` };
+    if (p.skipped) return { verdict: 'error', reason: `inconclusive: control ${name} was skipped by its test ([SKIP]: ${p.output || 'no reason given'}), so the scenario is not known to work` };
     if (!p.passed) return { verdict: 'error', reason: `control probe ${name} failed: the scenario itself does not work on this kernel` };
   }
   // a signature signal whose pattern ran out of its matching budget (trust/regex.ts) decides nothing
   const cut = v.signals.find((s) => s.role === 'signature' && s.incomplete !== undefined && !s.fired);
   if (cut) return { verdict: 'error', reason: `signal ${cut.name} was not read to the end: ${cut.incomplete}` };
   const sig = v.report.probes.find((x) => x.name === v.signature.probe);
-  if (!sig) return { verdict: 'error', reason: `signature probe ${v.signature.probe} did not run` };
+  if (!sig) return { verdict: 'error', reason: `signature probe ${v.signature.probe} did not run${ranInstead(v.report.probes, v.signature.probe)}` };
+  // a skipped kselftest result tells nothing about the kernel's behaviour: never "failed"
+  if (sig.skipped)
+    return { verdict: 'error', reason: `inconclusive: the signature ${sig.name} was skipped by its test ([SKIP]: ${sig.output || 'no reason given'}); the kernel or the guest lacks what the test needs` };
   const signature = v.signals.filter((s) => s.role === 'signature');
   const fired = signature.filter((s) => s.fired);
   const missing = signature.filter((s) => !s.fired);

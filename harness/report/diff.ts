@@ -2,7 +2,7 @@
 
 import type { RunRecord, Verdict } from '../observe/types.ts';
 
-export type ProbeOutcome = 'pass' | 'fail' | 'n/a';
+export type ProbeOutcome = 'pass' | 'fail' | 'skip' | 'xfail' | 'n/a';
 
 export interface ProbeDiffRow {
   probe: string;
@@ -99,6 +99,8 @@ function groupRuns(runs: RunRecord[]): Group[] {
 function probeOutcome(run: RunRecord, name: string): ProbeOutcome {
   const p = run.probes.find((x) => x.name === name);
   if (!p) return 'n/a';
+  if (p.skipped) return 'skip';
+  if (p.xfail) return 'xfail';
   return p.passed ? 'pass' : 'fail';
 }
 

@@ -4,7 +4,7 @@
 // meta tag forbids any fetch). Every piece of run data is HTML-escaped; the script embeds no data
 // and only wires the grid's cell buttons to their evidence sections by id.
 
-import type { RunRecord, Verdict } from '../observe/types.ts';
+import { probeStatus, type RunRecord, type Verdict } from '../observe/types.ts';
 import { diffRuns, distinctLines, variantOf } from './diff.ts';
 import { stripAnsi } from './table.ts';
 import { describeKernel, kernelEntry, type KernelEntry } from './kernels.ts';
@@ -193,7 +193,7 @@ function renderProbes(r: RunRecord): string {
     const flags = [p.stoppedEarly ? 'stopped early' : '', p.timedOut ? 'timed out' : ''].filter(Boolean);
     return (
       `<tr><td>${escapeHtml(p.name)}</td><td>${escapeHtml(p.ns)}</td>` +
-      `<td>${p.passed ? 'pass' : '<strong>FAIL</strong>'}</td><td>${escapeHtml(p.rc === null ? '-' : String(p.rc))}</td>` +
+      `<td>${probeStatus(p) === 'FAIL' ? '<strong>FAIL</strong>' : probeStatus(p)}</td><td>${escapeHtml(p.rc === null ? '-' : String(p.rc))}</td>` +
       `<td>${escapeHtml(seconds(p.durationMs))}</td><td>${escapeHtml(flags.join(', '))}</td>` +
       `<td>${p.output ? `<pre>${escapeHtml(p.output)}</pre>` : ''}</td></tr>`
     );

@@ -5,7 +5,7 @@
 // <error>; everything else passes (report/outcome.ts). Valid against the Jenkins xunit plugin's
 // JUnit schema (test/fixtures/junit-10.xsd): <testsuites> carries no timestamp, each <testsuite> does.
 
-import type { RunRecord, Verdict } from '../observe/types.ts';
+import { probeStatus, type RunRecord, type Verdict } from '../observe/types.ts';
 import { distinctLines, variantOf } from './diff.ts';
 import { judge, type Judgement } from './outcome.ts';
 import { stripAnsi } from './table.ts';
@@ -80,7 +80,7 @@ function systemOut(r: RunRecord, kernelChange?: string): string {
   const lines = [`verdict: ${r.verdict}`, `reason: ${r.reason}`, `kernel: ${describeKernel(kernelEntry(r.kernel, r.kernelInfo))}`];
   if (kernelChange) lines.push(`kernel changed since the baseline: ${kernelChange}`);
   lines.push(...signalLines(r));
-  for (const p of r.probes) lines.push(`probe ${p.name}: ${p.passed ? 'pass' : 'FAIL'}`);
+  for (const p of r.probes) lines.push(`probe ${p.name}: ${probeStatus(p)}`);
   lines.push(`console: ${r.files.console}`);
   return lines.join('\n');
 }

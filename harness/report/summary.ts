@@ -15,7 +15,10 @@ export interface SummaryProbe {
   timedOut: boolean;
   /** a kselftest result: the exec probe it was read from */
   parent?: string;
+  /** a kselftest [SKIP]: it did not run (neither passed nor failed) */
   skipped?: boolean;
+  /** a kselftest [XFAIL]: failed as its test expected (passed: true) */
+  xfail?: boolean;
 }
 
 export interface SummaryRun {
@@ -107,6 +110,7 @@ function summarizeRun(r: RunRecord): SummaryRun {
       timedOut: p.timedOut ?? false,
       ...(p.parent ? { parent: p.parent } : {}),
       ...(p.skipped ? { skipped: true } : {}),
+      ...(p.xfail ? { xfail: true } : {}),
     })),
     signals: r.signals.map((x) => ({ ...x, matches: x.matches.map((m) => ({ ...m })) })),
     traceEvents: r.traceEvents,

@@ -1,6 +1,6 @@
 // Terminal rendering of runs and diffs. Pure: returns strings, prints nothing.
 
-import type { ProbeResult, RunRecord, Verdict } from '../observe/types.ts';
+import { probeStatus, type ProbeResult, type RunRecord, type Verdict } from '../observe/types.ts';
 import { type CaseDiff, variantOf } from './diff.ts';
 
 export interface RenderOptions {
@@ -42,6 +42,7 @@ export function colorVerdict(v: Verdict, color: boolean | undefined): string {
 }
 
 function probeCell(p: ProbeResult): string {
+  if (p.skipped || p.xfail) return `${p.name}:${probeStatus(p)}`;
   if (p.passed) return `${p.name}:pass`;
   const tags: string[] = [];
   if (p.stoppedEarly) tags.push('early');
@@ -196,7 +197,7 @@ export function renderRunDetails(r: RunRecord): string {
   for (const p of r.probes) {
     const flags = [p.stoppedEarly ? 'stopped early' : '', p.timedOut ? 'timed out' : ''].filter(Boolean);
     out.push(
-      `    ${p.name} [${p.ns}]: ${p.passed ? 'pass' : 'FAIL'} rc=${p.rc ?? '-'} ${seconds(p.durationMs)}` +
+      `    ${p.name} [${p.ns}]: ${probeStatus(p)} rc=${p.rc ?? '-'} ${seconds(p.durationMs)}` +
         (flags.length ? ` (${flags.join(', ')})` : ''),
     );
   }

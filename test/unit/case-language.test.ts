@@ -12,6 +12,8 @@ import { caseSchema, type CaseDef } from '../../harness/cases/schema.ts';
 import { packageClosure, parseDepends } from '../../harness/images/packages.ts';
 import { parseNetstat } from '../../harness/observe/counters.ts';
 import { kselftestResults, resultSlug } from '../../harness/observe/kselftest.ts';
+import { probeStatus } from '../../harness/observe/types.ts';
+import { decideVerdict } from '../../harness/observe/verdict.ts';
 import { evaluateSignals, type Observations, type SignalSpec } from '../../harness/observe/signals/index.ts';
 import { dropOf } from '../../harness/observe/signals/dropReason.ts';
 import { functionOf, parseSymbols, parseTrace } from '../../harness/observe/trace.ts';
@@ -274,6 +276,40 @@ describe('kselftest results', () => {
       ['fib_tests/rp_filter-passes-local-packets-2', true, false],
     ]);
     expect(resultSlug('  IPv6 route: add (metric 1024) ')).toBe('ipv6-route-add-metric-1024');
+  });
+
+  const ks = (lines: string[]) => {
+    const parent = { name: 'fib_tests', ns: 'host', rc: 1, passed: false, durationMs: 3000, stoppedEarly: false, output: lines.map((l) => `    TEST: ${l}`).join('\n') };
+    return [parent, ...kselftestResults(parent)];
+  };
+  const judge = (probes: ReturnType<typeof ks>, probe: string, controls: string[] = []) =>
+    decideVerdict({ signature: { probe, when: 'fail' }, controlProbes: controls, report: { hello: { kernel: 'x', uptimeMs: 1 }, done: true, probes }, signals: [], panic: null, vmTimedOut: false, deadlineMs: 1000 });
+
+  it('SKIP and XFAIL are outcomes of their own: never "failed"; shown as SKIP / XFAIL', () => {
+    const ps = ks(['a check   [SKIP]', 'b check   [XFAIL]', 'c check   [FAIL]']);
+    expect(ps.slice(1).map((p) => probeStatus(p))).toEqual(['SKIP', 'XFAIL', 'FAIL']);
+  });
+
+  it('a signature on a skipped result is inconclusive and says so, never reproduced; a skipped control too', () => {
+    const ps = ks(['a check   [SKIP]', 'b check   [ OK ]']);
+    const v = judge(ps, 'fib_tests/a-check');
+    expect(v.verdict).toBe('error');
+    expect(v.reason).toMatch(/^inconclusive: the signature fib_tests\/a-check was skipped by its test \(\[SKIP\]/);
+    const c = judge(ps, 'fib_tests/b-check', ['fib_tests/a-check']);
+    expect(c.verdict).toBe('error');
+    expect(c.reason).toMatch(/^inconclusive: control fib_tests\/a-check was skipped/);
+  });
+
+  it('a signature result that did not run (misspelt, or a test that stopped early): the error lists the results that did', () => {
+    const ps = ks(['rp_filter passes local packets   [FAIL]', 'rp_filter passes loopback packets   [ OK ]', 'rp_filter passes local packets   [ OK ]']);
+    const v = judge(ps, 'fib_tests/rp_filter-passes-lokal-packets');
+    expect(v.verdict).toBe('error');
+    expect(v.reason).toBe(
+      'signature probe fib_tests/rp_filter-passes-lokal-packets did not run (the results of fib_tests that ran: fib_tests/rp_filter-passes-local-packets, fib_tests/rp_filter-passes-loopback-packets, fib_tests/rp_filter-passes-local-packets-2)',
+    );
+    expect(judge([ps[0]!], 'fib_tests/x').reason).toMatch(/\(fib_tests reported no kselftest results\)$/);
+    // a repeated name is <slug>-2, -3: the second run of the same TEST line
+    expect(judge(ps, 'fib_tests/rp_filter-passes-local-packets-2').verdict).toBe('not-reproduced');
   });
 });
 
