@@ -8,6 +8,7 @@
 //   endless        200 without a length, 64 KiB chunks as fast as the client reads, until it hangs
 //                  up (or `endlessCap` bytes: a bound, so that a test of old code cannot eat the host)
 //   trickle        200 with a Content-Length of 1000 (within every cap), one byte every `trickleMs`
+//   trickle-big    the same, declaring a Content-Length of 1 GiB (a deadline sized by it would be long)
 //   stall          200 with a Content-Length, then nothing
 //   short          Content-Length 1000, 10 bytes, then the connection closes
 //   long           Content-Length 10, then 100000 bytes
@@ -81,8 +82,9 @@ export async function startHostile(o: HostileOptions = {}, port = 0): Promise<Ho
         return;
       }
       case 'trickle':
+      case 'trickle-big':
       case 'stall': {
-        res.writeHead(200, { 'content-length': behaviour === 'trickle' ? 1000 : 1024 * 1024 });
+        res.writeHead(200, { 'content-length': behaviour === 'trickle' ? 1000 : behaviour === 'trickle-big' ? 1024 ** 3 : 1024 * 1024 });
         if (behaviour === 'stall') return void res.flushHeaders();
         const t = setInterval(() => {
           if (res.destroyed) return void clearInterval(t);

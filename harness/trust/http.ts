@@ -2,9 +2,10 @@
 // and every body read goes through here. The rules:
 //   - a byte cap: a declared Content-Length over the cap is refused before reading; a body that
 //     passes the cap is aborted at the chunk that passes it (never buffered beyond it);
-//   - a TOTAL deadline per object, size-aware: floorMs + perMiBMs per MiB of the larger of the
-//     declared length and the bytes received (at most ceilingMs), so a server trickling a byte
-//     every few seconds cannot hold a request for long; plus an idle timeout between chunks;
+//   - a TOTAL deadline per object, size-aware: floorMs + perMiBMs per MiB of the bytes received
+//     (or sent, for an upload), at most ceilingMs; never per MiB declared, which the server
+//     chooses. So a server trickling a byte every few seconds cannot hold a request for long,
+//     whatever length it promises; plus an idle timeout between chunks;
 //   - the Content-Length, when declared, must be the number of bytes received (short or long);
 //   - the run's signal (SIGINT/SIGTERM) and the caller's signal abort the request at once;
 //   - redirects: followed only when the caller allows them (at most maxRedirects), only for GET and
@@ -119,10 +120,13 @@ async function once(r: HttpRequest & { method: NonNullable<HttpRequest['method']
   const fail = (e: HttpError): void => {
     if (!ac.signal.aborted) ac.abort(e);
   };
-  // the total deadline, re-armed as the size it allows grows with the bytes received
+  // the total deadline, re-armed as the size it allows grows with the bytes RECEIVED (or sent):
+  // never with the declared length, or a server declaring 4 GiB and trickling a byte a minute
+  // would hold the request for the whole ceiling. So past floorMs a transfer must keep an average
+  // of at least 1 MiB per perMiBMs.
   let deadlineTimer: NodeJS.Timeout | undefined;
   const armDeadline = (): void => {
-    const allowed = deadlineMs(l, Math.max(declared ?? 0, received, r.body?.bytes ?? 0));
+    const allowed = deadlineMs(l, Math.max(received, r.body?.bytes ?? 0));
     const left = t0 + allowed - Date.now();
     if (left <= 0) fail(new HttpError('deadline', object, `${object}: no complete answer within ${secs(allowed)} (${received} bytes received)`));
     else deadlineTimer = setTimeout(armDeadline, left).unref();
@@ -168,8 +172,6 @@ async function once(r: HttpRequest & { method: NonNullable<HttpRequest['method']
   const len = Number(res.headers['content-length']);
   declared = res.headers['content-length'] !== undefined && Number.isSafeInteger(len) && len >= 0 ? len : undefined;
   const noBody = r.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304;
-  clearTimeout(deadlineTimer);
-  armDeadline(); // the declared size may allow more time
   touch();
 
   /** Read the body chunk by chunk into `sink`, enforcing every rule. */

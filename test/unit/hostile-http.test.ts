@@ -88,6 +88,15 @@ describe('trust/http.ts against a misbehaving server', () => {
     expect(Date.now() - t0).toBeLessThan(1_500);
   });
 
+  it('a trickle that declares 1 GiB gets no more time: the deadline grows with the bytes received, not the ones promised', async () => {
+    const t0 = Date.now();
+    const r = await httpRequest({ url: `${h.url}/trickle-big/obj`, object: 'obj', limits: limits({ maxBytes: 2 * 1024 * MiB, floorMs: 400, perMiBMs: 2_000, idleMs: 5_000 }) });
+    const e = await r.text().catch((x: unknown) => x);
+    expect((e as HttpError).problem).toBe('deadline');
+    expect((e as HttpError).message).toMatch(/^obj: no complete answer within 0\.4 s \(\d+ bytes received\)$/);
+    expect(Date.now() - t0).toBeLessThan(1_500);
+  });
+
   it('the deadline grows with the size: floor plus an allowance per MiB, at most the ceiling', () => {
     const l = limits({ floorMs: 60_000, perMiBMs: 2_000, ceilingMs: 30 * 60_000 });
     expect(deadlineMs(l, 0)).toBe(60_000);
@@ -172,15 +181,15 @@ describe('the remote cache through trust/http.ts (defects 2 and 6)', () => {
     const t0 = Date.now();
     const e = await store.get('kernels', KEY, staging).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RemoteUnavailable);
-    // 1000 bytes declared: 500 ms + 100 s per MiB (95 ms)
-    expect((e as RemoteUnavailable).why).toMatch(new RegExp(`^kernels/${KEY}\\.tar: no complete answer within 0\\.6 s \\(\\d+ bytes received\\)$`));
+    // 500 ms + 100 s per MiB of the bytes received (a few: the 1000 declared give no more time)
+    expect((e as RemoteUnavailable).why).toMatch(new RegExp(`^kernels/${KEY}\\.tar: no complete answer within 0\\.5 s \\(\\d+ bytes received\\)$`));
     expect(Date.now() - t0).toBeLessThan(2_000);
     expect(fs.existsSync(`${staging}.download`)).toBe(false);
     const remote = new RemoteCache(store, false);
     const log = warnings();
     expect(await remote.fetchInto('kernels', KEY, staging, { log })).toBe(false);
     expect(log.lines).toHaveLength(1);
-    expect(log.lines[0]).toMatch(/^remote cache unreachable \(kernels\/c{64}\.tar: no complete answer within 0\.6 s .*\): building locally$/);
+    expect(log.lines[0]).toMatch(/^remote cache unreachable \(kernels\/c{64}\.tar: no complete answer within 0\.5 s .*\): building locally$/);
     expect(remote.available).toBe(false);
   });
 
