@@ -97,6 +97,9 @@ async function compileReseed(out: string): Promise<void> {
     });
 }
 
+/** Files of the host's netbase package the guest gets as they are (protocol and service names). */
+const BASE_FILES = ['/etc/protocols', '/etc/services', '/etc/ethertypes', '/etc/rpc'];
+
 export async function ensureBaseImage(cacheDir: string, logTo: ((msg: string) => void) | Logger): Promise<BaseImage> {
   const logger: Logger = typeof logTo === 'function' ? { info: logTo, warn: (m) => logTo(`warning: ${m}`), progress: logTo } : logTo;
   const log = (m: string): void => logger.info(m);
@@ -112,6 +115,7 @@ export async function ensureBaseImage(cacheDir: string, logTo: ((msg: string) =>
     libs: libs.map((l) => [l, sha256File(l)]),
     agent: agentFiles.map((f) => sha256File(f)),
     reseed: [sha256File(RESEED_SOURCE), await gccVersion()],
+    baseFiles: BASE_FILES.map((f) => [f, fs.existsSync(f) ? sha256File(f) : null]),
   });
   const store = new EntryStore<ImageMeta>(path.join(cacheDir, 'images'));
   const hit = store.get(key);
@@ -152,6 +156,9 @@ export async function ensureBaseImage(cacheDir: string, logTo: ((msg: string) =>
     // users and groups for programs that look them up (tcpdump -Z root, bash's ~)
     fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
     fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+    // the host's netbase files: protocol, service and ethertype names (`ip rule ... ipproto udp`,
+    // `nft ... tcp dport ssh`, getservbyname) as on an installed system
+    for (const f of BASE_FILES) if (fs.existsSync(f)) fs.copyFileSync(f, path.join(root, f));
     fs.mkdirSync(path.join(root, 'root'), { recursive: true });
     fs.copyFileSync(path.join(agentDir, 'init'), path.join(root, 'init'));
     fs.chmodSync(path.join(root, 'init'), 0o755);

@@ -4,18 +4,19 @@
 // and unpacked (never installed on the host); their library dependencies come along (Debian's own
 // Depends, library packages only), and every program in the layer is checked with ldd: a library
 // found nowhere is an error naming it, a library the host has but the layer lacks is copied in.
-import { unpackDeb } from '../util/extract.ts';
+import { debControlMember, unpackDeb } from '../util/extract.ts';
+import { chooseAlternatives, parseAlternatives, type Alternative } from './alternatives.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { canRefreshLists, ListsRefresher, systemApt, type AptOps } from '../host/apt.ts';
 import { EntryStore, hashOf, withLock } from '../util/cache.ts';
-import { confineReal } from '../trust/paths.ts';
+import { confine, confineReal } from '../trust/paths.ts';
 import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { run, tail } from '../util/proc.ts';
 import { cpioDir } from './initramfs.ts';
 
-const LAYER_FORMAT = 1; // bump when the way a layer is made changes
+const LAYER_FORMAT = 2; // bump when the way a layer is made changes (2: the packages' alternatives)
 
 /** Provided by the base image (the host's own libc and loader): never fetched. */
 const SKIP = new Set(['libc6', 'libgcc-s1', 'gcc-12-base', 'libc-bin']);
@@ -26,6 +27,8 @@ export interface LayerMeta {
   packages: Array<{ name: string; version: string }>;
   /** libraries copied from the host because no fetched package had them */
   hostLibs: string[];
+  /** links the packages' update-alternatives calls would make (link -> target), as dpkg's automatic mode chooses */
+  alternatives?: Record<string, string>;
   sizeBytes: number;
 }
 
@@ -176,13 +179,17 @@ export async function ensurePackageLayer(o: {
       const debs = path.join(staging, 'debs');
       const root = path.join(staging, 'root');
       fs.mkdirSync(root, { recursive: true });
+      const alternatives: Alternative[] = [];
       for (const v of versions) {
         const dl = await apt.download(v.name, v.version, debs);
         if (!dl.deb)
           throw new HarnessError('missing-prereq', `apt-get download ${v.name}=${v.version} failed`, { file: o.file, field: 'packages', excerpt: dl.output, hint: 'is the package archive reachable? (apt-get update)' });
         await unpackDeb(dl.deb, root, 'build-failed');
+        // the maintainer scripts do not run: their update-alternatives calls are read instead
+        alternatives.push(...parseAlternatives(await debControlMember(dl.deb, 'postinst')));
         fs.rmSync(dl.deb, { force: true });
       }
+      const altLinks = linkAlternatives(root, alternatives, o.file);
       fs.rmSync(debs, { recursive: true, force: true });
       for (const p of PRUNE) fs.rmSync(path.join(root, p), { recursive: true, force: true });
       // every program and library must find its libraries in the layer, the base image or the host
@@ -215,7 +222,7 @@ export async function ensurePackageLayer(o: {
       const out = path.join(staging, 'layer.cpio');
       await cpioDir(root, out, false);
       fs.rmSync(root, { recursive: true, force: true });
-      const meta: LayerMeta = { packages: versions, hostLibs: [...hostLibs].sort(), sizeBytes: fs.statSync(out).size };
+      const meta: LayerMeta = { packages: versions, hostLibs: [...hostLibs].sort(), ...(altLinks.size ? { alternatives: Object.fromEntries(altLinks) } : {}), sizeBytes: fs.statSync(out).size };
       const m = store.publish(key, staging, meta);
       remember(key);
       await store.push(key, { label: 'the guest package layer', log: o.log });
@@ -226,4 +233,31 @@ export async function ensurePackageLayer(o: {
       throw e instanceof HarnessError ? e : new HarnessError('build-failed', `cannot build the guest package layer: ${(e as Error).message}`, { excerpt: tail(String((e as Error).stack ?? ''), 3) });
     }
   });
+}
+
+/**
+ * Make the links the packages' `update-alternatives --install` calls would (automatic mode: the
+ * highest priority whose target the layer has), where nothing is in the way. Every path stays
+ * under the layer's root (trust/paths.ts). Returns link -> target.
+ */
+export function linkAlternatives(root: string, all: readonly Alternative[], file: string): Map<string, string> {
+  const under = (p: string): string => confine(root, p.replace(/^\/+/, ''), { def: file, field: 'packages' });
+  const exists = (p: string): boolean => {
+    try {
+      fs.lstatSync(under(p));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const made = new Map<string, string>();
+  for (const [link, target] of chooseAlternatives(all, exists)) {
+    if (exists(link)) continue; // the package ships that file itself
+    // where the link goes, with symlinks in the layer resolved: still under its root
+    const at = confineReal(root, link.replace(/^\/+/, ''), { def: file, field: 'packages' }, { allowMissing: true });
+    fs.mkdirSync(path.dirname(at), { recursive: true });
+    fs.symlinkSync(target, at);
+    made.set(link, target);
+  }
+  return made;
 }

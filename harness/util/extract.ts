@@ -54,6 +54,12 @@ export async function unpackDeb(deb: string, root: string, kind: ErrorKind = 'ba
   if (x.exitCode !== 0) throw new HarnessError(kind, `cannot unpack ${deb}: ${x.stderr.trim().split('\n')[0] ?? ''}`, { file: deb, excerpt: tail(x.stderr, 5) });
 }
 
+/** A control member of a .deb (its postinst, say), at most `maxBytes`; '' when it has none. */
+export async function debControlMember(deb: string, member: string, maxBytes = 256 * 1024): Promise<string> {
+  const r = await run('dpkg-deb', ['--info', deb, member], { timeoutMs: 60_000, maxBuffer: maxBytes });
+  return r.exitCode === 0 ? r.stdout.slice(0, maxBytes) : '';
+}
+
 /** One member of a .deb's data archive, written to `out`. */
 export async function debMemberTo(deb: string, member: string, out: string): Promise<{ ok: boolean; stderr: string }> {
   const x = await run('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -xOf - "$2" > "$3"', 'x', deb, member, out], { timeoutMs: 10 * 60_000 });

@@ -111,3 +111,15 @@ describe('the built-in cases on both kernels (matrices/cases.yaml)', () => {
     expect(signal(v, 'rpfilter-drop').matches[0]?.text).toMatch(/^IP_RPFILTER at ip_rcv_finish_core/);
   });
 });
+
+describe('guest packages behave as installed', () => {
+  it("iptables is the nf_tables alternative (its postinst's update-alternatives read), and /etc/protocols and /etc/services are there", async () => {
+    const results = path.join(out, 'installed-packages');
+    const r = await cli(['repro', '--kernel', '6.1-fixed', '--case', 'test/fixtures/cases/installed-packages.yaml', '--json', '--results', results]);
+    if (r.exitCode !== 0) console.error(r.stderr.slice(-3000));
+    expect(r.exitCode).toBe(0);
+    const run = (JSON.parse(r.stdout) as { runs: Run[] }).runs[0]!;
+    expect(run.probes.map((p) => `${p.name}:${p.passed}`)).toEqual(['iptables-is-nft:true', 'protocols:true', 'services:true']);
+    expect(run.verdict).toBe('reproduced');
+  });
+});
