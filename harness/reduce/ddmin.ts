@@ -114,6 +114,7 @@ export async function ddmin(elements: readonly string[], o: DdminOptions): Promi
   // elements the closure of the input already lost (a dependent of something absent)
   if (c.length < elements.length) drop([...elements], c, '(closure)');
   let n = 2;
+  let offset = 0;
   let round = 0;
   for (;;) {
     round++;
@@ -139,17 +140,24 @@ export async function ddmin(elements: readonly string[], o: DdminOptions): Promi
         drop(c, subsets[i]!, memo.get(keyOf(subsets[i]!))!.trial);
         c = subsets[i]!;
         n = 2;
+        offset = 0;
         continue;
       }
     }
-    const complements = parts.map((_, k) => close(parts.filter((__, m) => m !== k).flat()));
+    // the complements, starting where the last successful one was (Hodovan and Kiss's "complement
+    // offset", as in picire): a chunk that mattered a round ago still matters, so going on from there
+    // instead of from the first chunk saves re-testing them; a round with no success still tries all
+    const order = parts.map((_, k) => (k + offset) % parts.length);
+    const complements = order.map((k) => close(parts.filter((__, m) => m !== k).flat()));
     const i = await firstBug(complements);
     if (i >= 0) {
       drop(c, complements[i]!, memo.get(keyOf(complements[i]!))!.trial);
       c = complements[i]!;
+      offset = order[i]!;
       n = Math.max(n - 1, 2);
       continue;
     }
+    offset = 0;
     if (n < c.length) {
       n = Math.min(2 * n, c.length);
       continue;

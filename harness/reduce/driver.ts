@@ -9,6 +9,7 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import { loadCase, type LoadedCase } from '../cases/load.ts';
 import { caseSchema, type CaseDef } from '../cases/schema.ts';
+import { renderCase } from '../cases/render.ts';
 import { loadKernel } from '../kernels/load.ts';
 import { artifactInfo } from '../kernels/artifact.ts';
 import type { RunRecord } from '../observe/types.ts';
@@ -50,9 +51,23 @@ export interface ReduceResult {
   markdown: string | null;
 }
 
-/** The content of a candidate, for the memo: the case it makes. */
+/** A case's content: its definition, hashed (key order does not matter). */
 export function candidateKey(def: CaseDef): string {
   return hashOf(def);
+}
+
+/**
+ * What a candidate runs, for the memo: the case bundle it renders to (the files the guest gets),
+ * so that two candidates the guest cannot tell apart (lo's entry without its MAC, or no entry: lo is
+ * brought up either way) are one trial. Everything else of the case (signature, signals, deadline)
+ * is the same in every candidate.
+ */
+export function runKey(def: CaseDef): string {
+  try {
+    return hashOf({ bundle: renderCase(def, { checkpoint: true }).files });
+  } catch {
+    return hashOf(def);
+  }
 }
 
 export async function runReduce(o: ReduceOptions): Promise<ReduceResult> {
@@ -77,7 +92,7 @@ export async function runReduce(o: ReduceOptions): Promise<ReduceResult> {
   const trials = new Map<string, TrialRecord>();
   let trialNo = 0;
   let runCount = 0;
-  const keyOf = (ids: readonly string[]): string => candidateKey(applyElements(lc.def, ce, ids));
+  const keyOf = (ids: readonly string[]): string => runKey(applyElements(lc.def, ce, ids));
 
   const runTrial = async (ids: readonly string[]): Promise<TestOutcome> => {
     const t0 = Date.now();
@@ -104,7 +119,19 @@ export async function runReduce(o: ReduceOptions): Promise<ReduceResult> {
     const run = async (role: Role, attempt: 1 | 2): Promise<RunOutcome> =>
       limit(async () => {
         const spec = { ...prepared.spec(kernelOf(role), lc.def.name, { label: `${id}-${attempt}`, repeat: repeatRun(plan, attempt) }), kcase: candidate };
-        const [r] = (await runAll([spec], prepared, { runDir: trialsDir, log: silentLogger, concurrency: 1 })) as [RunRecord];
+        let r: RunRecord;
+        try {
+          [r] = (await runAll([spec], prepared, { runDir: trialsDir, log: silentLogger, concurrency: 1 })) as [RunRecord];
+        } catch (err) {
+          // an interrupt, a full disk or a missing prerequisite ends the reduction; anything else
+          // (QEMU refusing to start, a snapshot removed under the run) is this run's error: not the bug
+          if (err instanceof HarnessError && err.kind !== 'internal' && err.kind !== 'boot-failed') throw err;
+          const message = err instanceof Error ? err.message : String(err);
+          log.warn(`${id}: the ${role} kernel's run ${attempt} failed in the harness: ${message} (counted as an error)`);
+          runCount++;
+          rec.runs.push({ role, attempt, kernel: kernelOf(role), verdict: 'error', reason: `harness: ${message}`, ms: 0, dir: '' });
+          return { verdict: 'error', reason: `harness: ${message}`, repeatable: false };
+        }
         runCount++;
         const cs = r.vm.repeat;
         if (cs?.caseSnapshot === 'created' && cs.caseSnapshotKey) createdSnapshots.push(cs.caseSnapshotKey);
