@@ -34,10 +34,8 @@ export function registerReduce(program: Command): void {
     .option('--no-install', 'never install missing host packages; fail with the command instead')
     .addHelpText(
       'after',
-      exitCodesHelp().replace(
-        /\n\s+1 {2}[^\n]*/,
-        '\n    1  the original case does not reproduce on --kernel (or also reproduces on --against): nothing to reduce; the verdicts say why',
-      ),
+      exitCodesHelp() +
+        '\n  For reduce, 0: reduced; 1: the original case does not reproduce on --kernel (or, with --against, also reproduces there or errs): nothing to reduce, the verdicts say why.',
     )
     .action((opts: ReduceOpts) => guarded(() => reduce(opts)));
 }
