@@ -42,6 +42,9 @@ export interface DdminOptions {
   onRound?: (r: RoundInfo) => void;
   /** results known before the search (key -> outcome), e.g. the original's confirmation */
   known?: Map<string, TestOutcome>;
+  /** the first round's number of chunks (default 2); the number of elements starts with a sweep of
+   *  single-element removals, for an input already known to be close to 1-minimal */
+  granularity?: number;
 }
 
 export interface DdminResult {
@@ -113,7 +116,7 @@ export async function ddmin(elements: readonly string[], o: DdminOptions): Promi
   };
   // elements the closure of the input already lost (a dependent of something absent)
   if (c.length < elements.length) drop([...elements], c, '(closure)');
-  let n = 2;
+  let n = Math.max(2, o.granularity ?? 2);
   let offset = 0;
   let round = 0;
   for (;;) {

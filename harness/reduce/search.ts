@@ -55,6 +55,9 @@ export async function reduceSearch(
       key: o.key,
       parallel: o.parallel,
       known: memo,
+      // after a simplification the case was 1-minimal a moment ago: a sweep of single removals is
+      // what can still succeed (coarser chunks were tried on the unsimplified case)
+      ...(passes > 1 ? { granularity: current.length } : {}),
       ...(o.onRound ? { onRound: (x: RoundInfo) => o.onRound!({ ...x, pass: passes }) } : {}),
     });
     for (const [k, v] of r.memo) memo.set(k, v);

@@ -86,6 +86,14 @@ describe('ddmin', () => {
     );
   });
 
+  it('starting at full granularity sweeps single removals: still 1-minimal', async () => {
+    const pred = (s: Set<string>): boolean => ['e1', 'e4', 'e6'].every((x) => s.has(x));
+    const o = oracle(pred);
+    const r = await ddmin(ids(8), { test: o.test, granularity: 8 });
+    expect(r.kept).toEqual(['e1', 'e4', 'e6']);
+    expect(isOneMinimal(r.kept, pred)).toBe(true);
+  });
+
   it('tests the empty candidate when one element is left (nothing assumed)', async () => {
     const r = await ddmin(['a'], { test: oracle(() => true).test });
     expect(r.kept).toEqual([]);
