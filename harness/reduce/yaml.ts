@@ -47,14 +47,17 @@ export function deleteItems(seq: YAMLSeq, drop: ReadonlySet<number>): void {
     }
     let b = a;
     while (b + 1 < n && drop.has(b + 1)) b++;
-    const first = seq.items[a] as { commentBefore?: string | null };
     const next = b + 1 < n ? (seq.items[b + 1] as { commentBefore?: string | null }) : null;
-    const groupGoesOn = next !== null && !next.commentBefore;
-    if (a === 0) {
-      // the first item's comment line is usually the sequence's own
-      if (!groupGoesOn) delete seq.commentBefore;
-      else if (first.commentBefore && !seq.commentBefore) next!.commentBefore = first.commentBefore;
-    } else if (first.commentBefore && groupGoesOn) next!.commentBefore = first.commentBefore;
+    // the comment line that heads the next survivor's group: the last one in the deleted run
+    let header: string | null = null;
+    for (let i = a; i <= b; i++) header = (seq.items[i] as { commentBefore?: string | null }).commentBefore ?? header;
+    if (next && !next.commentBefore) {
+      // the survivor goes on the group of the last comment line before it
+      if (header) {
+        if (a === 0) seq.commentBefore = header;
+        else next.commentBefore = header;
+      }
+    } else if (a === 0) delete seq.commentBefore; // the first item's comment line is the sequence's own: its group is gone
     a = b + 1;
   }
   for (const i of [...drop].sort((x, y) => y - x)) if (i < n) seq.items.splice(i, 1);

@@ -301,6 +301,16 @@ describe('reduced YAML', () => {
     const out2 = reducedYaml(text, mesos.def, ce, allBut(['filters[0]', 'filters[5]']));
     expect(out2).toContain('# host, traffic leaving the container (mesos1 ingress)');
     expect(out2).toMatch(/# host, traffic into the container\n\s+- \{ dev: lo, parent: ingress/);
+    // a deleted run that crosses groups: the survivor gets the comment of its own group
+    const out3 = reducedYaml(text, mesos.def, ce, allBut(['sysctls[0]', 'sysctls[1]', 'sysctls[2]', 'sysctls[3]', 'sysctls[4]', 'sysctls[5]']));
+    expect(out3).not.toContain('host, as Mesos sets it');
+    expect(out3).toMatch(/sysctls:\n\s+# container\n\s+- \{ ns: container, key: net.ipv4.conf.lo.accept_local/);
+    const padded = loadCase(path.join(repoRoot, 'test/fixtures/cases/rp-filter-selftest-padded.yaml'));
+    const cp = caseElements(padded.def);
+    const keepFrom32 = cp.elements.map((e) => e.id).filter((id) => !/^sysctls\[([0-9]|[12][0-9]|3[01])\]$/.test(id));
+    const out4 = reducedYaml(fs.readFileSync(padded.file, 'utf8'), padded.def, cp, keepFrom32);
+    expect(out4).not.toContain('padding: a host');
+    expect(out4).toMatch(/sysctls:\n\s+# the selftest's own\n\s+- \{ key: net.ipv4.conf.all.accept_local/);
     // a comment on an item's line goes with the item
     expect(reducedYaml(text, mesos.def, ce, allBut(['interfaces[2]']))).not.toContain('Mesos sets the host-side veth MAC');
     expect(reducedYaml(text, mesos.def, ce, allBut(['interfaces[2].mac']))).toContain('- { dev: mesos1 } # Mesos sets the host-side veth MAC');
