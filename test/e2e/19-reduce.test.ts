@@ -53,8 +53,10 @@ describe('reduce', () => {
     expect(reduced.def.links.map((l) => l.name)).toContain('veth1');
     expect(reduced.def.filters.length).toBeGreaterThan(0);
     expect(reduced.def.filters.every((f) => typeof f.action === 'object')).toBe(true);
-    // the comments of what survives are kept
+    // the comments of what survives are kept, the padding's go with it
     expect(text).toContain("# The kernel's own evidence.");
+    expect(text).toContain('# 1. ns2 lo egress -> veth2 egress');
+    expect(text).not.toContain('# padding');
     expect(rep.reduced.elements.length).toBeLessThan(rep.original.elements.length / 2);
     // every element has its trial
     for (const e of rep.elements) if (e.status !== 'required') expect(e.trial, e.id).toMatch(/^t\d{4}$/);
