@@ -136,7 +136,8 @@ export async function runReduce(o: ReduceOptions): Promise<ReduceResult> {
         const cs = r.vm.repeat;
         if (cs?.caseSnapshot === 'created' && cs.caseSnapshotKey) createdSnapshots.push(cs.caseSnapshotKey);
         rec.runs.push({ role, attempt, kernel: r.kernel, verdict: r.verdict, reason: r.reason, ms: r.durationMs, dir: path.dirname(r.files.console) });
-        return { verdict: r.verdict, reason: r.reason, repeatable: cs !== undefined && cs.caseSnapshot !== 'none', ms: r.durationMs };
+        // the probes ran: the setup completed (a setup step that failed stops the case before them)
+        return { verdict: r.verdict, reason: r.reason, repeatable: r.probes.length > 0, ms: r.durationMs };
       });
     try {
       const j = await judgeTrial(run, { against: fixedK !== null });

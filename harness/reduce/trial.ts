@@ -4,8 +4,8 @@
 // reproduced on both) is "not the bug". Every answer is confirmed by a repeat before it steers the
 // search (a repeat restores the candidate as set up, its case snapshot: ~0.35 s), so that one flaky
 // run cannot shrink the case wrongly; runs that disagree make the trial "not the bug" (flaky), which
-// can only keep an element, never drop one. A candidate whose setup failed before its checkpoint
-// (no case snapshot: a setup step failed, which is deterministic) is not repeated.
+// can only keep an element, never drop one. A candidate whose setup failed (a setup step failed,
+// which is deterministic; its probes never ran) is not repeated.
 import type { Verdict } from '../observe/types.ts';
 
 export type Role = 'buggy' | 'fixed';
@@ -13,7 +13,8 @@ export type Role = 'buggy' | 'fixed';
 export interface RunOutcome {
   verdict: Verdict;
   reason: string;
-  /** the candidate reached its checkpoint: a repeat restores it as set up */
+  /** the candidate's setup completed (its probes ran): a repeat restores it as set up from its case
+   *  snapshot, or sets it up again with snapshots off */
   repeatable: boolean;
   /** where the run's evidence is */
   dir?: string;
