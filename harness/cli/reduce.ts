@@ -84,6 +84,7 @@ export async function reduce(opts: ReduceOpts): Promise<number> {
       .filter((l) => l !== '')
       .join('\n'),
   );
-  if (opts.json) process.stdout.write(JSON.stringify(rep, null, 2) + '\n');
+  // a large JSON into a pipe: wait until it is handed over before the process exits
+  if (opts.json) await new Promise<void>((resolve) => process.stdout.write(JSON.stringify(rep, null, 2) + '\n', () => resolve()));
   return ExitCode.ok;
 }
