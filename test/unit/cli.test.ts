@@ -105,7 +105,7 @@ describe('the kernel-repro command', { timeout: 180_000 }, () => {
   it('every command documents the same exit codes in its --help; bisect-run documents git bisect run codes', async () => {
     const table = (codes: readonly ExitCodeDoc[]): string[] => codes.map((c) => `${String(c.code).padStart(3)}  ${c.meaning}`);
     const squash = (s: string): string => s.replace(/\s+/g, ' ');
-    const cmds = [[], ['repro'], ['matrix'], ['report', 'merge'], ['verify'], ['bisect'], ['bench'], ['doctor'], ['cache'], ['cache', 'gc']];
+    const cmds = [[], ['repro'], ['matrix'], ['report', 'merge'], ['verify'], ['bisect'], ['bench'], ['doctor'], ['cache'], ['cache', 'gc'], ['reduce']];
     const helps = await Promise.all(cmds.map((cmd) => kr([...cmd, '--help'])));
     cmds.forEach((cmd, i) => {
       expect(helps[i]!.exitCode, cmd.join(' ')).toBe(0);
