@@ -40,6 +40,9 @@ export async function guarded(body: () => Promise<number>, exitCodeOf: (err: unk
   } catch (err) {
     fail(err, exitCodeOf);
   }
+  // a large --json written into a pipe is still in flight: process.exit would cut it (64 KiB of
+  // 400 KB reached a slow reader); let it drain first (SIGINT's backstop still ends a stuck one)
+  await new Promise<void>((resolve) => (process.stdout.writableLength === 0 ? resolve() : process.stdout.write('', () => resolve())));
   // after SIGINT/SIGTERM the run ends as interrupted, whatever the body made of it
   process.exit(wasInterrupted() ? ExitCode.interrupted : code);
 }
