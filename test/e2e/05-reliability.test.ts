@@ -118,7 +118,8 @@ describe('reliability', () => {
     expect(r2.exitCode).toBe(0);
     const both = r1.stderr + r2.stderr;
     expect(both.match(/built shared-build/g) ?? []).toHaveLength(1);
-    expect(both).toMatch(/waiting for another run building/);
+    // the second run says what it waits for and who holds it (util/lock.ts)
+    expect(both).toMatch(/waiting for the kernel tree \S+ \(to build shared-build\): held by pid \d+ on \S+ \(building shared-build, since /);
     for (const r of [r1, r2]) expect((JSON.parse(r.stdout) as { runs: Array<{ verdict: string }> }).runs[0]!.verdict).toBe('not-reproduced');
   });
 });
