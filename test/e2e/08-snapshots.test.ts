@@ -3,6 +3,7 @@
 // with the same kernel evidence; a damaged snapshot is detected and made again; a restored guest
 // is held to its deadline like any other; snapshots off means cold boots and nothing saved.
 import { beforeAll, describe, expect, it } from 'vitest';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadCase } from '../../harness/cases/load.ts';
@@ -84,9 +85,20 @@ describe('booted-kernel snapshots', () => {
     const t = await runCase({ ...base, label: 'd1' });
     expect(t.vm.snapshot?.use).toBe('created');
     expect(t.verdict).toBe('reproduced');
-    // 2. same size, garbage: QEMU refuses to load it, the run boots cold instead
+    // 2. same size, garbage: written since its digest was checked (the entry's stamps), so it is
+    // hashed again, does not match its manifest and is discarded before QEMU starts
     const size = fs.statSync(file).size;
     fs.writeFileSync(file, Buffer.alloc(size, 0x5a));
+    const w = await runCase({ ...base, label: 'd2w' });
+    expect(w.vm.snapshot?.use).toBe('created');
+    expect(w.verdict).toBe('reproduced');
+    // 2b. garbage its manifest vouches for (as a state made by another QEMU build would be): QEMU
+    // refuses to load it, and the run boots cold instead
+    fs.writeFileSync(file, Buffer.alloc(fs.statSync(file).size, 0x5a)); // the state d2w saved
+    const mf = path.join(snapCache, 'snapshots', key, 'manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(mf, 'utf8')) as { files: Record<string, string> };
+    manifest.files['snapshot.bin'] = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    fs.writeFileSync(mf, JSON.stringify(manifest));
     const g = await runCase({ ...base, label: 'd2' });
     expect(g.vm.snapshot?.use).toBe('created');
     expect(g.vm.snapshot?.note).toMatch(/did not load \(QEMU refused the state: qemu-system-x86_64: load of migration failed/);
