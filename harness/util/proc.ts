@@ -196,6 +196,10 @@ export function installSignalHandlers(onInterrupt: () => void): void {
   const handler = (): void => {
     if (interruptedFlag) hardExit();
     interruptedFlag = true;
+    // however the process ends from here (the body unwinding to guarded()'s exit, the backstop, or
+    // the event loop running dry while a wait of the killed guest never settles, which Node ends
+    // with 13, "unsettled top-level await", unless an exit code is set): exit 130
+    process.exitCode = ExitCode.interrupted;
     killAll();
     abortRun();
     setTimeout(hardExit, INTERRUPT_BACKSTOP_MS).unref();

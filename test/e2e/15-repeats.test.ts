@@ -27,7 +27,9 @@ const cases = [loadCase(fixture), loadCase('rp-filter-mesos')];
 let prepared: Prepared;
 
 beforeAll(async () => {
-  prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log: makeLogger(), install: false, workDir: runDir });
+  // install: the fixture's guest packages (tcpdump for its capture) are fetched into the cache if missing
+  // (--no-install would stop at them: defect 10); nothing is installed on the host
+  prepared = await prepare({ kernels, cases, cacheDir: cacheRoot(), log: makeLogger(), install: true, workDir: runDir });
 }, 20 * 60_000);
 
 function caseSnapshots(): string[] {
