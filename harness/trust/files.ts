@@ -166,3 +166,26 @@ export const LIMITS = {
   /** a file a case takes from the kernel tree (a kselftest script) */
   sourceFile: 1024 * 1024,
 } as const;
+
+/**
+ * A file of the host's kernel interfaces (/proc/<pid>/stat, /proc/<pid>/environ, boot_id): trusted,
+ * but read the same bounded way (at most `maxBytes`; /proc files report size 0, so no size check).
+ * Throws the file system's error when it cannot be read (a process gone meanwhile).
+ */
+export function readHostBytes(file: string, maxBytes = 1024 * 1024): Buffer {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    while (total < maxBytes) {
+      const chunk = Buffer.alloc(Math.min(64 * 1024, maxBytes - total));
+      const r = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (r === 0) break;
+      chunks.push(chunk.subarray(0, r));
+      total += r;
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { runSignal, sleep, throwIfAborted } from './cancel.ts';
 import { HarnessError } from './errors.ts';
 import { killLeftoversOf } from './proc.ts';
-import { readInputFile } from '../trust/files.ts';
+import { readHostBytes, readInputFile } from '../trust/files.ts';
 
 /** Who holds a lock, as written in the lock file. */
 export interface LockOwner {
@@ -58,7 +58,7 @@ export interface ProcessProbe {
 
 function readTrim(file: string): string | undefined {
   try {
-    return fs.readFileSync(file, 'utf8').trim() || undefined;
+    return readHostBytes(file, 64 * 1024).toString('utf8').trim() || undefined;
   } catch {
     return undefined;
   }

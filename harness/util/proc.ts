@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { abortRun } from './cancel.ts';
+import { readHostBytes } from '../trust/files.ts';
 import { isNoSpace } from './disk.ts';
 import { ExitCode, HarnessError, NO_SPACE_HINT, normalizeError } from './errors.ts';
 
@@ -57,7 +58,7 @@ const MAX_LINE_CHARS = 4096;
 export const RUN_MARK_ENV = 'KERNEL_REPRO_RUN';
 function startTimeOf(pid: number): string {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readHostBytes(`/proc/${pid}/stat`).toString('utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '0';
   } catch {
     return '0';
@@ -83,7 +84,7 @@ export function killLeftoversOf(pid: number, startTime: string, waitMs = 3000): 
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     let env: Buffer;
     try {
-      env = fs.readFileSync(`/proc/${e}/environ`);
+      env = readHostBytes(`/proc/${e}/environ`);
     } catch {
       continue; // gone, or a kernel thread
     }
@@ -99,7 +100,7 @@ export function killLeftoversOf(pid: number, startTime: string, waitMs = 3000): 
   const until = Date.now() + waitMs;
   const gone = (v: number): boolean => {
     try {
-      const st = fs.readFileSync(`/proc/${v}/stat`, 'utf8');
+      const st = readHostBytes(`/proc/${v}/stat`).toString('utf8');
       const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
       return state === 'Z' || state === 'X';
     } catch {
