@@ -12,7 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cacheRoot, repoRoot } from '../../harness/util/paths.ts';
-import { lockFileOf, systemProbe, type LockOwner } from '../../harness/util/lock.ts';
+import { lockFileOf, type LockOwner } from '../../harness/util/lock.ts';
+import { holdLockFor } from '../lock-holder.ts';
 import { fileTempDir } from '../tmp.ts';
 
 const tmp = fileTempDir('kr-conc-');
@@ -235,18 +236,7 @@ describe('a wait for a held tree', () => {
     fs.mkdirSync(path.dirname(lock), { recursive: true });
     const holder = execa('sleep', ['120'], { reject: false });
     try {
-      const rec: LockOwner = {
-        pid: holder.pid!,
-        host: systemProbe.host(),
-        ...(systemProbe.bootId() ? { bootId: systemProbe.bootId()! } : {}),
-        ...(systemProbe.pidNs() ? { pidNs: systemProbe.pidNs()! } : {}),
-        startTime: systemProbe.startTime(holder.pid!)!,
-        what: 'building 6.1-vanilla',
-        command: 'kernel-repro repro',
-        since: new Date(Date.now() - 3_600_000).toISOString(),
-        token: 'held',
-      };
-      fs.writeFileSync(lockFileOf(lock), JSON.stringify(rec));
+      const rec = holdLockFor(holder.pid!, lock, { what: 'building 6.1-vanilla', since: new Date(Date.now() - 3_600_000) });
       const old = new Date(Date.now() - 3_600_000);
       fs.utimesSync(lockFileOf(lock), old, old); // no heartbeat for an hour: still its lock
       const t0 = Date.now();

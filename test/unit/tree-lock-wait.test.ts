@@ -7,7 +7,7 @@ import path from 'node:path';
 import { readTreeFiles } from '../../harness/kernels/build.ts';
 import type { LoadedKernel } from '../../harness/kernels/load.ts';
 import type { SourceIdentity } from '../../harness/kernels/source.ts';
-import { lockFileOf, systemProbe, type LockOwner } from '../../harness/util/lock.ts';
+import { holdLockFor } from '../lock-holder.ts';
 import { testTempDir } from '../tmp.ts';
 
 describe('readTreeFiles waits for the tree, saying for what and who holds it', () => {
@@ -16,18 +16,7 @@ describe('readTreeFiles waits for the tree, saying for what and who holds it', (
     const treeRoot = path.join(cacheDir, 'trees', 'tree-x');
     fs.mkdirSync(treeRoot, { recursive: true });
     const holder = execa('sleep', ['60'], { reject: false });
-    const rec: LockOwner = {
-      pid: holder.pid!,
-      host: systemProbe.host(),
-      ...(systemProbe.bootId() ? { bootId: systemProbe.bootId()! } : {}),
-      ...(systemProbe.pidNs() ? { pidNs: systemProbe.pidNs()! } : {}),
-      startTime: systemProbe.startTime(holder.pid!)!,
-      what: 'building 6.1-vanilla',
-      command: 'kernel-repro repro',
-      since: new Date().toISOString(),
-      token: 't',
-    };
-    fs.writeFileSync(lockFileOf(path.join(treeRoot, '.lock')), JSON.stringify(rec));
+    holdLockFor(holder.pid!, path.join(treeRoot, '.lock'), { what: 'building 6.1-vanilla', token: 't' });
     const src: SourceIdentity = {
       id: 'src-x',
       treeId: 'tree-x',
