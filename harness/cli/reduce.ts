@@ -85,6 +85,6 @@ export async function reduce(opts: ReduceOpts): Promise<number> {
       .join('\n'),
   );
   // a large JSON into a pipe: wait until it is handed over before the process exits
-  if (opts.json) await new Promise<void>((resolve) => process.stdout.write(JSON.stringify(rep, null, 2) + '\n', () => resolve()));
+  if (opts.json) process.stdout.write(JSON.stringify(rep, null, 2) + '\n'); // guarded() lets it drain before exiting
   return ExitCode.ok;
 }

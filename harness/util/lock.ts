@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runSignal, sleep, throwIfAborted } from './cancel.ts';
 import { HarnessError } from './errors.ts';
-import { killLeftoversOf } from './proc.ts';
+import { killLeftoversOf, procStat } from './proc.ts';
 import { readHostBytes, readInputFile } from '../trust/files.ts';
 
 /** Who holds a lock, as written in the lock file. */
@@ -64,13 +64,7 @@ function readTrim(file: string): string | undefined {
   }
 }
 
-/** Field 22 (starttime) of /proc/<pid>/stat; the command name (field 2) may hold spaces and parentheses. */
-export function parseStatStartTime(stat: string): string | undefined {
-  const close = stat.lastIndexOf(')');
-  if (close < 0) return undefined;
-  const rest = stat.slice(close + 2).split(' ');
-  return rest[19]; // fields 3.. after the name: starttime is field 22
-}
+export { parseStatStartTime } from './proc.ts';
 
 export const systemProbe: ProcessProbe = {
   host: () => os.hostname(),
@@ -88,15 +82,12 @@ export const systemProbe: ProcessProbe = {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
     }
-    // a zombie (killed, not yet reaped by its parent) holds nothing
-    const stat = readTrim(`/proc/${pid}/stat`);
-    const state = stat === undefined ? undefined : stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
+    // a zombie (killed, not yet reaped by its parent) holds nothing; a stat that cannot be read
+    // leaves the signal's answer (alive) standing
+    const s = procStat(pid);
+    return !(s && (s.state === 'Z' || s.state === 'X'));
   },
-  startTime(pid) {
-    const stat = readTrim(`/proc/${pid}/stat`);
-    return stat === undefined ? undefined : parseStatStartTime(stat);
-  },
+  startTime: (pid) => procStat(pid)?.startTime,
 };
 
 export interface LockOptions {

@@ -56,15 +56,33 @@ const MAX_LINE_CHARS = 4096;
  * (`killLeftoversOf`) before it touches what the lock guards.
  */
 export const RUN_MARK_ENV = 'KERNEL_REPRO_RUN';
-function startTimeOf(pid: number): string {
-  try {
-    const stat = readHostBytes(`/proc/${pid}/stat`).toString('utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '0';
-  } catch {
-    return '0';
-  }
+
+/** Field 22 (starttime) of /proc/<pid>/stat; the command name (field 2) may hold spaces and parentheses. */
+export function parseStatStartTime(stat: string): string | undefined {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) return undefined;
+  return stat.slice(close + 2).split(' ')[19]; // fields 3.. after the name: starttime is field 22
 }
-const runMark = `${process.pid}:${startTimeOf(process.pid)}`;
+
+/** A process as /proc/<pid>/stat shows it (state letter, start time), or undefined when it is gone. */
+export function procStat(pid: number): { state: string; startTime: string | undefined } | undefined {
+  let stat: string;
+  try {
+    stat = readHostBytes(`/proc/${pid}/stat`, 64 * 1024).toString('utf8');
+  } catch {
+    return undefined;
+  }
+  const close = stat.lastIndexOf(')');
+  return { state: close < 0 ? '' : stat.slice(close + 2, close + 3), startTime: parseStatStartTime(stat) };
+}
+
+/** Gone, or a zombie (killed, not yet reaped by its parent): holds nothing, runs nothing. */
+export function procGone(pid: number): boolean {
+  const s = procStat(pid);
+  return s === undefined || s.state === 'Z' || s.state === 'X';
+}
+
+const runMark = `${process.pid}:${procStat(process.pid)?.startTime ?? '0'}`;
 
 /**
  * SIGKILL every process on this machine that carries the run mark of a dead harness process
@@ -98,17 +116,8 @@ export function killLeftoversOf(pid: number, startTime: string, waitMs = 3000): 
     }
   }
   const until = Date.now() + waitMs;
-  const gone = (v: number): boolean => {
-    try {
-      const st = readHostBytes(`/proc/${v}/stat`).toString('utf8');
-      const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
-      return state === 'Z' || state === 'X';
-    } catch {
-      return true;
-    }
-  };
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  while (Date.now() < until && !victims.every(gone)) Atomics.wait(pause, 0, 0, 20);
+  while (Date.now() < until && !victims.every(procGone)) Atomics.wait(pause, 0, 0, 20);
   return victims.length;
 }
 let interruptedFlag = false;
