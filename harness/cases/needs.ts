@@ -26,7 +26,7 @@ export interface CaseNeeds {
 /** The packages a case's features run in the guest (the harness provides everything else from busybox and iproute2). */
 export function featurePackages(c: CaseDef): string[] {
   const out: string[] = [];
-  if (c.probes.some((p) => 'udp' in p) || c.servers.some((s) => s.udpListen !== undefined)) out.push('socat');
+  if (c.probes.some((p) => 'udp' in p || ('tcp' in p && p.tcp.sport !== undefined)) || c.servers.some((s) => s.udpListen !== undefined)) out.push('socat');
   if (c.captures.length) out.push('tcpdump');
   if (c.nftables.length) out.push('nftables');
   return out;

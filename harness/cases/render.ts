@@ -68,7 +68,11 @@ function filterLine(f: Filter): string {
 export function probeCommand(p: Probe): string[] {
   const secs = Math.max(1, Math.ceil(p.timeoutMs / 1000));
   if ('ping' in p) return ['/bin/busybox', 'ping', ...(familyOf(p.ping) === 6 ? ['-6'] : []), '-c', String(p.count), '-W', String(secs), p.ping];
-  if ('tcp' in p) return ['/bin/busybox', 'nc', '-w', String(secs), ...(p.tcp.sport !== undefined ? ['-p', String(p.tcp.sport)] : []), p.tcp.host, String(p.tcp.port)];
+  // busybox nc binds its -p port in listen mode only: a source port takes socat (reuseaddr: a port a
+  // previous probe's connection holds in TIME_WAIT can be bound again); stdin is /dev/null, -t waits for the reply
+  if ('tcp' in p && p.tcp.sport !== undefined)
+    return ['socat', '-T', String(secs), '-t', String(secs), '-', `TCP:${familyOf(p.tcp.host) === 6 ? `[${p.tcp.host}]` : p.tcp.host}:${p.tcp.port},sourceport=${p.tcp.sport},reuseaddr`];
+  if ('tcp' in p) return ['/bin/busybox', 'nc', '-w', String(secs), p.tcp.host, String(p.tcp.port)];
   if ('udp' in p) return ['/kr/udp-probe', p.udp.host, String(p.udp.port), String(secs), ...(p.udp.sport !== undefined ? [String(p.udp.sport)] : [])];
   return [...p.exec.argv];
 }

@@ -201,7 +201,7 @@ const probeSchema = z.union([
       port: z.number().int().min(1).max(65535),
       /** the probe passes when the server's reply contains this token */
       expect: z.string().regex(TOKEN_RE, 'must be a short token: letters, digits, _ . : / -'),
-      /** connect from this local port (busybox nc -p) */
+      /** connect from this local port (the probe is then socat's, with sourceport= and reuseaddr) */
       sport: port.optional(),
     }),
   }),

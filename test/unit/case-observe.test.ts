@@ -1,6 +1,8 @@
 // The observation part of the case language (issue 21): the `splat` signal kind, `signature.absent`,
 // tracepoints `during` the steps, probe source ports and absence tokens on probes and steps.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { caseMessages, parseSplats, SPLAT_MAX_LINES, splatWatch } from '../../harness/observe/splat.ts';
@@ -8,6 +10,12 @@ import { evaluateSignals, signalSchema, type SignalResult } from '../../harness/
 import { decideVerdict, type VerdictInput } from '../../harness/observe/verdict.ts';
 import { detectPanic } from '../../harness/observe/panic.ts';
 import type { Observations } from '../../harness/observe/signals/types.ts';
+import { parseTrace, tracePhases, unavailableTracepoints } from '../../harness/observe/trace.ts';
+import { caseSchema, type CaseDef } from '../../harness/cases/schema.ts';
+import { probeCommand, renderCase, shq } from '../../harness/cases/render.ts';
+import { caseNeeds } from '../../harness/cases/needs.ts';
+import { signalState } from '../../harness/report/outcome.ts';
+import { repoRoot } from '../../harness/util/paths.ts';
 
 const fixture = (name: string): string => fs.readFileSync(path.join(__dirname, '../fixtures/splats', name), 'utf8');
 
@@ -208,5 +216,155 @@ describe('verdict: signature.absent', () => {
   it('evaluateSignals gives the absent role', () => {
     const r = evaluateSignals([signalSchema.parse({ name: 'a', kind: 'splat' }), signalSchema.parse({ name: 'b', kind: 'splat' }), signalSchema.parse({ name: 'c', kind: 'splat' })], ['a'], obs(''), ['b']);
     expect(r.map((x) => x.role)).toEqual(['signature', 'absent', 'evidence']);
+  });
+});
+
+describe('case file: the observation fields', () => {
+  const base = {
+    name: 'c',
+    description: 'd',
+    probes: [{ name: 'p', exec: { argv: ['true'] } }],
+    signature: { probe: 'p' },
+  };
+  const parse = (x: object) => caseSchema.safeParse({ ...base, ...x });
+  const issues = (x: object): string[] => {
+    const r = parse(x);
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+
+  it('signature.absent names declared signals, never one of signature.signals', () => {
+    const signals = [{ name: 'a', kind: 'splat' }, { name: 'b', kind: 'splat', type: 'warn' }];
+    expect(issues({ signals, signature: { probe: 'p', signals: ['a'], absent: ['b'] } })).toEqual([]);
+    expect(issues({ signals, signature: { probe: 'p', absent: ['zz'] } })).toEqual(['signature.absent.0: no signal named "zz" (signals: a, b)']);
+    expect(issues({ signals, signature: { probe: 'p', signals: ['a'], absent: ['a'] } })[0]).toMatch(/^signature\.absent\.0: signal "a" is in signature.signals too/);
+  });
+
+  it('tokens: printable, spaces inside allowed, no control characters or outer blanks', () => {
+    expect(issues({ steps: [{ name: 's', exec: ['ip', 'route'], expect: '203.0.113.0', absent: 'proto kernel' }] })).toEqual([]);
+    expect(issues({ steps: [{ name: 's', exec: ['ip'], absent: 'a\nb' }] })[0]).toMatch(/^steps\.0\.absent: must be printable/);
+    expect(issues({ steps: [{ name: 's', exec: ['ip'], expect: ' x' }] })[0]).toMatch(/^steps\.0\.expect:/);
+    expect(issues({ probes: [{ name: 'p', exec: { argv: ['true'], absent: "it's $(x)" } }] })).toEqual([]);
+  });
+
+  it('sport: a port on udp and tcp probes', () => {
+    expect(issues({ probes: [{ name: 'p', udp: { host: '192.0.2.2', port: 53, sport: 1000, expect: 'x' } }] })).toEqual([]);
+    expect(issues({ probes: [{ name: 'p', tcp: { host: '192.0.2.2', port: 80, sport: 0, expect: 'x' } }] })[0]).toMatch(/^probes\.0\.tcp\.sport:/);
+  });
+
+  it('during: probes, steps or all', () => {
+    expect(issues({ signals: [{ name: 't', kind: 'tracepoint', event: 'neigh:neigh_update', during: 'steps' }] })).toEqual([]);
+    expect(issues({ signals: [{ name: 't', kind: 'tracepoint', event: 'neigh:neigh_update', during: 'setup' }] })[0]).toMatch(/^signals\.0\.during:/);
+  });
+
+  it('stopOnSignal works with a splat signature signal', () => {
+    expect(issues({ probes: [{ name: 'p', exec: { argv: ['true'] }, stopOnSignal: true }], signals: [{ name: 'w', kind: 'splat' }], signature: { probe: 'p', signals: ['w'] } })).toEqual([]);
+  });
+});
+
+describe('rendering the observation fields', () => {
+  const def = (x: object): CaseDef =>
+    caseSchema.parse({ name: 'c', description: 'd', namespaces: ['ns2'], probes: [{ name: 'p', exec: { argv: ['true'] } }], signature: { probe: 'p' }, ...x });
+  const lines = (c: CaseDef): string[] => renderCase(c).files['/case/steps.sh']!.split('\n');
+
+  it('probe source ports: socat sourceport= for udp and tcp; a tcp probe without one stays busybox nc', () => {
+    const c = def({ probes: [
+      { name: 'u', udp: { host: '192.0.2.2', port: 53, sport: 1000, expect: 'x' } },
+      { name: 't', tcp: { host: '2001:db8::2', port: 80, sport: 2000, expect: 'x' } },
+      { name: 'n', tcp: { host: '192.0.2.2', port: 80, expect: 'x' } },
+    ], signature: { probe: 'u' } });
+    expect(probeCommand(c.probes[0]!)).toEqual(['/kr/udp-probe', '192.0.2.2', '53', '5', '1000']);
+    expect(probeCommand(c.probes[1]!)).toEqual(['socat', '-T', '5', '-t', '5', '-', 'TCP:[2001:db8::2]:80,sourceport=2000,reuseaddr']);
+    expect(probeCommand(c.probes[2]!)).toEqual(['/bin/busybox', 'nc', '-w', '5', '192.0.2.2', '80']);
+    expect(caseNeeds(c).packages).toEqual(['socat']);
+    expect(caseNeeds(def({ probes: [{ name: 'n', tcp: { host: '192.0.2.2', port: 80, expect: 'x' } }], signature: { probe: 'n' } })).packages).toEqual([]);
+  });
+
+  it('output tokens travel as quoted variables on the line before the call', () => {
+    const l = lines(def({ steps: [{ name: 's', exec: ['ip', 'route'], expect: '203.0.113.0', absent: "proto kernel's" }], probes: [{ name: 'p', exec: { argv: ['true'], absent: 'x y' } }] }));
+    const step = l.findIndex((x) => x.startsWith('kr_step exec:s'));
+    expect(l.slice(step - 2, step)).toEqual(['KR_EXPECT=203.0.113.0', "KR_ABSENT='proto kernel'\\''s'"]);
+    const probe = l.findIndex((x) => x.startsWith('kr_probe p '));
+    expect(l[probe - 1]).toBe("KR_ABSENT='x y'");
+  });
+
+  it('phases: marks in the kernel log; tracepoints armed before the steps only when a signal wants them', () => {
+    const plain = lines(def({ steps: [{ name: 's', exec: ['true'] }], tracepoints: ['fib'] }));
+    const at = (l: string[], re: RegExp): number => l.findIndex((x) => re.test(x));
+    expect(at(plain, /^kr_phase steps$/)).toBeLessThan(at(plain, /^kr_step /));
+    expect(at(plain, /^kr_trace_on fib$/)).toBeGreaterThan(at(plain, /^kr_step /));
+    expect(at(plain, /^kr_phase probes$/)).toBeLessThan(at(plain, /^kr_probe /));
+    expect(at(plain, /^kr_phase after$/)).toBeGreaterThan(at(plain, /^kr_probe /));
+    expect(plain.some((x) => x.startsWith('kr_trace_mark'))).toBe(false);
+    const early = lines(def({ steps: [{ name: 's', exec: ['true'] }], tracepoints: ['fib'], signals: [{ name: 't', kind: 'tracepoint', event: 'neigh:neigh_update', during: 'steps' }] }));
+    expect(at(early, /^kr_trace_on fib neigh\/neigh_update$/)).toBeLessThan(at(early, /^kr_step /));
+    expect(at(early, /^kr_trace_mark steps$/)).toBe(at(early, /^kr_trace_on /) + 1);
+    expect(at(early, /^kr_trace_mark probes$/)).toBeGreaterThan(at(early, /^kr_step /));
+    expect(at(early, /^kr_trace_mark probes$/)).toBeLessThan(at(early, /^kr_probe /));
+    expect(early.filter((x) => x.startsWith('kr_trace_on')).length).toBe(1);
+  });
+});
+
+describe('trace phases', () => {
+  const ev = (ts: number, event: string, text: string): string => `            init-1       [000] .....     ${ts.toFixed(6)}: ${event}: ${text}`;
+  it('events between the marks are the steps\'; a trace without marks is the probes\'', () => {
+    const t = [ev(1, 'tracing_mark_write', 'kernel-repro: phase steps'), ev(2, 'neigh_update', 'a'), ev(3, 'tracing_mark_write', 'kernel-repro: phase probes'), ev(4, 'neigh_update', 'b')].join('\n');
+    expect(tracePhases(parseTrace(t)).map((e) => [e.text, e.phase])).toEqual([['a', 'steps'], ['b', 'probes']]);
+    expect(tracePhases(parseTrace(ev(4, 'neigh_update', 'b'))).map((e) => e.phase)).toEqual(['probes']);
+  });
+
+  it('a tracepoint signal counts the events of its phase', () => {
+    const t = tracePhases(parseTrace([ev(1, 'tracing_mark_write', 'kernel-repro: phase steps'), ev(2, 'neigh_update', 'a'), ev(3, 'tracing_mark_write', 'kernel-repro: phase probes'), ev(4, 'neigh_update', 'b'), ev(5, 'neigh_update', 'c')].join('\n')));
+    const specs = ['probes', 'steps', 'all'].map((d) => signalSchema.parse({ name: d, kind: 'tracepoint', event: 'neigh:neigh_update', during: d }));
+    const r = evaluateSignals(specs, [], obs('', { trace: t.filter((e) => e.phase === 'probes'), traceAll: t }));
+    expect(r.map((x) => [x.name, x.count])).toEqual([['probes', 2], ['steps', 1], ['all', 3]]);
+  });
+
+  it('a tracepoint the guest could not enable is not observable (never "absent as expected")', () => {
+    expect(unavailableTracepoints(['tracepoint neigh/neigh_update not available', 'server x'])).toEqual(['neigh/neigh_update']);
+    const r = evaluateSignals([signalSchema.parse({ name: 't', kind: 'tracepoint', event: 'neigh:neigh_update' })], [], obs('', { unavailable: ['neigh/neigh_update'] }), ['t']);
+    expect(r[0]!.incomplete).toBe('tracepoint neigh:neigh_update is not available on this kernel');
+    expect(signalState(r[0]!)).toBe('unobservable');
+    expect(signalState({ role: 'absent', fired: false })).toBe('absent-as-expected');
+    expect(signalState({ role: 'absent', fired: true })).toBe('fired-must-be-absent');
+  });
+});
+
+describe('the agent\'s step and probe tokens, run by a real busybox sh', () => {
+  const has = fs.existsSync('/bin/busybox');
+  const run = (script: string): string => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-agent-'));
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin);
+    for (const a of ['awk', 'grep', 'usleep', 'cat', 'head', 'sh']) fs.symlinkSync('/bin/busybox', path.join(bin, a));
+    // the agent's functions, its files in this test's folder; kr_finish only says why (it would reboot)
+    const agent = fs.readFileSync(path.join(repoRoot, 'images/agent/agent.sh'), 'utf8').replace(/^\. \/kr\/lib\.sh$/m, '').replaceAll('/tmp/kr.', `${dir}/kr.`);
+    fs.writeFileSync(path.join(dir, 'agent.sh'), agent);
+    const lib = path.join(repoRoot, 'images/agent/lib.sh');
+    const full = `exec 3>&1\n. ${shq(lib)}\n. ${shq(path.join(dir, 'agent.sh'))}\nkr_finish() { kr_rec "abort $1"; exit 0; }\n${script}`;
+    try {
+      return execFileSync('/bin/busybox', ['sh', '-c', full], { env: { PATH: `${bin}:${process.env.PATH ?? ''}` } }).toString();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it.runIf(has)('a step whose output holds its absent token stops the case, naming the step and the token', () => {
+    const out = run(`KR_ABSENT='LOOP BACK'\nkr_step exec:show host 5000 0 /bin/busybox echo 'a LOOP BACK b'\necho not-reached`);
+    expect(out).toMatch(/@@KR step exec:show rc=0 ok=0 /);
+    expect(out).toContain('@@KR abort step exec:show ended with exit code 0, but its output holds "LOOP BACK", which must be absent');
+    expect(out).not.toContain('not-reached');
+  });
+
+  it.runIf(has)('a step whose output lacks its expect token stops the case; the tokens hold for one step only', () => {
+    expect(run(`KR_EXPECT=203.0.113.0\nkr_step exec:check host 5000 0 /bin/busybox echo 198.51.100.0`)).toContain('@@KR abort step exec:check ended with exit code 0, but its output lacks "203.0.113.0"');
+    const ok = run(`KR_EXPECT=hi KR_ABSENT=bye\nkr_step exec:a host 5000 0 /bin/busybox echo hi\nkr_step exec:b host 5000 0 /bin/busybox echo bye\necho reached`);
+    expect(ok).toMatch(/step exec:a rc=0 ok=1 .*\n[\s\S]*step exec:b rc=0 ok=1 /);
+    expect(ok).toContain('reached');
+  });
+
+  it.runIf(has)('a probe whose output holds its absent token fails; the token holds for that probe only', () => {
+    const out = run(`KR_ABSENT=unreachable\nkr_probe show host 5000 0 0 '' 0 /bin/busybox echo 'unreachable 203.0.113.0/24'\nkr_probe again host 5000 0 0 '' 0 /bin/busybox echo 'unreachable 203.0.113.0/24'`);
+    expect(out).toMatch(/@@KR probe show ns=host rc=0 pass=0 /);
+    expect(out).toMatch(/@@KR probe again ns=host rc=0 pass=1 /);
   });
 });
