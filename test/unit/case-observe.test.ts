@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { caseMessages, parseSplats, SPLAT_MAX_LINES, splatWatch } from '../../harness/observe/splat.ts';
+import { caseMessages, parseSplats, PHASE_MARK, SPLAT_MAX_LINES, splatWatch } from '../../harness/observe/splat.ts';
 import { evaluateSignals, signalSchema, type SignalResult } from '../../harness/observe/signals/index.ts';
 import { decideVerdict, type VerdictInput } from '../../harness/observe/verdict.ts';
 import { detectPanic } from '../../harness/observe/panic.ts';
@@ -91,6 +91,13 @@ describe('parseSplats', () => {
   it('a lockdep WARNING is a warn splat naming its first function outside the reporting code', () => {
     const t = ['WARNING: possible recursive locking detected', '6.1.0 #1 Not tainted', 'Call Trace:', ' <TASK>', ' dump_stack_lvl+0x45/0x5e', ' __lock_acquire+0x1/0x2', '---[ end trace 0 ]---'].join('\n');
     expect(parseSplats(t).map((x) => [x.type, x.function])).toEqual([['warn', '__lock_acquire']]);
+  });
+
+  it('the agent writes the marks the parser windows by', () => {
+    const agent = fs.readFileSync(path.join(repoRoot, 'images/agent/agent.sh'), 'utf8');
+    expect(agent).toContain(`echo "<5>${PHASE_MARK}$1" > /dev/kmsg`);
+    expect(agent).toContain(`echo "${PHASE_MARK}$1" > "$KR_TRACEFS/trace_marker"`);
+    expect(fs.readFileSync(path.join(repoRoot, 'images/agent/init'), 'utf8')).toMatch(/kr_recv_case .*\n(?:#.*\n)*kr_phase setup\n/);
   });
 
   it('BUG: KASAN is kasan, not bug; the watch patterns tell them apart too', () => {

@@ -32,13 +32,20 @@ function evidence(s: Splat): SignalMatch {
   return { text: `${s.title}${where}`, fields, excerpt: s.excerpt };
 }
 
+// the splats of the console last read: every splat signal of a run reads the same console
+let last: { console: string; splats: Splat[] } | null = null;
+function splatsOf(consoleText: string): Splat[] {
+  if (last?.console !== consoleText) last = { console: consoleText, splats: parseSplats(consoleText) };
+  return last.splats;
+}
+
 export const splatSignal: SignalKind<SplatSignal> = {
   kind: 'splat',
   schema,
   describe: (s) => `kernel ${s.type === 'any' ? 'splat' : `${s.type} splat`}${s.function ? ` in a function matching /${s.function}/` : ''}`,
   needs: (s) => ({ logWatch: splatWatch(s.type) }),
   evaluate(s, o) {
-    const typed = parseSplats(o.console).filter((x) => s.type === 'any' || x.type === s.type);
+    const typed = splatsOf(o.console).filter((x) => s.type === 'any' || x.type === s.type);
     let hits = typed;
     let incomplete: string | undefined;
     if (s.function !== undefined) {
