@@ -227,7 +227,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     if (l.type === 'veth') {
       const inNs = l.ns === HOST_NS ? '' : ` netns ${l.ns}`;
       first.push(`link add ${l.name}${inNs} type veth peer name ${l.peer.name}${l.peer.ns !== HOST_NS ? ` netns ${l.peer.ns}` : ''}`);
-    } else first.push(`link add ${l.name}${l.ns === HOST_NS ? '' : ` netns ${l.ns}`} type dummy`);
+    } else if (l.type === 'dummy') first.push(`link add ${l.name}${l.ns === HOST_NS ? '' : ` netns ${l.ns}`} type dummy`);
   }
 
   // 2. per namespace, one shell inside it: its own links, interfaces, nexthops, routes, rules and

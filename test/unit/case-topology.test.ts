@@ -128,8 +128,12 @@ describe('topology: rendering', () => {
       at(host, l);
     for (const l of ['link add bond0 type bond mode active-backup', 'link add t6 type ip6tnl local 2001:db8::1 remote 2001:db8::2 dev veth2', 'link set dev d0 master bond0', 'rule add pref 300 unreachable', 'neigh add 2001:db8::9 lladdr 52:54:00:00:00:09 dev veth2 nud stale'])
       at(ns2, l);
-    // a dummy in another namespace is still made by the initial namespace's batch, into it
+    // a dummy in another namespace is still made by the initial namespace's batch, into it; every
+    // other link once, in its own namespace's batch
     at(host, 'link add d0 netns ns2 type dummy');
+    const made = [...host, ...ns2].filter((l) => l.startsWith('link add'));
+    expect(made).toHaveLength(c.links.length);
+    expect(made.filter((l) => l.includes(' type dummy'))).toEqual(['link add d0 netns ns2 type dummy']);
     expect(r.files['/case/bridge-host.bridge']).toBe('vlan add dev p1 vid 10 pvid untagged\nvlan add dev br0 vid 10 self\n');
     expect(r.files['/case/rules6-host.ip']).toBe('rule add pref 200 l3mdev\n');
   });
