@@ -42,7 +42,7 @@ function bad(yaml: string, field: string, msg?: RegExp): void {
   if (msg) expect(e.message).toMatch(msg);
 }
 
-/** The example of docs/case-language.md's topology, in a namespace of its own besides host. */
+/** Every topology element, in the initial namespace and ns2. */
 const FULL = `
 name: topo
 description: every topology element
