@@ -245,6 +245,8 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   const rules = byNs(c.rules);
   const neighbours = byNs(c.neighbours);
   const bridgeVlans = byNs(c.bridgeVlans);
+  const lateRouting = c.nexthops.length > 0;
+  const routingSteps: string[] = [];
   const sysctls: SysctlOverride[] = [...expand(needs.sysctls), ...c.sysctls.map((s) => ({ ns: s.ns, key: s.key, value: s.value })), ...overrides];
   const sysByNs = byNs(sysctls);
   const qd = byNs(c.qdiscs);
@@ -269,23 +271,29 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     }
     // nexthops before the routes that use them, a group after its members
     const nh = (nexthops.get(ns) ?? []).filter((n) => !n.group).concat((nexthops.get(ns) ?? []).filter((n) => n.group));
-    for (const n of nh) lines.push(nexthopLine(n));
-    for (const r of routes.get(ns) ?? []) lines.push(routeLine(r));
     const nsRules = rules.get(ns) ?? [];
     const rules4 = nsRules.filter((x) => ruleFamily(x) === 4);
-    for (const r of rules4) lines.push(ruleLine(r));
     const neigh = neighbours.get(ns) ?? [];
-    for (const n of neigh) lines.push(neighbourLine(n));
+    // with nexthops in the case, this part waits for every namespace's interfaces (below): the kernel
+    // takes a nexthop only on a device with carrier, which a veth has once its peer, perhaps in a
+    // namespace set up later, is up
+    const later: string[] = lateRouting ? [] : lines;
+    for (const n of nh) later.push(nexthopLine(n));
+    for (const r of routes.get(ns) ?? []) later.push(routeLine(r));
+    for (const r of rules4) later.push(ruleLine(r));
+    for (const n of neigh) later.push(neighbourLine(n));
     files[`/case/addr-${ns}.ip`] = lines.join('\n') + '\n';
+    const routing = [nh.length ? 'nexthops' : '', routes.has(ns) ? 'routes' : '', rules4.length ? 'rules' : '', neigh.length ? 'neighbours' : ''].filter(Boolean);
+    if (lateRouting && later.length) {
+      files[`/case/routing-${ns}.ip`] = later.join('\n') + '\n';
+      routingSteps.push(cmd('kr_run', `${routing.join('+')}:${ns}`, ...(ns === HOST_NS ? [] : ['kr_in', ns]), IP, '-batch', `/case/routing-${ns}.ip`));
+    }
     // the step's label names what its batch makes (a batch of the older elements only keeps its older label)
+    const links = made.length || (ns === HOST_NS && first.length) ? ['links'] : [];
     const label =
-      made.length || nh.length || rules4.length || neigh.length
-        ? [made.length || (ns === HOST_NS && first.length) ? 'links' : '', 'interfaces', nh.length ? 'nexthops' : '', routes.has(ns) ? 'routes' : '', rules4.length ? 'rules' : '', neigh.length ? 'neighbours' : '']
-            .filter(Boolean)
-            .join('+') + `:${ns}`
-        : ns === HOST_NS && first.length
-          ? `links+interfaces:${ns}`
-          : `interfaces:${ns}`;
+      made.length || nh.length || rules4.length || neigh.length || lateRouting
+        ? [...links, 'interfaces', ...(lateRouting ? [] : routing)].join('+') + `:${ns}`
+        : `${[...links, 'interfaces'].join('+')}:${ns}`;
     setup.push(cmd('kr_run', label, IP, '-batch', `/case/addr-${ns}.ip`));
     // IPv6 rules: ip -6 (a batch line cannot say -6, and ip rule add without an address is IPv4)
     const rules6 = nsRules.filter((x) => ruleFamily(x) === 6);
@@ -323,6 +331,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     files[`/case/setup-${ns}.sh`] = setup.join('\n') + '\n';
     steps.push(inNs(ns, `/case/setup-${ns}.sh`));
   }
+  steps.push(...routingSteps);
 
   // 3. the case's own commands, in order
   for (const s of c.steps) steps.push(cmd('kr_step', `exec:${s.name}`, s.ns, String(s.timeoutMs), String(s.expectRc), ...s.exec));

@@ -94,8 +94,10 @@ signature: { probe: p }
 describe('topology: rendering', () => {
   const c = parse(FULL);
   const r = renderCase(c);
-  const host = r.files['/case/addr-host.ip']!.split('\n');
-  const ns2 = r.files['/case/addr-ns2.ip']!.split('\n');
+  // with nexthops, each namespace's routing (nexthops, routes, rules, neighbours) is a batch of its own, run after every namespace's interfaces
+  const host = [...r.files['/case/addr-host.ip']!.split('\n'), ...r.files['/case/routing-host.ip']!.split('\n')];
+  const ns2 = [...r.files['/case/addr-ns2.ip']!.split('\n'), ...r.files['/case/routing-ns2.ip']!.split('\n')];
+  const steps = r.files['/case/steps.sh']!;
   const setupHost = r.files['/case/setup-host.sh']!;
   const at = (lines: string[], l: string): number => {
     const i = lines.indexOf(l);
@@ -159,8 +161,22 @@ describe('topology: rendering', () => {
   });
 
   it('a setup step is labelled with what its batch makes', () => {
-    expect(setupHost).toContain('kr_run links+interfaces+nexthops+routes+rules+neighbours:host /usr/lib/kr/ip -batch /case/addr-host.ip');
-    expect(r.files['/case/setup-ns2.sh']).toContain('kr_run links+interfaces+rules+neighbours:ns2 /usr/lib/kr/ip -batch /case/addr-ns2.ip');
+    expect(setupHost).toContain('kr_run links+interfaces:host /usr/lib/kr/ip -batch /case/addr-host.ip');
+    expect(steps).toContain('kr_run nexthops+routes+rules+neighbours:host /usr/lib/kr/ip -batch /case/routing-host.ip');
+    expect(steps).toContain('kr_run rules+neighbours:ns2 kr_in ns2 /usr/lib/kr/ip -batch /case/routing-ns2.ip');
+    const plain = renderCase(parse(`${BASE}links:\n  - { type: vrf, name: red, table: 1, ns: ns2 }\nroutes:\n  - { ns: ns2, dst: 192.0.2.0/24, dev: lo }\nrules:\n  - { ns: ns2, table: 1 }`)).files;
+    expect(plain['/case/setup-ns2.sh']).toContain('kr_run links+interfaces+routes+rules:ns2 /usr/lib/kr/ip -batch /case/addr-ns2.ip');
+  });
+
+  it("with nexthops, routing waits for every namespace's interfaces (a nexthop needs its device's carrier: a veth's peer may be in a later namespace); without, it stays in the interfaces' batch", () => {
+    const last = Math.max(...['host', 'ns2'].map((ns) => steps.indexOf(`/case/setup-${ns}.sh`)));
+    expect(steps.indexOf('/case/routing-host.ip')).toBeGreaterThan(last);
+    expect(steps.indexOf('/case/routing-ns2.ip')).toBeGreaterThan(last);
+    expect(steps.indexOf('/case/routing-host.ip')).toBeLessThan(steps.indexOf('kr_probe'));
+    expect(r.files['/case/addr-host.ip']).not.toContain('route add');
+    const plain = renderCase(parse(`${BASE}routes:\n  - { ns: ns2, dst: 192.0.2.0/24, dev: lo }\nneighbours:\n  - { ns: ns2, dev: lo, address: 192.0.2.9, lladdr: "52:54:00:00:00:09" }`)).files;
+    expect(plain['/case/addr-ns2.ip']).toContain('route add 192.0.2.0/24 dev lo\nneigh add 192.0.2.9 lladdr 52:54:00:00:00:09 dev lo nud permanent\n');
+    expect(Object.keys(plain).filter((f) => f.includes('routing'))).toEqual([]);
   });
 
   it('bridge VLANs bring iproute2 (bridge) into the guest; IPv6 rules and neighbours count as IPv6', () => {
