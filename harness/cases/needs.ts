@@ -39,7 +39,7 @@ export function usesIpv6(c: CaseDef): boolean {
   return (
     c.interfaces.some((i) => i.addresses.some((a) => v6(addressPrefix(a)))) ||
     c.routes.some((r) => v6(r.dst) || v6(r.via) || r.family === 6) ||
-    c.nexthops.some((n) => v6(n.via)) ||
+    c.nexthops.some((n) => v6(n.via) || n.family === 6) ||
     c.rules.some((r) => ruleFamily(r) === 6) ||
     c.neighbours.some((n) => v6(n.address)) ||
     c.probes.some((p) => ('ping' in p && v6(p.ping)) || ('tcp' in p && v6(p.tcp.host)) || ('udp' in p && v6(p.udp.host)))

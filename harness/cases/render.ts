@@ -278,7 +278,13 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     // takes a nexthop only on a device with carrier, which a veth has once its peer, perhaps in a
     // namespace set up later, is up
     const later: string[] = lateRouting ? [] : lines;
-    for (const n of nh) later.push(nexthopLine(n));
+    // IPv6 blackholes: ip -6 (a batch line cannot say -6, and a blackhole without it is IPv4), before the others
+    const nh6 = nh.filter((n) => n.blackhole && n.family === 6);
+    if (nh6.length) {
+      files[`/case/nexthops6-${ns}.ip`] = nh6.map(nexthopLine).join('\n') + '\n';
+      routingSteps.push(cmd('kr_run', `nexthops6:${ns}`, ...(ns === HOST_NS ? [] : ['kr_in', ns]), IP, '-6', '-batch', `/case/nexthops6-${ns}.ip`));
+    }
+    for (const n of nh.filter((x) => !nh6.includes(x))) later.push(nexthopLine(n));
     for (const r of routes.get(ns) ?? []) later.push(routeLine(r));
     for (const r of rules4) later.push(ruleLine(r));
     for (const n of neigh) later.push(neighbourLine(n));

@@ -148,6 +148,8 @@ const nexthopSchema = z.strictObject({
   via: address.optional(),
   dev: devName.optional(),
   blackhole: z.boolean().optional(),
+  /** 6: an IPv6 blackhole (ip -6 nexthop add id N blackhole), for IPv6 routes; a gateway's family is its address's */
+  family: z.union([z.literal(4), z.literal(6)]).optional(),
   group: z
     .array(z.strictObject({ id: z.number().int().min(1).max(4294967295), weight: z.number().int().min(1).max(256).optional() }))
     .min(1)
@@ -235,6 +237,10 @@ export function ruleFamily(r: Rule): 4 | 6 {
 export type TunnelLink = Extract<Link, { type: (typeof TUNNEL_TYPES)[number] }>;
 export function isTunnel(l: Link): l is TunnelLink {
   return (TUNNEL_TYPES as readonly string[]).includes(l.type);
+}
+/** The address family of a plain nexthop: its gateway's, else its own (`family`), else IPv4 (as ip's). */
+export function nexthopFamily(n: Nexthop): 4 | 6 {
+  return n.via ? familyOf(n.via) : (n.family ?? 4);
 }
 /** The devices a link is created on top of (created before it, in its namespace). */
 export function lowerOf(l: Link): string | undefined {
@@ -329,6 +335,8 @@ function checkTopology(c: Topology, ctx: Ctx, checkNs: (ns: string, path: Path) 
     else nhs.set(key(n.ns, String(n.id)), n);
     const kinds = [n.via !== undefined || n.dev !== undefined, n.blackhole === true, n.group !== undefined].filter(Boolean).length;
     if (kinds !== 1) issue(['nexthops', i], 'needs exactly one of: via and/or dev, blackhole: true, group');
+    if (n.family !== undefined && (n.group || (n.via && familyOf(n.via) !== n.family)))
+      issue(['nexthops', i, 'family'], n.group ? "a group's family is its members'" : `gateway ${n.via} is not IPv${n.family}`);
   });
   c.nexthops.forEach((n, i) =>
     n.group?.forEach((g, j) => {
@@ -349,6 +357,11 @@ function checkTopology(c: Topology, ctx: Ctx, checkNs: (ns: string, path: Path) 
     if (r.nhid !== undefined) {
       if (!nhs.has(key(r.ns, String(r.nhid)))) issue(['routes', i, 'nhid'], `no nexthop id ${r.nhid} in namespace "${r.ns}" (declare it under nexthops)`);
       if (r.via !== undefined || r.dev !== undefined) issue(['routes', i, 'nhid'], 'a route takes nhid or via/dev, not both');
+      // the kernel refuses an IPv4 nexthop (or a group holding one) for an IPv6 route
+      const nh = nhs.get(key(r.ns, String(r.nhid)));
+      const members = nh?.group ? nh.group.map((g) => nhs.get(key(r.ns, String(g.id)))).filter((m): m is Nexthop => !!m) : nh ? [nh] : [];
+      const v4 = members.find((m) => nexthopFamily(m) === 4);
+      if (fam === 6 && v4) issue(['routes', i, 'nhid'], `an IPv6 route cannot use IPv4 nexthop ${v4.id}${v4.blackhole ? ' (a blackhole is IPv4 unless family: 6)' : ''}`);
     }
     if (r.type && REJECT_ROUTE_TYPES.includes(r.type) && (r.via !== undefined || r.dev !== undefined || r.nhid !== undefined))
       issue(['routes', i, 'type'], `a ${r.type} route takes no via, dev or nhid`);

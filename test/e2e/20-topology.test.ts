@@ -16,18 +16,18 @@ interface Run {
 }
 
 describe('topology elements on a real kernel', () => {
-  it('every element is configured as declared (28 read-back probes pass), its batches labelled by what they make', async () => {
+  it('every element is configured as declared (29 read-back probes pass), its batches labelled by what they make', async () => {
     const results = fileTempDir('kr-topology-');
     const r = await cli(['repro', '--kernel', 'bugs/kernels/lib-6.1-shipped.yaml', '--case', 'test/fixtures/cases/topology.yaml', '--json', '--results', results]);
     if (r.exitCode !== 0) console.error(r.stderr.slice(-3000));
     const run = (JSON.parse(r.stdout) as { runs: Run[] }).runs[0]!;
     const failed = run.probes.filter((p) => !p.passed);
     expect(failed.map((p) => `${p.name}: ${p.output.slice(0, 400)}`)).toEqual([]);
-    expect(run.probes).toHaveLength(28);
+    expect(run.probes).toHaveLength(29);
     expect(run.verdict).toBe('reproduced');
     const steps = fs.readFileSync(run.files.results, 'utf8').split('\n').filter((l) => l.startsWith('@@KR step '));
     const labels = steps.map((l) => l.split(' ')[2]);
-    expect(labels).toEqual(expect.arrayContaining(['links+interfaces:ns2', 'rules6:ns2', 'bridge-vlans:ns2', 'links+interfaces:ns3', 'nexthops+routes+rules+neighbours:ns2']));
+    expect(labels).toEqual(expect.arrayContaining(['links+interfaces:ns2', 'rules6:ns2', 'bridge-vlans:ns2', 'links+interfaces:ns3', 'nexthops6:ns2', 'nexthops+routes+rules+neighbours:ns2']));
     const routing = fs.readFileSync(path.join(path.dirname(run.files.results), 'case', 'routing-ns2.ip'), 'utf8');
     expect(routing).toContain('nexthop add id 10 group 1/3,3\n');
   });

@@ -73,12 +73,14 @@ nexthops:
   - { id: 10, group: [{ id: 1 }, { id: 2, weight: 3 }] }
   - { id: 1, via: 192.0.2.2, dev: veth1 }
   - { id: 2, blackhole: true }
+  - { id: 4, blackhole: true, family: 6 }
 routes:
   - { dst: 203.0.113.0/24, via: 192.0.2.2, table: 10, metric: 20, src: 192.0.2.1 }
   - { dst: 203.0.114.0/24, type: unreachable }
   - { dst: 203.0.115.0/24, dev: veth1, vrf: red }
   - { dst: 203.0.116.0/24, table: 0, dev: veth1 }
   - { dst: 203.0.117.0/24, nhid: 10 }
+  - { dst: "2001:db8:9::/64", nhid: 4 }
 rules:
   - { pref: 100, from: 192.0.2.0/24, to: 203.0.113.0/24, iif: veth1, oif: d0, fwmark: "0x1/0xff", ipproto: udp, sport: 1000, dport: "2000-2010", table: 10 }
   - { family: 6, pref: 200, l3mdev: true }
@@ -138,6 +140,12 @@ describe('topology: rendering', () => {
     expect(made.filter((l) => l.includes(' type dummy'))).toEqual(['link add d0 netns ns2 type dummy']);
     expect(r.files['/case/bridge-host.bridge']).toBe('vlan add dev p1 vid 10 pvid untagged\nvlan add dev br0 vid 10 self\n');
     expect(r.files['/case/rules6-host.ip']).toBe('rule add pref 200 l3mdev\n');
+    // an IPv6 blackhole: ip -6, before the routing batch that uses it
+    expect(r.files['/case/nexthops6-host.ip']).toBe('nexthop add id 4 blackhole\n');
+    expect(host).not.toContain('nexthop add id 4 blackhole');
+    at(host, 'route add 2001:db8:9::/64 nhid 4');
+    expect(steps.indexOf('kr_run nexthops6:host /usr/lib/kr/ip -6 -batch /case/nexthops6-host.ip')).toBeGreaterThan(steps.indexOf('/case/setup-ns2.sh'));
+    expect(steps.indexOf('kr_run nexthops6:host')).toBeLessThan(steps.indexOf('/case/routing-host.ip'));
   });
 
   it('in an order that works: lower links first, masters before addresses and up, nexthops (groups last) before routes, then rules and neighbours', () => {
@@ -233,6 +241,10 @@ describe('topology: hostile and malformed input, each field named', () => {
     ['a negative table', `${BASE}routes:\n  - { dst: 192.0.2.0/24, dev: lo, table: -1 }`, 'routes[0].table'],
     ['two nexthops with one id', `${BASE}nexthops:\n  - { id: 1, blackhole: true }\n  - { id: 1, dev: lo }`, 'nexthops[1].id'],
     ['a nexthop that is a blackhole and a gateway', `${BASE}nexthops:\n  - { id: 1, blackhole: true, via: 192.0.2.1 }`, 'nexthops[0]', /exactly one/],
+    ['an IPv6 route with an IPv4 blackhole nexthop', `${BASE}nexthops:\n  - { id: 1, blackhole: true }\nroutes:\n  - { dst: "2001:db8::/64", nhid: 1 }`, 'routes[0].nhid', /family: 6/],
+    ['an IPv6 route with a group holding an IPv4 nexthop', `${BASE}nexthops:\n  - { id: 1, via: "2001:db8::1" }\n  - { id: 2, via: 192.0.2.1 }\n  - { id: 3, group: [{ id: 1 }, { id: 2 }] }\nroutes:\n  - { dst: "2001:db8::/64", nhid: 3 }`, 'routes[0].nhid', /IPv4 nexthop 2/],
+    ['a family on a group', `${BASE}nexthops:\n  - { id: 1, via: "2001:db8::1" }\n  - { id: 3, family: 6, group: [{ id: 1 }] }`, 'nexthops[1].family'],
+    ['a family that is not the gateway\'s', `${BASE}nexthops:\n  - { id: 1, via: 192.0.2.1, family: 6 }`, 'nexthops[0].family'],
     ['a nexthop that is nothing', `${BASE}nexthops:\n  - { id: 1 }`, 'nexthops[0]'],
     ['a group of a nexthop that does not exist', `${BASE}nexthops:\n  - { id: 1, group: [{ id: 2 }] }`, 'nexthops[0].group[0].id'],
     ['a group of a group', `${BASE}nexthops:\n  - { id: 1, blackhole: true }\n  - { id: 2, group: [{ id: 1 }] }\n  - { id: 3, group: [{ id: 2 }] }`, 'nexthops[2].group[0].id', /group itself/],
