@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { caseNeeds } from '../../harness/cases/needs.ts';
 import { builtinCases, loadCase } from '../../harness/cases/load.ts';
 import { linkOrder, renderCase } from '../../harness/cases/render.ts';
@@ -270,6 +271,19 @@ describe('topology: hostile and malformed input, each field named', () => {
 
   it('the full example parses', () => {
     expect(() => parse(FULL)).not.toThrow();
+  });
+});
+
+describe("docs/case-language.md's example", () => {
+  it('its topology parses and renders (the other sections are tested with theirs)', () => {
+    const md = fs.readFileSync(path.join(repoRoot, 'docs/case-language.md'), 'utf8');
+    const block = md.split('The parts of a case')[1]!.split('```yaml\n')[1]!.split('```')[0]!;
+    const doc = parseYaml(block) as Record<string, unknown>;
+    const keys = ['kconfig', 'namespaces', 'links', 'interfaces', 'bridgeVlans', 'routes', 'nexthops', 'rules', 'neighbours'];
+    const topo = Object.fromEntries(keys.map((k) => [k, doc[k]]));
+    expect(topo.nexthops, 'the example has no nexthops any more').toBeTruthy();
+    const c = caseSchema.parse({ name: 'doc', description: 'd', ...topo, probes: [{ name: 'p', ping: '127.0.0.1' }], signature: { probe: 'p' } });
+    expect(renderCase(c).files['/case/routing-host.ip']).toContain('nexthop add id 10 group 1/2,3\n');
   });
 });
 
