@@ -98,10 +98,10 @@ export async function verify(opts: VerifyOpts): Promise<number> {
   let problem: VerifyReport['problem'];
   try {
     for (const c of cases) {
-      const k = await ensureKernel(derived, { cacheDir, log, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file }, ...tracing });
+      const k = await ensureKernel(derived, { cacheDir, log, install: opts.install, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file }, ...tracing });
       checkCaseKconfig(k, [c]);
       if (opts.tracePath) checkTracing(k, patchFile);
-      patchedFor.set(c.def.name, { kernel: k, sourceFiles: await readSourceFiles(derived, c.def.sourceFiles, { cacheDir, log, artifact: k }) });
+      patchedFor.set(c.def.name, { kernel: k, sourceFiles: await readSourceFiles(derived, c.def.sourceFiles, { cacheDir, log, install: opts.install, artifact: k }) });
     }
   } catch (err) {
     if (!(err instanceof HarnessError) || err.kind !== 'build-failed') throw err;

@@ -153,7 +153,7 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
 
   // who asks decides the name and how the source was resolved (a cached kernel may have been built
   // for another definition of the same source: pinned or not, under another name)
-  const identity = { name: def.name, source: src.label, ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false } : {}) };
+  const identity = { name: def.name, source: src.label, ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false, ...(src.origin ? { origin: src.origin } : {}) } : {}) };
   const store = new EntryStore<KernelMeta>(path.join(cacheDir, 'kernels'));
   const indexDir = path.join(store.dir, 'index');
   fs.mkdirSync(indexDir, { recursive: true });
@@ -377,7 +377,7 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
         sourceId: src.id,
         ...(caseConfig.length ? { caseConfig } : {}),
         ...(traceConfig.length ? { traceConfig } : {}),
-        ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false } : {}),
+        ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false, ...(src.origin ? { origin: src.origin } : {}) } : {}),
         patches: def.patches.map((p) => `${p.reverse ? 'reverse ' : ''}${p.file}`),
         compiler,
         buildMs,

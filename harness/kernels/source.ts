@@ -31,6 +31,8 @@ export interface SourceIdentity {
   version?: string;
   /** the definition pinned that version */
   pinned?: boolean;
+  /** where the source's version came from when the definition did not pin it and it is not the installed package: the Debian suite whose candidate it is */
+  origin?: string;
   /** the source takes the definition's patches (a user's tree used as it is does not) */
   patchable: boolean;
   /** bring the working tree to this source with these patches (the tree's lock is held); its path */
