@@ -86,3 +86,23 @@ export function suiteApt(cacheDir: string, suite: string): AptOps {
 export function suiteAptCommand(cacheDir: string, suite: string, args: string): string {
   return `APT_CONFIG=${path.join(suiteDir(cacheDir, suite), 'apt.conf')} ${args}`;
 }
+
+/** The suites with a private apt in the cache, and the packages resolved in each (resolved-<pkg>.json): what doctor shows. */
+export function suitesInCache(cacheDir: string): Array<{ suite: string; packages: string[] }> {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(path.join(cacheDir, 'apt')).filter((n) => SUITE_PATTERN.test(n)).sort();
+  } catch {
+    return [];
+  }
+  return names.map((suite) => {
+    let files: string[] = [];
+    try {
+      files = fs.readdirSync(suiteDir(cacheDir, suite));
+    } catch {
+      /* gone meanwhile */
+    }
+    const packages = files.map((f) => /^resolved-(linux-source-[0-9.]+)\.json$/.exec(f)?.[1]).filter((p): p is string => p !== undefined);
+    return { suite, packages: packages.sort() };
+  });
+}

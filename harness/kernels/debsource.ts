@@ -46,12 +46,13 @@ export function resolvedRecord(cacheDir: string, suite: string, pkg: string): st
   return path.join(suiteDir(cacheDir, suite), `resolved-${pkg}.json`);
 }
 
-interface Resolved {
+export interface Resolved {
   version: string;
   at: string;
 }
 
-function readResolved(file: string): Resolved | null {
+/** A suite's last resolution of a package, or null. */
+export function readResolved(file: string): Resolved | null {
   try {
     const v = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Resolved>;
     return typeof v.version === 'string' && typeof v.at === 'string' ? { version: v.version, at: v.at } : null;
