@@ -78,7 +78,7 @@ export function buildErrorExcerpt(logText: string): string {
 export function patchSpecs(k: LoadedKernel): PatchSpec[] {
   return k.def.patches.map((p, i) => {
     const file = resolveIn(k, p.file);
-    return { file, reverse: p.reverse, id: patchId(file, p.reverse, { def: k.file, field: `patches[${i}].file` }) };
+    return { file, reverse: p.reverse, id: patchId(file, p.reverse, { def: k.file, field: `patches[${i}].file` }), def: k.file, field: `patches[${i}]` };
   });
 }
 
