@@ -87,6 +87,7 @@ export async function verify(opts: VerifyOpts): Promise<number> {
     },
     file: base.file,
     baseDir: '/',
+    patchUnderTest: patchFile,
   };
   const { runDir } = newRunDir('verify', opts.results);
   const cacheDir = cacheRoot();

@@ -78,7 +78,8 @@ export function buildErrorExcerpt(logText: string): string {
 export function patchSpecs(k: LoadedKernel): PatchSpec[] {
   return k.def.patches.map((p, i) => {
     const file = resolveIn(k, p.file);
-    return { file, reverse: p.reverse, id: patchId(file, p.reverse, { def: k.file, field: `patches[${i}].file` }), def: k.file, field: `patches[${i}]` };
+    const id = patchId(file, p.reverse, { def: k.file, field: `patches[${i}].file` });
+    return file === k.patchUnderTest ? { file, reverse: p.reverse, id } : { file, reverse: p.reverse, id, def: k.file, field: `patches[${i}]` };
   });
 }
 

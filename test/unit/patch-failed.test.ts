@@ -5,7 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
+import { patchSpecs } from '../../harness/kernels/build.ts';
+import { kernelSchema } from '../../harness/kernels/schema.ts';
 import { applyPatch, describeHunks, failedHunks, patchFailed } from '../../harness/kernels/source.ts';
+import { parseData } from '../../harness/util/load.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
 import { testTempDir } from '../tmp.ts';
 
@@ -103,5 +106,17 @@ describe('a patch that does not apply', () => {
     const applied = ['patching file net/ipv4/fib_frontend.c', 'Reversed (or previously applied) patch detected!  Skipping patch.', '1 out of 1 hunk ignored'].join('\n');
     expect(describeHunks(failedHunks(applied, '--- net/ipv4/fib_frontend.c\n+++ net/ipv4/fib_frontend.c\n@@ -383,6 +383,11 @@\n x'))).toBe('net/ipv4/fib_frontend.c (@@ -383,6 +383,11 @@): it is already in the tree');
     expect(failedHunks('patching file x\n')).toEqual([]);
+  });
+
+  it("a definition's patches carry the definition and field for the error; the patch verify adds does not", () => {
+    const dir = tree(true);
+    fs.writeFileSync(path.join(dir, 'other.patch'), FIX);
+    const file = path.join(dir, 'k.yaml');
+    const def = parseData('name: k\nsource: { type: debian-source, package: linux-source-6.1 }\npatches: [{ file: fix.patch, reverse: true }, { file: other.patch }]\n', file, kernelSchema);
+    const specs = patchSpecs({ def, file, baseDir: dir, patchUnderTest: path.join(dir, 'other.patch') });
+    expect(specs.map((p) => [p.def, p.field])).toEqual([
+      [file, 'patches[0]'],
+      [undefined, undefined],
+    ]);
   });
 });
