@@ -104,7 +104,7 @@ export function registerBisect(program: Command): void {
     .option('--fresh', 'start over instead of resuming a saved bisect')
     .option('--json', 'print the result as JSON on stdout')
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
-    .option('--no-install', 'never run apt-get (no host install, no update, no guest package download); fail with the command instead')
+    .option('--no-install', 'never run apt-get (no host install, no update, no guest or kernel source package download); fail with the command instead')
     .addHelpText('after', exitCodesHelp())
     .option('--trace-path', "once the culprit is found, compare its packet path with its parent's (tracing variants) and name the function where they split")
     .action((opts: BisectOpts) =>
@@ -162,7 +162,7 @@ export function registerBisect(program: Command): void {
     .description('for `git bisect run`: build HEAD of the current git tree, run the case; exit 0 good (not reproduced), 1 bad (reproduced), 125 skip, 2xx abort')
     .requiredOption('-c, --case <name|path>', 'the case')
     .option('--kernel-config <fragment>', 'config fragment on tinyconfig, repeatable (default: kernels/config/base.config)', collect, [])
-    .option('--no-install', 'never run apt-get (no host install, no update, no guest package download); fail with the command instead')
+    .option('--no-install', 'never run apt-get (no host install, no update, no guest or kernel source package download); fail with the command instead')
     .addHelpText('after', exitCodesHelp(BISECT_RUN_EXIT_CODES))
     .action((opts: { case: string; kernelConfig: string[]; install: boolean }) => guarded(() => bisectRun(opts), bisectRunAbortCode));
 }

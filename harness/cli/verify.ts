@@ -56,7 +56,7 @@ export function registerVerify(program: Command): void {
     .addOption(concurrencyOption())
     .option('--json', 'print the report JSON on stdout')
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
-    .option('--no-install', 'never run apt-get (no host install, no update, no guest package download); fail with the command instead')
+    .option('--no-install', 'never run apt-get (no host install, no update, no guest or kernel source package download); fail with the command instead')
     .addHelpText('after', exitCodesHelp())
     .option('--trace-path', "record the signature probe's path on both kernels (tracing variants) and name the function where they split")
     .action((opts: VerifyOpts) => guarded(() => verify(opts)));
