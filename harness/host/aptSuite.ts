@@ -51,6 +51,10 @@ export function suiteAptConf(dir: string): string {
     `Dir::State::status ${q(path.join(dir, 'status'))};`,
     `Dir::Cache ${q(path.join(dir, 'cache'))};`,
     `Acquire::Languages "none";`,
+    // smaller (61 MB instead of 137 MB for trixie main): the lists kept compressed, no source package
+    // cache (only binary packages are asked for)
+    `Acquire::GzipIndexes "true";`,
+    `Dir::Cache::srcpkgcache "";`,
     // root's downloads would otherwise run as _apt, which cannot write into the cache
     `APT::Sandbox::User "root";`,
     '',
