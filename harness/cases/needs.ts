@@ -1,8 +1,9 @@
 // What a case needs besides its own fields, derived from what it declares. Pure.
-//   - guest packages: UDP probes and servers use socat, captures tcpdump, rulesets nftables;
+//   - guest packages: UDP probes and servers use socat, captures tcpdump, rulesets nftables, bridge VLANs iproute2;
+//   - the kconfig options the topology's elements need (checked against the case's kconfig at load);
 //   - what its signals need from the guest (tracepoints, counters, symbols, sysctls, a kernel-log watch).
 import { mergedNeeds, signalNeeds } from '../observe/signals/index.ts';
-import type { CaseDef } from './schema.ts';
+import { addressPrefix, ruleFamily, type CaseDef, type Topology } from './schema.ts';
 
 export interface CaseNeeds {
   /** Debian packages for the guest: the case's own plus what its features use */
@@ -29,6 +30,8 @@ export function featurePackages(c: CaseDef): string[] {
   if (c.probes.some((p) => 'udp' in p || ('tcp' in p && p.tcp.sport !== undefined)) || c.servers.some((s) => s.udpListen !== undefined)) out.push('socat');
   if (c.captures.length) out.push('tcpdump');
   if (c.nftables.length) out.push('nftables');
+  // `bridge` (bridge VLANs) is iproute2's, which the base image has only ip and tc of
+  if (c.bridgeVlans.length) out.push('iproute2');
   return out;
 }
 
@@ -36,8 +39,11 @@ export function featurePackages(c: CaseDef): string[] {
 export function usesIpv6(c: CaseDef): boolean {
   const v6 = (a: string | undefined): boolean => !!a && a.includes(':');
   return (
-    c.interfaces.some((i) => i.addresses.some(v6)) ||
+    c.interfaces.some((i) => i.addresses.some((a) => v6(addressPrefix(a)))) ||
     c.routes.some((r) => v6(r.dst) || v6(r.via) || r.family === 6) ||
+    c.nexthops.some((n) => v6(n.via) || n.family === 6) ||
+    c.rules.some((r) => ruleFamily(r) === 6) ||
+    c.neighbours.some((n) => v6(n.address)) ||
     c.probes.some((p) => ('ping' in p && v6(p.ping)) || ('tcp' in p && v6(p.tcp.host)) || ('udp' in p && v6(p.udp.host)))
   );
 }
@@ -59,4 +65,38 @@ export function caseNeeds(c: CaseDef): CaseNeeds {
     traceSteps: m.traceSteps,
     snmp6: usesIpv6(c) || [...c.counters, ...m.counters].some((n) => /^(?:Ip6|Icmp6|Udp6|UdpLite6)/.test(n)),
   };
+}
+
+/** The kconfig options the case's topology elements need, each with the element that needs it (its
+ *  path in the case, for the error when the case's `kconfig` lacks it). Only the topology elements
+ *  added by issue 21 (the older veth/dummy links, routes and tables are the case's own to list). */
+export function topologyKconfig(c: Topology): Array<{ option: string; path: (string | number)[]; what: string }> {
+  const out: Array<{ option: string; path: (string | number)[]; what: string }> = [];
+  const LINK: Record<string, string> = {
+    vrf: 'CONFIG_NET_VRF',
+    bridge: 'CONFIG_BRIDGE',
+    vlan: 'CONFIG_VLAN_8021Q',
+    vxlan: 'CONFIG_VXLAN',
+    gre: 'CONFIG_NET_IPGRE',
+    gretap: 'CONFIG_NET_IPGRE',
+    ipip: 'CONFIG_NET_IPIP',
+    ip6gre: 'CONFIG_IPV6_GRE',
+    ip6gretap: 'CONFIG_IPV6_GRE',
+    ip6tnl: 'CONFIG_IPV6_TUNNEL',
+    sit: 'CONFIG_IPV6_SIT',
+    macvlan: 'CONFIG_MACVLAN',
+    bond: 'CONFIG_BONDING',
+  };
+  c.links.forEach((l, i) => {
+    const o = LINK[l.type];
+    if (o) out.push({ option: o, path: ['links', i, 'type'], what: `a ${l.type} link` });
+    if (l.type === 'bridge' && l.vlanFiltering) out.push({ option: 'CONFIG_BRIDGE_VLAN_FILTERING', path: ['links', i, 'vlanFiltering'], what: 'a VLAN-filtering bridge' });
+  });
+  c.bridgeVlans.forEach((_, i) => out.push({ option: 'CONFIG_BRIDGE_VLAN_FILTERING', path: ['bridgeVlans', i], what: 'a bridge VLAN' }));
+  c.rules.forEach((r, i) => {
+    out.push(ruleFamily(r) === 6 ? { option: 'CONFIG_IPV6_MULTIPLE_TABLES', path: ['rules', i], what: 'an IPv6 rule' } : { option: 'CONFIG_IP_MULTIPLE_TABLES', path: ['rules', i], what: 'an IPv4 rule' });
+    if (r.l3mdev) out.push({ option: 'CONFIG_NET_L3_MASTER_DEV', path: ['rules', i, 'l3mdev'], what: 'an l3mdev rule' });
+  });
+  // the first element needing an option is the one named
+  return out.filter((x, i) => out.findIndex((y) => y.option === x.option) === i);
 }
