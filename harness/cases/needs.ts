@@ -67,36 +67,3 @@ export function caseNeeds(c: CaseDef): CaseNeeds {
   };
 }
 
-/** The kconfig options the case's topology elements need, each with the element that needs it (its
- *  path in the case, for the error when the case's `kconfig` lacks it). Only the topology elements
- *  added by issue 21 (the older veth/dummy links, routes and tables are the case's own to list). */
-export function topologyKconfig(c: Topology): Array<{ option: string; path: (string | number)[]; what: string }> {
-  const out: Array<{ option: string; path: (string | number)[]; what: string }> = [];
-  const LINK: Record<string, string> = {
-    vrf: 'CONFIG_NET_VRF',
-    bridge: 'CONFIG_BRIDGE',
-    vlan: 'CONFIG_VLAN_8021Q',
-    vxlan: 'CONFIG_VXLAN',
-    gre: 'CONFIG_NET_IPGRE',
-    gretap: 'CONFIG_NET_IPGRE',
-    ipip: 'CONFIG_NET_IPIP',
-    ip6gre: 'CONFIG_IPV6_GRE',
-    ip6gretap: 'CONFIG_IPV6_GRE',
-    ip6tnl: 'CONFIG_IPV6_TUNNEL',
-    sit: 'CONFIG_IPV6_SIT',
-    macvlan: 'CONFIG_MACVLAN',
-    bond: 'CONFIG_BONDING',
-  };
-  c.links.forEach((l, i) => {
-    const o = LINK[l.type];
-    if (o) out.push({ option: o, path: ['links', i, 'type'], what: `a ${l.type} link` });
-    if (l.type === 'bridge' && l.vlanFiltering) out.push({ option: 'CONFIG_BRIDGE_VLAN_FILTERING', path: ['links', i, 'vlanFiltering'], what: 'a VLAN-filtering bridge' });
-  });
-  c.bridgeVlans.forEach((_, i) => out.push({ option: 'CONFIG_BRIDGE_VLAN_FILTERING', path: ['bridgeVlans', i], what: 'a bridge VLAN' }));
-  c.rules.forEach((r, i) => {
-    out.push(ruleFamily(r) === 6 ? { option: 'CONFIG_IPV6_MULTIPLE_TABLES', path: ['rules', i], what: 'an IPv6 rule' } : { option: 'CONFIG_IP_MULTIPLE_TABLES', path: ['rules', i], what: 'an IPv4 rule' });
-    if (r.l3mdev) out.push({ option: 'CONFIG_NET_L3_MASTER_DEV', path: ['rules', i, 'l3mdev'], what: 'an l3mdev rule' });
-  });
-  // the first element needing an option is the one named
-  return out.filter((x, i) => out.findIndex((y) => y.option === x.option) === i);
-}
