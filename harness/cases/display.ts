@@ -133,7 +133,8 @@ export function setupFailure(steps: SetupStep[], label: string, output: string):
   return f ? `setup step ${label} failed at: ${f.command.text}${f.message ? ` (${f.message})` : ''}` : null;
 }
 
-/** The setup as lines for a report: `# LABEL` then its commands, step by step (a shell would take it as it is). */
+/** The setup as lines for a report: `# LABEL` then its commands, step by step (a shell would take it
+ *  as it is); a step with nothing to run (an empty sysctl script) is left out. */
 export function setupLines(steps: ReadonlyArray<{ label: string; commands: ReadonlyArray<{ text: string } | string> }>): string[] {
-  return steps.flatMap((s) => [`# ${s.label}`, ...s.commands.map((c) => (typeof c === 'string' ? c : c.text))]);
+  return steps.filter((s) => s.commands.length).flatMap((s) => [`# ${s.label}`, ...s.commands.map((c) => (typeof c === 'string' ? c : c.text))]);
 }

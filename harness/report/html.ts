@@ -285,7 +285,7 @@ function renderEvidence(x: Indexed): string {
   }
   if (r.setup?.length)
     out.push(
-      `<details class="setup"><summary>setup (${r.setup.reduce((n, s) => n + s.commands.length, 0)} commands, as run)</summary>` +
+      `<details class="setup"><summary>setup (${r.setup.reduce((n, s) => n + s.commands.length, 0)} commands, in the order the guest runs them)</summary>` +
         `${pre(setupLines(r.setup).join('\n'), 'none')}</details>`,
     );
   out.push(

@@ -238,7 +238,7 @@ export function renderRunDetails(r: RunRecord): string {
   }
 
   if (r.setup?.length) {
-    out.push(`  setup (${r.setup.reduce((n, s) => n + s.commands.length, 0)} commands, as run${r.files.case ? `; the batch files in ${r.files.case}` : ''}):`);
+    out.push(`  setup (${r.setup.reduce((n, s) => n + s.commands.length, 0)} commands, in the order the guest runs them${r.files.case ? `; the batch files in ${r.files.case}` : ''}):`);
     for (const l of setupLines(r.setup)) out.push(`    ${l}`);
   }
 

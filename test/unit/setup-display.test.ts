@@ -132,9 +132,11 @@ describe('the setup in the reports', () => {
 
   it('report.txt details list the commands per step; the table does not', () => {
     const d = renderRunDetails(run);
-    expect(d).toContain('  setup (4 commands, as run; the batch files in /r/case):\n    # links+interfaces:host\n    ip netns add ns2\n');
+    expect(d).toContain('  setup (4 commands, in the order the guest runs them; the batch files in /r/case):\n    # links+interfaces:host\n    ip netns add ns2\n');
     expect(d).toContain('    # links+interfaces:ns2\n    ip -n ns2 link add red type vrf table 10\n    ip -n ns2 rule add pref 100 from 192.0.2.0/24 table 10\n');
     expect(renderRunsTable([run])).not.toContain('ip netns add');
+    // a step with nothing to run is left out
+    expect(renderRunDetails({ ...run, setup: [...setup, { label: 'sysctls:ns2', ns: 'ns2', commands: [] }] })).not.toContain('# sysctls:ns2');
     // a record from before the setup was kept: no section
     expect(renderRunDetails(runRecord('k1', 'c1', 'reproduced'))).not.toContain('setup (');
   });
@@ -151,7 +153,7 @@ describe('the setup in the reports', () => {
       [{ run: { ...run, setup: [{ label: 'x:host', ns: 'host', commands: ['ip link add <b>'] }] }, evidence: { console: '', trace: '' } }],
       { title: 't', runId: 'r', startedAt: 's', accel: 'tcg' },
     );
-    expect(html).toContain('<details class="setup"><summary>setup (1 commands, as run)</summary>');
+    expect(html).toContain('<details class="setup"><summary>setup (1 commands, in the order the guest runs them)</summary>');
     expect(html).toContain('# x:host\nip link add &lt;b&gt;');
   });
 });
