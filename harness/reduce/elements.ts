@@ -156,8 +156,20 @@ export function caseElements(c: CaseDef): CaseElements {
   // the gateway must be on a connected prefix: the address(es) that make it one
   const gateway = (ns: string, via: string, dev: string | undefined): string[] =>
     addressIds.filter((a) => a.ns === ns && (!dev || a.dev === dev) && prefixContains(a.cidr, via)).map((a) => a.id);
-  // a preferred source must be an address of the namespace
-  const local = (ns: string, addr: string): string[] => addressIds.filter((a) => a.ns === ns && a.cidr.split('/')[0] === addr).map((a) => a.id);
+  // a preferred source must be a local address of the route's domain: of a device in the route's vrf
+  // (`vrf:`, or a table that is a vrf's), else of a device in none (the same address may be on both)
+  const vrfTable = new Map(c.links.flatMap((l) => (l.type === 'vrf' ? [[devKey(l.ns, String(l.table)), l.name] as const] : [])));
+  const vrfOfDev = (ns: string, dev: string): string | undefined => {
+    const m = c.interfaces.find((it) => it.ns === ns && it.dev === dev && it.master !== undefined)?.master;
+    return m !== undefined && c.links.some((l) => l.type === 'vrf' && l.ns === ns && l.name === m) ? m : undefined;
+  };
+  const local = (r: CaseDef['routes'][number], addr: string): string[] => {
+    const vrf = r.vrf ?? (r.table !== undefined ? vrfTable.get(devKey(r.ns, String(r.table))) : undefined);
+    // (in a vrf: and the device's enslavement to it)
+    return addressIds
+      .filter((a) => a.ns === r.ns && a.cidr.split('/')[0] === addr && vrfOfDev(a.ns, a.dev) === vrf)
+      .flatMap((a) => [a.id, ...(vrf !== undefined && masterElem.has(devKey(a.ns, a.dev)) ? [masterElem.get(devKey(a.ns, a.dev))!] : [])]);
+  };
   const nexthopElem = new Map<string, string>();
   c.nexthops.forEach((n, i) => {
     if (!nexthopElem.has(devKey(n.ns, String(n.id)))) nexthopElem.set(devKey(n.ns, String(n.id)), `nexthops[${i}]`);
@@ -175,8 +187,8 @@ export function caseElements(c: CaseDef): CaseElements {
     if (r.via) parents.push(...gateway(r.ns, r.via, r.dev));
     if (r.vrf !== undefined) parents.push(...link(r.ns, r.vrf));
     if (r.nhid !== undefined) parents.push(...nexthop(r.ns, r.nhid));
-    if (r.src !== undefined) parents.push(...local(r.ns, r.src));
-    const label = `route ${r.type ? `${r.type} ` : ''}${r.dst}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${r.nhid !== undefined ? ` nhid ${r.nhid}` : ''}${r.vrf !== undefined ? ` vrf ${r.vrf}` : ''}${r.table !== undefined ? ` table ${r.table}` : ''}${at(r.ns)}`;
+    if (r.src !== undefined) parents.push(...local(r, r.src));
+    const label = `route ${r.type ? `${r.type} ` : ''}${r.dst}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${r.nhid !== undefined ? ` nhid ${r.nhid}` : ''}${r.vrf !== undefined ? ` vrf ${r.vrf}` : ''}${r.table !== undefined ? ` table ${r.table}` : ''}${r.src !== undefined ? ` src ${r.src}` : ''}${at(r.ns)}`;
     add({ id: `routes[${i}]`, kind: 'route', label, parents: uniq(parents) });
   });
   // a rule names its devices (iif, oif) and table by name or number only: the kernel takes one for a device not there

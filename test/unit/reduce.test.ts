@@ -257,6 +257,12 @@ describe('case elements', () => {
     loadCase(path.join(repoRoot, 'test/fixtures/cases/rp-filter-selftest-padded.yaml')),
     // every topology element of issue 21 (links on links, masters, bridge VLANs, nexthops, rules, neighbours)
     loadCase(path.join(repoRoot, 'test/fixtures/cases/topology.yaml')),
+    // the bug library's cases, written in the topology elements
+    ...fs
+      .readdirSync(path.join(repoRoot, 'bugs/cases'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort()
+      .map((f) => loadCase(path.join(repoRoot, 'bugs/cases', f))),
   ];
 
   it('property: apply() of any subset of any built-in case is a valid case, and the reduced YAML is that case', () => {
@@ -334,6 +340,18 @@ describe('topology elements (issue 21)', () => {
     // a neighbour on its device; a rule only on its namespace
     expect(p('neighbours[0]')).toEqual([link('v1'), ns2].sort());
     expect(p('rules[0]')).toEqual([ns2]);
+  });
+
+  it("a route's preferred source: the address of its own domain (the vrf's, or outside any), when the same address is on both", () => {
+    const lc = loadCase(path.join(repoRoot, 'bugs/cases/ipv4-del-addr-vrf.yaml'));
+    const cv = caseElements(lc.def);
+    const ifaceOf = (dev: string): string => `interfaces[${lc.def.interfaces.findIndex((x) => x.dev === dev)}]`;
+    const addrOf = (dev: string, a: string): string => `${ifaceOf(dev)}.addresses[${lc.def.interfaces.find((x) => x.dev === dev)!.addresses.indexOf(a)}]`;
+    const routeOf = (vrf: boolean): string => `routes[${lc.def.routes.findIndex((r) => r.src === '172.16.104.12' && (r.vrf !== undefined) === vrf)}]`;
+    // main table: dummy1's address (not dummy2's, in vrf red)
+    expect(cv.byId.get(routeOf(false))!.parents).toEqual([addrOf('dummy1', '172.16.104.12/24')]);
+    // vrf red: dummy2's address and dummy2's enslavement to red
+    expect([...cv.byId.get(routeOf(true))!.parents].sort()).toEqual([addrOf('dummy2', '172.16.104.12/24'), `${ifaceOf('dummy2')}.master`, `links[${lc.def.links.findIndex((l) => l.name === 'red')}]`].sort());
   });
 
   it('closure and apply: removing a nexthop takes its group and the routes over them; removing a bridge takes the port VLAN and the enslavement, not the port', () => {
