@@ -95,6 +95,8 @@ export interface KernelInfo {
   sourceVersion?: string;
   /** the definition pinned that version (false: the installed package, whatever version it was) */
   pinned?: boolean;
+  /** the Debian suite the version was fetched from (absent: the host's own packages) */
+  origin?: string;
   /** kconfig options the case needed that the kernel's own config lacked, merged into this build */
   caseConfig?: string[];
   /** kconfig options of the tracing variant (--trace-path) the kernel's own config lacked, merged into this build */
