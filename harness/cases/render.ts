@@ -387,7 +387,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     }
     steps.push('kr_checkpoint');
   }
-  const signatureProbe = c.signature.probe.split('/')[0];
+  const signatureProbe = c.signature.probe?.split('/')[0];
   steps.push('kr_phase probes');
   for (const p of c.probes) {
     const { token, rc } = probeExpectation(p);

@@ -576,9 +576,11 @@ export const caseSchema = z
     signals: z.array(signalSchema).max(32).default([]),
     /** what "the behaviour is present" means */
     signature: z.strictObject({
-      /** this probe (or kselftest result <probe>/<what>) behaves this way when it is present */
-      probe: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?:\/[A-Za-z0-9_.-]{1,128})?$/, 'must be a probe name, or <probe>/<result> for a kselftest result'),
-      when: z.enum(['fail', 'pass']).default('fail'),
+      /** this probe (or kselftest result <probe>/<what>) behaves this way when it is present; without
+       *  it the signature is the kernel's evidence alone: its `signals` fire, its `absent` ones do not */
+      probe: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?:\/[A-Za-z0-9_.-]{1,128})?$/, 'must be a probe name, or <probe>/<result> for a kselftest result').optional(),
+      /** only with `probe` (default: fail) */
+      when: z.enum(['fail', 'pass']).optional(),
       /** and the kernel shows every one of these signals (names from `signals`) */
       signals: z.array(name).max(16).default([]),
       /** and none of these (names from `signals`): the bug is an action the kernel fails to take, which the fixed kernel takes */
@@ -635,7 +637,12 @@ export const caseSchema = z
       const p = c.probes.find((x) => x.name === probe);
       return !!p && (sub === undefined || ('exec' in p && p.exec.results === 'kselftest'));
     };
-    if (!refersToProbe(c.signature.probe))
+    if (c.signature.probe === undefined) {
+      if (c.signature.signals.length === 0)
+        ctx.addIssue({ code: 'custom', path: ['signature'], message: 'needs a probe, or signals: a signature without a probe is the kernel evidence its signals name' });
+      if (c.signature.when !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['signature', 'when'], message: 'says how the signature probe ends: the signature has no probe' });
+    } else if (!refersToProbe(c.signature.probe))
       ctx.addIssue({
         code: 'custom',
         path: ['signature', 'probe'],

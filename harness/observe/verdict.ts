@@ -1,12 +1,13 @@
-// Verdict from observations: the signature probe's outcome plus the kernel signals the case's
-// signature names, after the checks that the run itself worked (no panic, deadline met, agent
+// Verdict from observations: the signature probe's outcome (if the signature has one) plus the kernel
+// signals the case's signature names, after the checks that the run itself worked (no panic, deadline met, agent
 // finished, control probes passed). Pure.
 import type { AgentReport } from '../agent/protocol.ts';
 import type { SignalResult } from './signals/index.ts';
 import type { PanicInfo, ProbeResult, Verdict } from './types.ts';
 
 export interface SignatureSpec {
-  probe: string;
+  /** absent: the signature is the kernel's evidence alone (its signals fire, its absent signals do not) */
+  probe?: string;
   /** how the signature probe ends when the behaviour is present (default: it fails) */
   when: 'fail' | 'pass';
 }
@@ -43,6 +44,30 @@ function said(s: SignalResult): string {
 function crashNamed(v: VerdictInput): SignalResult[] {
   const splats = v.signals.filter((s) => s.role === 'signature' && s.kind === 'splat');
   return splats.length > 0 && splats.every((s) => s.fired) ? splats : [];
+}
+
+/** A signature without a probe: the kernel's evidence decides alone. Every signature signal fired and
+ *  no absent one: reproduced; none of them fired: not-reproduced; some but not all: error. */
+function signalsOnly(v: VerdictInput): { verdict: Verdict; reason: string } {
+  const signature = v.signals.filter((s) => s.role === 'signature');
+  const fired = signature.filter((s) => s.fired);
+  const missing = signature.filter((s) => !s.fired);
+  const absent = v.signals.filter((s) => s.role === 'absent');
+  const absentFired = absent.filter((s) => s.fired);
+  const unobservable = absent.filter((s) => !s.fired && s.incomplete !== undefined);
+  const evidence = v.signals.filter((s) => s.role === 'evidence' && s.fired);
+  const also = evidence.length ? `; evidence: ${evidence.map((s) => `${s.name} ×${s.count}`).join(', ')}` : '';
+  const none = (list: SignalResult[]): string => `no ${list.map((s) => `"${s.description}"`).join(', no ')}`;
+  const absentSaid = absentFired.length ? `the kernel showed ${absentFired.map(said).join(', ')}, which must be absent` : '';
+  if (signature.length === 0) return { verdict: 'error', reason: 'the signature has neither a probe nor a signal' };
+  if (missing.length === 0 && absentFired.length === 0) {
+    if (unobservable.length) return { verdict: 'error', reason: `kernel: ${fired.map(said).join(', ')}, but absent signal ${unobservable[0]!.name} could not be observed: ${unobservable[0]!.incomplete}` };
+    const asExpected = absent.length ? `; absent as expected: ${absent.map((s) => s.name).join(', ')}` : '';
+    return { verdict: 'reproduced', reason: `kernel: ${fired.map(said).join(', ')}${asExpected}${also}` };
+  }
+  if (fired.length === 0) return { verdict: 'not-reproduced', reason: `${none(signature)}${absentSaid ? `; ${absentSaid}` : ''}${also}` };
+  if (missing.length === 0) return { verdict: 'error', reason: `kernel: ${fired.map(said).join(', ')}, but ${absentSaid}: inconsistent evidence` };
+  return { verdict: 'error', reason: `kernel: ${fired.map(said).join(', ')}, but ${none(missing)}: the signature's signals fired only in part${absentSaid ? `; ${absentSaid}` : ''}` };
 }
 
 export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: string } {
@@ -82,6 +107,7 @@ export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: stri
   // a signature signal whose pattern ran out of its matching budget (trust/regex.ts) decides nothing
   const cut = v.signals.find((s) => s.role === 'signature' && s.incomplete !== undefined && !s.fired);
   if (cut) return { verdict: 'error', reason: `signal ${cut.name} was not read to the end: ${cut.incomplete}` };
+  if (v.signature.probe === undefined) return signalsOnly(v);
   const sig = v.report.probes.find((x) => x.name === v.signature.probe);
   if (!sig) return { verdict: 'error', reason: `signature probe ${v.signature.probe} did not run${ranInstead(v.report.probes, v.signature.probe)}` };
   // a skipped kselftest result tells nothing about the kernel's behaviour: never "failed"

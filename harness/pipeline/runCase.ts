@@ -197,7 +197,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     return { name: cap.name, ns: cap.ns, dev: cap.dev, packets: cap.packets, file, summary };
   });
   const { verdict, reason } = decideVerdict({
-    signature: { probe: c.signature.probe, when: c.signature.when },
+    signature: { ...(c.signature.probe !== undefined ? { probe: c.signature.probe } : {}), when: c.signature.when ?? 'fail' },
     controlProbes: [...c.probes.filter((p) => p.control).map((p) => p.name), ...c.signature.controls],
     report,
     signals,

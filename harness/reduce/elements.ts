@@ -252,7 +252,7 @@ export function caseElements(c: CaseDef): CaseElements {
   c.captures.forEach((cap, i) => add({ id: `captures[${i}]`, kind: 'capture', label: `capture on ${cap.dev}${at(cap.ns)}`, parents: uniq([...inNs(cap.ns), ...link(cap.ns, cap.dev)]) }));
   const serverFor = (proto: 'tcp' | 'udp', port: number): string[] =>
     c.servers.flatMap((s, i) => ((proto === 'tcp' ? s.tcpListen : s.udpListen) === port ? [`servers[${i}]`] : []));
-  const signatureProbe = c.signature.probe.split('/')[0]!;
+  const signatureProbe = c.signature.probe?.split('/')[0];
   const probeParents = (p: CaseDef['probes'][number]): string[] =>
     uniq([...inNs(p.ns), ...('tcp' in p ? serverFor('tcp', p.tcp.port) : []), ...('udp' in p ? serverFor('udp', p.udp.port) : [])]);
   c.probes.forEach((p, i) => {
@@ -325,7 +325,7 @@ export function applyElements(c: CaseDef, ce: CaseElements, kept: readonly strin
     for (const v of ce.variants.get(`sysctls[${i}]`) ?? []) if (keep.has(v.id) && v.sysctlKey) return v.sysctlKey;
     return null;
   };
-  const signatureProbe = c.signature.probe.split('/')[0]!;
+  const signatureProbe = c.signature.probe?.split('/')[0];
   const probes = c.probes.filter((p, i) => p.name === signatureProbe || has(`probes[${i}]`));
   const probeNames = new Set(probes.map((p) => p.name));
   return {

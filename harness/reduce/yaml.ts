@@ -103,7 +103,7 @@ export function reducedYaml(text: string, c: CaseDef, ce: CaseElements, kept: re
     deleteItems(controls, new Set(c.signature.controls.map((ref, i) => (names.has(ref.split('/')[0]!) ? -1 : i)).filter((i) => i >= 0)));
     if (controls.items.length === 0) (doc.get('signature', true) as { delete?: (k: string) => void }).delete?.('controls');
   }
-  const signatureProbe = c.signature.probe.split('/')[0]!;
+  const signatureProbe = c.signature.probe?.split('/')[0];
   for (const section of SECTIONS) {
     const seq = seqOf(doc, section);
     if (!seq) continue;
