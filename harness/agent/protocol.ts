@@ -24,7 +24,7 @@
 //   abort <text>                                the case stopped early (a setup step failed, ...)
 //   fault crash|hang                            fault injection (the harness's own tests)
 //   done uptime_ms=<n>                          the agent finished: every record is in
-// Sections (names below): counters-before:<ns>, counters-after:<ns>, trace, symbols,
+// Sections (names below): counters-before:<ns>, counters-probes:<ns>, counters-after:<ns>, trace, symbols,
 // probe-output:<probe>, step-output:<label>, step-input:<label>, server-output:<name>,
 // tc-stats:<ns>, links-at-start, proc-net-tcp:<ns>, capture-summary:<name>, capture-pcap:<name>,
 // path (the function graph of a traced run: harness/observe/path.ts).
@@ -45,6 +45,7 @@ export const GO_HEADER = '@@GO';
 export const SECTION = {
   countersBefore: (ns: string) => `counters-before:${ns}`,
   countersAfter: (ns: string) => `counters-after:${ns}`,
+  countersProbes: (ns: string) => `counters-probes:${ns}`,
   trace: 'trace',
   symbols: 'symbols',
   probeOutput: (probe: string) => `probe-output:${probe}`,

@@ -20,6 +20,8 @@ export interface CaseNeeds {
   logWatch: string | null;
   /** arm the tracepoints before the case's steps (a tracepoint signal records `during` them), marking the trace at each phase */
   traceSteps: boolean;
+  /** read the counters just before the probes too (a counter signal counts `during` the steps or the probes) */
+  countersAtProbes: boolean;
   /** read /proc/net/snmp6 too: the case uses IPv6 or names an IPv6 counter (it costs guest time otherwise spared) */
   snmp6: boolean;
 }
@@ -63,6 +65,7 @@ export function caseNeeds(c: CaseDef): CaseNeeds {
     sysctls: m.sysctls,
     logWatch: watches.length ? watches.map((w) => `(${w})`).join('|') : null,
     traceSteps: m.traceSteps,
+    countersAtProbes: m.countersAtProbes,
     snmp6: usesIpv6(c) || [...c.counters, ...m.counters].some((n) => /^(?:Ip6|Icmp6|Udp6|UdpLite6)/.test(n)),
   };
 }

@@ -380,6 +380,9 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   // the evidence's readers, an awk and a tc per namespace, already started, each waiting on a FIFO)
   const tcStats = (ns: string): Array<{ dev: string; parent: string }> =>
     (qd.get(ns) ?? []).map((q) => ({ dev: q.dev, parent: q.kind === 'ingress' || q.kind === 'clsact' ? 'ffff:' : (q.handle ?? 'root') }));
+  // a counter signal that counts the steps or the probes only: the counters just before the probes
+  // (before the checkpoint: a restored repeat gets them with the setup's records)
+  if (needs.countersAtProbes) for (const ns of allNs) steps.push(cmd('kr_counters_in', 'probes', ns, needs.snmp6 ? '1' : '0', ...needs.counters));
   if (opts.checkpoint) {
     for (const ns of allNs) {
       steps.push(cmd('kr_counters_ready', ns, needs.snmp6 ? '1' : '0', ...needs.counters));

@@ -77,9 +77,10 @@ export function preferredMachine(k: KernelArtifact): Machine {
 }
 
 /** Counters of every namespace: ns -> "Section.Name" -> value, from the agent's counters-<tag>:<ns> sections. */
-function countersFrom(report: AgentReport, tag: 'before' | 'after'): Record<string, Counters> {
+function countersFrom(report: AgentReport, tag: 'before' | 'probes' | 'after'): Record<string, Counters> {
   const out: Record<string, Counters> = {};
-  for (const [ns, text] of Object.entries(sectionsByPrefix(report, tag === 'before' ? SECTION.countersBefore('') : SECTION.countersAfter('')))) out[ns] = parseNetstat(text);
+  const prefix = tag === 'before' ? SECTION.countersBefore('') : tag === 'probes' ? SECTION.countersProbes('') : SECTION.countersAfter('');
+  for (const [ns, text] of Object.entries(sectionsByPrefix(report, prefix))) out[ns] = parseNetstat(text);
   return out;
 }
 
@@ -185,6 +186,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
       unavailable: unavailableTracepoints(report.warnings),
       countersBefore: before,
       countersAfter: after,
+      ...(needs.countersAtProbes ? { countersAtProbes: countersFrom(report, 'probes') } : {}),
       symbols: parseSymbols(report.sections[SECTION.symbols] ?? ''),
       namespaces: [HOST_NS, ...c.namespaces],
     },

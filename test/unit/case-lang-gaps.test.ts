@@ -2,7 +2,7 @@
 // on counter signals, the bridgeFdb topology element.
 import { describe, expect, it } from 'vitest';
 import { decideVerdict, type VerdictInput } from '../../harness/observe/verdict.ts';
-import type { SignalResult } from '../../harness/observe/signals/index.ts';
+import { evaluateSignals, type Observations, type SignalResult } from '../../harness/observe/signals/index.ts';
 import { caseSchema } from '../../harness/cases/schema.ts';
 import { renderCase } from '../../harness/cases/render.ts';
 import { caseElements } from '../../harness/reduce/elements.ts';
@@ -96,5 +96,58 @@ describe('case file: a signature without a probe', () => {
     const c = caseSchema.parse({ ...baseCase, probes: [...baseCase.probes, { name: 'q', exec: { argv: ['true'] } }], signature: { signals: ['warn'] } });
     expect(renderCase(c, { tracePath: { returns: [] } }).files['/case/steps.sh']).toMatch(/kr_probe p /);
     expect(caseElements(c).elements.filter((e) => e.kind === 'probe').map((e) => e.label)).toEqual(['control probe p', 'probe q']);
+  });
+});
+
+describe('counter signals: during', () => {
+  const counterCase = (during?: string) =>
+    caseSchema.parse({
+      ...baseCase,
+      steps: [{ name: 'up', exec: ['ip', 'link', 'set', 'lo', 'up'] }],
+      signals: [{ name: 'out', kind: 'counter', counter: 'IpExt.OutMcastPkts', ...(during ? { during } : {}) }],
+      signature: { probe: 'p', absent: ['out'] },
+    });
+  // 2 packets during the steps, 1 during the probes
+  const obs = (mid: boolean): Observations => ({
+    console: '',
+    trace: [],
+    countersBefore: { host: { 'IpExt.OutMcastPkts': 10 } },
+    ...(mid ? { countersAtProbes: { host: { 'IpExt.OutMcastPkts': 12 } } } : {}),
+    countersAfter: { host: { 'IpExt.OutMcastPkts': 13 } },
+    symbols: {},
+    namespaces: ['host'],
+  });
+  const count = (during: string | undefined, mid = true) => evaluateSignals(counterCase(during).signals, [], obs(mid))[0]!;
+
+  it('the default counts from the end of the setup to after the probes, as before (steps included)', () => {
+    expect(count(undefined).count).toBe(3);
+    expect(count(undefined, false).count).toBe(3);
+    expect(count('all').count).toBe(3);
+  });
+
+  it('probes: from just before the probes; steps: the steps only', () => {
+    expect(count('probes').count).toBe(1);
+    expect(count('steps').count).toBe(2);
+    expect(count('probes').matches[0]!.text).toBe('host:IpExt.OutMcastPkts +1');
+  });
+
+  it('a split window without the reading before the probes is incomplete, never 0', () => {
+    expect(count('probes', false).incomplete).toMatch(/not read before the probes/);
+  });
+
+  it('the agent reads the counters before the probes only when a signal asks', () => {
+    const script = (during?: string, checkpoint = true) => renderCase(counterCase(during), { checkpoint }).files['/case/steps.sh']!;
+    expect(script(undefined)).not.toMatch(/kr_counters_in probes/);
+    expect(script('all')).not.toMatch(/kr_counters_in probes/);
+    const s = script('probes');
+    expect(s).toMatch(/kr_counters_in probes host 0 IpExt\.OutMcastPkts/);
+    // after the steps, before the checkpoint (a restored repeat keeps it) and the first probe
+    expect(s.indexOf('kr_counters_in probes')).toBeGreaterThan(s.indexOf("kr_step exec:up"));
+    expect(s.indexOf('kr_counters_in probes')).toBeLessThan(s.indexOf('kr_checkpoint'));
+    expect(script('steps', false).indexOf('kr_counters_in probes')).toBeLessThan(script('steps', false).indexOf('kr_phase probes'));
+  });
+
+  it('describes its window', () => {
+    expect(evaluateSignals(counterCase('probes').signals, [], obs(true))[0]!.description).toMatch(/during the probes$/);
   });
 });

@@ -55,10 +55,11 @@ export function evaluateSignals(specs: SignalSpec[], signature: string[], obs: O
 
 /** Everything the guest must do for these signals, merged. */
 export function mergedNeeds(specs: SignalSpec[]): Required<Omit<GuestNeeds, 'logWatch'>> {
-  const out = { tracepoints: [] as string[], counters: [] as string[], symbolize: [] as string[], sysctls: [] as Array<{ ns: string; key: string; value: string }>, traceSteps: false };
+  const out = { tracepoints: [] as string[], counters: [] as string[], symbolize: [] as string[], sysctls: [] as Array<{ ns: string; key: string; value: string }>, traceSteps: false, countersAtProbes: false };
   for (const s of specs) {
     const n = signalNeeds(s);
     if (n.traceSteps) out.traceSteps = true;
+    if (n.countersAtProbes) out.countersAtProbes = true;
     for (const t of n.tracepoints ?? []) if (!out.tracepoints.includes(t)) out.tracepoints.push(t);
     for (const c of n.counters ?? []) if (!out.counters.includes(c)) out.counters.push(c);
     for (const f of n.symbolize ?? []) if (!out.symbolize.includes(f)) out.symbolize.push(f);

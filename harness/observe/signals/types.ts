@@ -16,9 +16,11 @@ export interface Observations {
   traceAll?: TraceEvent[];
   /** tracepoints ("group/event" or "group") the guest said it could not enable */
   unavailable?: string[];
-  /** counters per namespace, before and after the probes */
+  /** counters per namespace: before the steps (at the end of its setup) and after the probes */
   countersBefore: Record<string, Counters>;
   countersAfter: Record<string, Counters>;
+  /** and just before the probes (read when a counter signal counts `during` the steps or the probes only) */
+  countersAtProbes?: Record<string, Counters>;
   /** kernel addresses -> "symbol+0xoff" (from the guest's kallsyms), for events that print addresses */
   symbols: Record<string, string>;
   /** the case's namespaces, the initial one first */
@@ -39,6 +41,8 @@ export interface GuestNeeds {
   sysctls?: Array<{ ns: string; key: string; value: string }>;
   /** record the tracepoints through the case's steps too (not only the probes) */
   traceSteps?: boolean;
+  /** read the counters just before the probes too (a counter signal counts the steps or the probes only) */
+  countersAtProbes?: boolean;
   /** an extended regular expression (grep -E) for the kernel log: a probe with stopOnSignal stops at its first new match */
   logWatch?: string;
 }
