@@ -32,8 +32,8 @@ export function featurePackages(c: CaseDef): string[] {
   if (c.probes.some((p) => 'udp' in p || ('tcp' in p && p.tcp.sport !== undefined)) || c.servers.some((s) => s.udpListen !== undefined || s.bind !== undefined || s.v6only)) out.push('socat');
   if (c.captures.length) out.push('tcpdump');
   if (c.nftables.length) out.push('nftables');
-  // `bridge` (bridge VLANs) is iproute2's, which the base image has only ip and tc of
-  if (c.bridgeVlans.length) out.push('iproute2');
+  // `bridge` (bridge VLANs, FDB entries) is iproute2's, which the base image has only ip and tc of
+  if (c.bridgeVlans.length || c.bridgeFdb.length) out.push('iproute2');
   return out;
 }
 

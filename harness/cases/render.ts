@@ -6,7 +6,7 @@
 import { HarnessError } from '../util/errors.ts';
 import { caseNeeds } from './needs.ts';
 import { PATH_MAX_LINES, SYMBOL_RE } from '../observe/path.ts';
-import { familyOf, HOST_NS, isTunnel, lowerOf, routeFamily, ruleFamily, type BridgeVlan, type CaseDef, type Filter, type Interface, type Link, type Neighbour, type Nexthop, type Probe, type Route, type Rule } from './schema.ts';
+import { familyOf, HOST_NS, isTunnel, lowerOf, routeFamily, ruleFamily, type BridgeFdb, type BridgeVlan, type CaseDef, type Filter, type Interface, type Link, type Neighbour, type Nexthop, type Probe, type Route, type Rule } from './schema.ts';
 
 export interface SysctlOverride {
   ns: string;
@@ -207,6 +207,11 @@ export function bridgeVlanLine(v: BridgeVlan): string {
   return `vlan add dev ${v.dev} vid ${v.vid}${v.pvid ? ' pvid' : ''}${v.untagged ? ' untagged' : ''}${v.self ? ' self' : ''}`;
 }
 
+/** bridge fdb add ... (a line for bridge -batch) */
+export function bridgeFdbLine(f: BridgeFdb): string {
+  return `fdb add ${f.mac} dev ${f.dev} master ${f.state}${f.vlan !== undefined ? ` vlan ${f.vlan}` : ''}`;
+}
+
 export interface RenderedCase {
   /** path inside the initramfs -> content */
   files: Record<string, string>;
@@ -249,6 +254,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   const rules = byNs(c.rules);
   const neighbours = byNs(c.neighbours);
   const bridgeVlans = byNs(c.bridgeVlans);
+  const bridgeFdb = byNs(c.bridgeFdb);
   const lateRouting = c.nexthops.length > 0;
   const routingSteps: string[] = [];
   const sysctls: SysctlOverride[] = [...expand(needs.sysctls), ...c.sysctls.map((s) => ({ ns: s.ns, key: s.key, value: s.value })), ...overrides];
@@ -311,11 +317,14 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
       files[`/case/rules6-${ns}.ip`] = rules6.map(ruleLine).join('\n') + '\n';
       setup.push(cmd('kr_run', `rules6:${ns}`, IP, '-6', '-batch', `/case/rules6-${ns}.ip`));
     }
-    // bridge VLANs: iproute2's bridge (a guest package), after the ports are enslaved
+    // bridge VLANs, then FDB entries (an entry's VLAN is one of the port's): iproute2's bridge (a
+    // guest package), after the ports are enslaved
     const bv = bridgeVlans.get(ns) ?? [];
-    if (bv.length) {
-      files[`/case/bridge-${ns}.bridge`] = bv.map(bridgeVlanLine).join('\n') + '\n';
-      setup.push(cmd('kr_run', `bridge-vlans:${ns}`, 'bridge', '-batch', `/case/bridge-${ns}.bridge`));
+    const bf = bridgeFdb.get(ns) ?? [];
+    if (bv.length || bf.length) {
+      files[`/case/bridge-${ns}.bridge`] = [...bv.map(bridgeVlanLine), ...bf.map(bridgeFdbLine)].join('\n') + '\n';
+      const what = [...(bv.length ? ['vlans'] : []), ...(bf.length ? ['fdb'] : [])].join('+');
+      setup.push(cmd('kr_run', `bridge-${what}:${ns}`, 'bridge', '-batch', `/case/bridge-${ns}.bridge`));
     }
 
     const sys = ['set -e'];

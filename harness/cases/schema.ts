@@ -203,6 +203,17 @@ const bridgeVlanSchema = z.strictObject({
   /** the bridge device itself (its own VLANs, `self`) rather than a port */
   self: z.boolean().default(false),
 });
+/** bridge fdb add MAC dev PORT master static|dynamic [vlan N]: an FDB entry of a bridge port */
+const bridgeFdbSchema = z.strictObject({
+  ns: nsName.default(HOST_NS),
+  /** the bridge port the entry points to */
+  dev: devName,
+  mac: z.string().regex(MAC_RE, 'must be a lower-case MAC address like 00:aa:bb:cc:dd:ee'),
+  /** static: kept until deleted (never aged out); dynamic: as if learned, aged out and flushed */
+  state: z.enum(['static', 'dynamic']),
+  /** the entry's VLAN (a VLAN of the port: bridgeVlans, or its default pvid 1) */
+  vlan: z.number().int().min(1).max(4094).optional(),
+});
 export type Link = z.output<typeof linkSchema>;
 export type Interface = z.output<typeof interfaceSchema>;
 export type Route = z.output<typeof routeSchema>;
@@ -210,6 +221,7 @@ export type Nexthop = z.output<typeof nexthopSchema>;
 export type Rule = z.output<typeof ruleSchema>;
 export type Neighbour = z.output<typeof neighbourSchema>;
 export type BridgeVlan = z.output<typeof bridgeVlanSchema>;
+export type BridgeFdb = z.output<typeof bridgeFdbSchema>;
 /** The topology part of a case (what checkTopology and the renderer's topology read). */
 export interface Topology {
   kconfig: string[];
@@ -220,6 +232,7 @@ export interface Topology {
   rules: Rule[];
   neighbours: Neighbour[];
   bridgeVlans: BridgeVlan[];
+  bridgeFdb: BridgeFdb[];
 }
 
 /** An interface address's prefix (an address entry is a prefix or { address, broadcast }). */
@@ -327,6 +340,11 @@ function checkTopology(c: Topology, ctx: Ctx, checkNs: (ns: string, path: Path) 
       if (self?.type !== 'bridge') issue(['bridgeVlans', i, 'dev'], `self: no bridge link "${v.dev}" in namespace "${v.ns}"`);
     } else if (masterOf.get(key(v.ns, v.dev))?.type !== 'bridge')
       issue(['bridgeVlans', i, 'dev'], self?.type === 'bridge' ? `${v.dev} is the bridge itself: say self: true` : `${v.dev} is not a bridge port in namespace "${v.ns}" (give it master: <bridge> under interfaces)`);
+  });
+  c.bridgeFdb.forEach((f, i) => {
+    checkNs(f.ns, ['bridgeFdb', i, 'ns']);
+    if (masterOf.get(key(f.ns, f.dev))?.type !== 'bridge')
+      issue(['bridgeFdb', i, 'dev'], linkIn(f.ns, f.dev)?.type === 'bridge' ? `${f.dev} is the bridge itself: an FDB entry here points to a port` : `${f.dev} is not a bridge port in namespace "${f.ns}" (give it master: <bridge> under interfaces)`);
   });
   // nexthops: unique ids per namespace; exactly one of gateway/device, blackhole, group; groups of plain nexthops
   const nhs = new Map<string, Nexthop>();
@@ -560,6 +578,7 @@ export const caseSchema = z
     rules: z.array(ruleSchema).max(256).default([]),
     neighbours: z.array(neighbourSchema).max(256).default([]),
     bridgeVlans: z.array(bridgeVlanSchema).max(256).default([]),
+    bridgeFdb: z.array(bridgeFdbSchema).max(256).default([]),
     sysctls: z.array(sysctlSchema).max(256).default([]),
     qdiscs: z.array(qdiscSchema).max(128).default([]),
     filters: z.array(filterSchema).max(256).default([]),
@@ -704,6 +723,9 @@ export function topologyKconfig(c: Topology): Array<{ option: string; path: (str
     if (l.type === 'bridge' && l.vlanFiltering) out.push({ option: 'CONFIG_BRIDGE_VLAN_FILTERING', path: ['links', i, 'vlanFiltering'], what: 'a VLAN-filtering bridge' });
   });
   c.bridgeVlans.forEach((_, i) => out.push({ option: 'CONFIG_BRIDGE_VLAN_FILTERING', path: ['bridgeVlans', i], what: 'a bridge VLAN' }));
+  c.bridgeFdb.forEach((f, i) => {
+    if (f.vlan !== undefined) out.push({ option: 'CONFIG_BRIDGE_VLAN_FILTERING', path: ['bridgeFdb', i, 'vlan'], what: 'a bridge FDB entry with a VLAN' });
+  });
   c.rules.forEach((r, i) => {
     out.push(ruleFamily(r) === 6 ? { option: 'CONFIG_IPV6_MULTIPLE_TABLES', path: ['rules', i], what: 'an IPv6 rule' } : { option: 'CONFIG_IP_MULTIPLE_TABLES', path: ['rules', i], what: 'an IPv4 rule' });
     if (r.l3mdev) out.push({ option: 'CONFIG_NET_L3_MASTER_DEV', path: ['rules', i, 'l3mdev'], what: 'an l3mdev rule' });

@@ -30,6 +30,7 @@ export type ElementKind =
   | 'rule'
   | 'neighbour'
   | 'bridge-vlan'
+  | 'bridge-fdb'
   | 'sysctl'
   | 'qdisc'
   | 'filter'
@@ -201,6 +202,12 @@ export function caseElements(c: CaseDef): CaseElements {
     const parents = [...inNs(v.ns), ...(v.self ? link(v.ns, v.dev) : [...link(v.ns, v.dev), ...(masterElem.has(devKey(v.ns, v.dev)) ? [masterElem.get(devKey(v.ns, v.dev))!] : [])])];
     add({ id: `bridgeVlans[${i}]`, kind: 'bridge-vlan', label: `bridge vlan ${v.vid} on ${v.dev}${v.pvid ? ' pvid' : ''}${v.untagged ? ' untagged' : ''}${v.self ? ' self' : ''}${at(v.ns)}`, parents: uniq(parents) });
   });
+  c.bridgeFdb.forEach((f, i) => {
+    // an FDB entry of a port: the port enslaved to its bridge (and so the bridge); its VLAN's entry too
+    const vlan = f.vlan === undefined ? [] : c.bridgeVlans.flatMap((v, j) => (v.ns === f.ns && v.dev === f.dev && v.vid === f.vlan ? [`bridgeVlans[${j}]`] : []));
+    const parents = [...inNs(f.ns), ...link(f.ns, f.dev), ...(masterElem.has(devKey(f.ns, f.dev)) ? [masterElem.get(devKey(f.ns, f.dev))!] : []), ...vlan];
+    add({ id: `bridgeFdb[${i}]`, kind: 'bridge-fdb', label: `bridge fdb ${f.mac} dev ${f.dev} ${f.state}${f.vlan !== undefined ? ` vlan ${f.vlan}` : ''}${at(f.ns)}`, parents: uniq(parents) });
+  });
   const variants = new Map<string, Element[]>();
   c.sysctls.forEach((s, i) => {
     const id = `sysctls[${i}]`;
@@ -351,6 +358,7 @@ export function applyElements(c: CaseDef, ce: CaseElements, kept: readonly strin
     rules: c.rules.filter((_, i) => has(`rules[${i}]`)),
     neighbours: c.neighbours.filter((_, i) => has(`neighbours[${i}]`)),
     bridgeVlans: c.bridgeVlans.filter((_, i) => has(`bridgeVlans[${i}]`)),
+    bridgeFdb: c.bridgeFdb.filter((_, i) => has(`bridgeFdb[${i}]`)),
     sysctls: c.sysctls.flatMap((s, i) => {
       const v = variantKey(i);
       if (v !== null) return [{ ...s, key: v }];

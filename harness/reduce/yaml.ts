@@ -5,7 +5,7 @@ import YAML, { isMap, isScalar, isSeq, type Document, type YAMLSeq } from 'yaml'
 import type { CaseDef } from '../cases/schema.ts';
 import { applyElements, closure, type CaseElements } from './elements.ts';
 
-const SECTIONS = ['namespaces', 'links', 'interfaces', 'routes', 'nexthops', 'rules', 'neighbours', 'bridgeVlans', 'sysctls', 'qdiscs', 'filters', 'nftables', 'steps', 'servers', 'captures', 'probes'] as const;
+const SECTIONS = ['namespaces', 'links', 'interfaces', 'routes', 'nexthops', 'rules', 'neighbours', 'bridgeVlans', 'bridgeFdb', 'sysctls', 'qdiscs', 'filters', 'nftables', 'steps', 'servers', 'captures', 'probes'] as const;
 
 /** no re-wrapping: a flow mapping stays on its line (folded scalars are put back as written, below) */
 export const YAML_OUT = { lineWidth: 0 } as const;

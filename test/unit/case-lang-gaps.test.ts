@@ -151,3 +151,57 @@ describe('counter signals: during', () => {
     expect(evaluateSignals(counterCase('probes').signals, [], obs(true))[0]!.description).toMatch(/during the probes$/);
   });
 });
+
+describe('bridgeFdb: bridge fdb add MAC dev PORT master static|dynamic [vlan N]', () => {
+  const topo = {
+    kconfig: ['CONFIG_BRIDGE', 'CONFIG_BRIDGE_VLAN_FILTERING'],
+    links: [{ type: 'bridge', name: 'br0', vlanFiltering: true }, { type: 'dummy', name: 'dummy0' }],
+    interfaces: [{ dev: 'dummy0', master: 'br0' }, { dev: 'br0' }],
+    signature: { probe: 'p' },
+  };
+  const fdb = [
+    { dev: 'dummy0', mac: '00:aa:bb:cc:dd:ee', state: 'static' },
+    { dev: 'dummy0', mac: '00:11:22:33:44:55', state: 'dynamic', vlan: 10 },
+  ];
+
+  it('renders in the bridge batch, after the bridge VLANs, as the commands a person would type', () => {
+    const c = caseSchema.parse({ ...baseCase, ...topo, bridgeVlans: [{ dev: 'dummy0', vid: 10 }], bridgeFdb: fdb });
+    const r = renderCase(c);
+    expect(r.files['/case/bridge-host.bridge']).toBe('vlan add dev dummy0 vid 10\nfdb add 00:aa:bb:cc:dd:ee dev dummy0 master static\nfdb add 00:11:22:33:44:55 dev dummy0 master dynamic vlan 10\n');
+    expect(r.files['/case/setup-host.sh']).toMatch(/kr_run bridge-vlans\+fdb:host bridge -batch \/case\/bridge-host\.bridge/);
+    // after the ports are enslaved (the links+interfaces batch)
+    expect(r.files['/case/setup-host.sh']!.indexOf('bridge -batch')).toBeGreaterThan(r.files['/case/setup-host.sh']!.indexOf('addr-host.ip'));
+    const only = renderCase(caseSchema.parse({ ...baseCase, ...topo, bridgeFdb: fdb.slice(0, 1) }));
+    expect(only.files['/case/setup-host.sh']).toMatch(/kr_run bridge-fdb:host bridge -batch/);
+  });
+
+  it('brings the bridge tool (iproute2) into the guest', async () => {
+    const { caseNeeds } = await import('../../harness/cases/needs.ts');
+    expect(caseNeeds(caseSchema.parse({ ...baseCase, ...topo, bridgeFdb: fdb.slice(0, 1) })).packages).toEqual(['iproute2']);
+  });
+
+  it('checks its port, its address and its namespace, each at its field', () => {
+    expect(issues({ ...topo, bridgeFdb: fdb.slice(0, 1) })).toEqual([]);
+    expect(issues({ ...topo, bridgeFdb: [{ ...fdb[0], dev: 'br0' }] })).toEqual(['bridgeFdb.0.dev: br0 is the bridge itself: an FDB entry here points to a port']);
+    expect(issues({ ...topo, links: [...topo.links, { type: 'dummy', name: 'd1' }], bridgeFdb: [{ ...fdb[0], dev: 'd1' }] })[0]).toMatch(/^bridgeFdb\.0\.dev: d1 is not a bridge port/);
+    expect(issues({ ...topo, bridgeFdb: [{ ...fdb[0], mac: '00:AA:bb:cc:dd:ee; reboot' }] })[0]).toMatch(/^bridgeFdb\.0\.mac: must be a lower-case MAC/);
+    expect(issues({ ...topo, bridgeFdb: [{ ...fdb[0], state: 'permanent' }] })[0]).toMatch(/^bridgeFdb\.0\.state:/);
+    expect(issues({ ...topo, bridgeFdb: [{ ...fdb[0], ns: 'ghost' }] })).toContain('bridgeFdb.0.ns: namespace "ghost" is not declared in namespaces');
+    expect(issues({ ...topo, bridgeFdb: [{ ...fdb[0], vlan: 0 }] })[0]).toMatch(/^bridgeFdb\.0\.vlan:/);
+  });
+
+  it('a VLAN needs CONFIG_BRIDGE_VLAN_FILTERING', async () => {
+    const { topologyKconfig } = await import('../../harness/cases/schema.ts');
+    const opts = (f: object[]) => topologyKconfig(caseSchema.parse({ ...baseCase, kconfig: topo.kconfig, links: [{ type: 'bridge', name: 'br0' }, { type: 'dummy', name: 'dummy0' }], interfaces: topo.interfaces, signature: { probe: 'p' }, bridgeFdb: f }));
+    expect(opts([fdb[0]!]).map((o) => o.option)).toEqual(['CONFIG_BRIDGE']);
+    expect(opts([fdb[1]!]).find((o) => o.option === 'CONFIG_BRIDGE_VLAN_FILTERING')?.path).toEqual(['bridgeFdb', 0, 'vlan']);
+  });
+
+  it('the reducer may remove an entry; it needs its port enslaved and its VLAN', () => {
+    const c = caseSchema.parse({ ...baseCase, ...topo, bridgeVlans: [{ dev: 'dummy0', vid: 10 }], bridgeFdb: fdb });
+    const e = caseElements(c).elements.filter((x) => x.kind === 'bridge-fdb');
+    expect(e.map((x) => x.label)).toEqual(['bridge fdb 00:aa:bb:cc:dd:ee dev dummy0 static', 'bridge fdb 00:11:22:33:44:55 dev dummy0 dynamic vlan 10']);
+    expect(e[1]!.parents).toContain('bridgeVlans[0]');
+    expect(e[0]!.parents.some((p) => p.startsWith('interfaces['))).toBe(true);
+  });
+});

@@ -279,11 +279,12 @@ describe("docs/case-language.md's example", () => {
     const md = fs.readFileSync(path.join(repoRoot, 'docs/case-language.md'), 'utf8');
     const block = md.split('The parts of a case')[1]!.split('```yaml\n')[1]!.split('```')[0]!;
     const doc = parseYaml(block) as Record<string, unknown>;
-    const keys = ['kconfig', 'namespaces', 'links', 'interfaces', 'bridgeVlans', 'routes', 'nexthops', 'rules', 'neighbours'];
+    const keys = ['kconfig', 'namespaces', 'links', 'interfaces', 'bridgeVlans', 'bridgeFdb', 'routes', 'nexthops', 'rules', 'neighbours'];
     const topo = Object.fromEntries(keys.map((k) => [k, doc[k]]));
     expect(topo.nexthops, 'the example has no nexthops any more').toBeTruthy();
     const c = caseSchema.parse({ name: 'doc', description: 'd', ...topo, probes: [{ name: 'p', ping: '127.0.0.1' }], signature: { probe: 'p' } });
     expect(renderCase(c).files['/case/routing-host.ip']).toContain('nexthop add id 10 group 1/2,3\n');
+    expect(renderCase(c).files['/case/bridge-host.bridge']).toContain('fdb add 00:aa:bb:cc:dd:ee dev vx0 master static vlan 10\n');
   });
 });
 
