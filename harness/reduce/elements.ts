@@ -12,10 +12,20 @@
 //
 // Never removed: the signature probe, the signals, and what they need (their namespace, the server a
 // signature TCP/UDP probe talks to); the case's metadata (name, kconfig, packages, tracepoints...).
+// A signature without a probe (its signals alone): the case's first probe is kept instead (a case
+// has at least one probe).
 import type { CaseDef } from '../cases/schema.ts';
 import { addressPrefix, HOST_NS, lowerOf, type Link } from '../cases/schema.ts';
 import { ruleLine } from '../cases/render.ts';
 import { nftRules, withoutRules } from './nft.ts';
+
+/** The probe the reducer never removes: the signature's, or (a signature without a probe) the case's first. */
+export function keptProbe(c: CaseDef): { name: string; why: string } | undefined {
+  const sig = c.signature.probe?.split('/')[0];
+  if (sig !== undefined) return { name: sig, why: `the signature probe ${sig}` };
+  const first = c.probes[0]?.name;
+  return first === undefined ? undefined : { name: first, why: `probe ${first} (a case keeps one probe; the signature has none)` };
+}
 
 export type ElementKind =
   | 'namespace'
@@ -259,7 +269,8 @@ export function caseElements(c: CaseDef): CaseElements {
   c.captures.forEach((cap, i) => add({ id: `captures[${i}]`, kind: 'capture', label: `capture on ${cap.dev}${at(cap.ns)}`, parents: uniq([...inNs(cap.ns), ...link(cap.ns, cap.dev)]) }));
   const serverFor = (proto: 'tcp' | 'udp', port: number): string[] =>
     c.servers.flatMap((s, i) => ((proto === 'tcp' ? s.tcpListen : s.udpListen) === port ? [`servers[${i}]`] : []));
-  const signatureProbe = c.signature.probe?.split('/')[0];
+  const kept = keptProbe(c);
+  const signatureProbe = kept?.name;
   const probeParents = (p: CaseDef['probes'][number]): string[] =>
     uniq([...inNs(p.ns), ...('tcp' in p ? serverFor('tcp', p.tcp.port) : []), ...('udp' in p ? serverFor('udp', p.udp.port) : [])]);
   c.probes.forEach((p, i) => {
@@ -276,7 +287,7 @@ export function caseElements(c: CaseDef): CaseElements {
     for (const p of byId.get(id)?.parents ?? []) pin(p, why);
   };
   const sig = c.probes.find((p) => p.name === signatureProbe);
-  if (sig) for (const p of probeParents(sig)) pin(p, `the signature probe ${sig.name} needs it`);
+  if (sig) for (const p of probeParents(sig)) pin(p, `${kept!.why} needs it`);
   for (const s of c.signals) if ('ns' in s && typeof s.ns === 'string' && s.ns !== HOST_NS && nsElem.has(s.ns)) pin(nsElem.get(s.ns)!, `signal ${s.name} reads it`);
   const required = [...requiredWhy].map(([id, why]) => ({ id, label: byId.get(id)!.label, why }));
   const removable = elements.filter((e) => !requiredWhy.has(e.id));
@@ -332,7 +343,7 @@ export function applyElements(c: CaseDef, ce: CaseElements, kept: readonly strin
     for (const v of ce.variants.get(`sysctls[${i}]`) ?? []) if (keep.has(v.id) && v.sysctlKey) return v.sysctlKey;
     return null;
   };
-  const signatureProbe = c.signature.probe?.split('/')[0];
+  const signatureProbe = keptProbe(c)?.name;
   const probes = c.probes.filter((p, i) => p.name === signatureProbe || has(`probes[${i}]`));
   const probeNames = new Set(probes.map((p) => p.name));
   return {

@@ -3,7 +3,7 @@
 // were. Pure: text in, text out.
 import YAML, { isMap, isScalar, isSeq, type Document, type YAMLSeq } from 'yaml';
 import type { CaseDef } from '../cases/schema.ts';
-import { applyElements, closure, type CaseElements } from './elements.ts';
+import { applyElements, closure, keptProbe, type CaseElements } from './elements.ts';
 
 const SECTIONS = ['namespaces', 'links', 'interfaces', 'routes', 'nexthops', 'rules', 'neighbours', 'bridgeVlans', 'bridgeFdb', 'sysctls', 'qdiscs', 'filters', 'nftables', 'steps', 'servers', 'captures', 'probes'] as const;
 
@@ -103,7 +103,7 @@ export function reducedYaml(text: string, c: CaseDef, ce: CaseElements, kept: re
     deleteItems(controls, new Set(c.signature.controls.map((ref, i) => (names.has(ref.split('/')[0]!) ? -1 : i)).filter((i) => i >= 0)));
     if (controls.items.length === 0) (doc.get('signature', true) as { delete?: (k: string) => void }).delete?.('controls');
   }
-  const signatureProbe = c.signature.probe?.split('/')[0];
+  const signatureProbe = keptProbe(c)?.name;
   for (const section of SECTIONS) {
     const seq = seqOf(doc, section);
     if (!seq) continue;

@@ -5,7 +5,7 @@ import { decideVerdict, type VerdictInput } from '../../harness/observe/verdict.
 import { evaluateSignals, type Observations, type SignalResult } from '../../harness/observe/signals/index.ts';
 import { caseSchema } from '../../harness/cases/schema.ts';
 import { renderCase } from '../../harness/cases/render.ts';
-import { caseElements } from '../../harness/reduce/elements.ts';
+import { applyElements, caseElements } from '../../harness/reduce/elements.ts';
 
 const sig = (name: string, role: SignalResult['role'], fired: boolean, extra: Partial<SignalResult> = {}): SignalResult => ({
   name,
@@ -92,10 +92,14 @@ describe('case file: a signature without a probe', () => {
     expect(issues({ signature: { probe: 'p', signals: ['warn'], when: 'pass' } })).toEqual([]);
   });
 
-  it('renders, traced too, and every probe stays removable for the reducer', () => {
+  it('renders, traced too; the reducer keeps the first probe (a case has one) and may remove the others', () => {
     const c = caseSchema.parse({ ...baseCase, probes: [...baseCase.probes, { name: 'q', exec: { argv: ['true'] } }], signature: { signals: ['warn'] } });
     expect(renderCase(c, { tracePath: { returns: [] } }).files['/case/steps.sh']).toMatch(/kr_probe p /);
-    expect(caseElements(c).elements.filter((e) => e.kind === 'probe').map((e) => e.label)).toEqual(['control probe p', 'probe q']);
+    const ce = caseElements(c);
+    expect(ce.elements.filter((e) => e.kind === 'probe').map((e) => e.label)).toEqual(['probe q']);
+    const reduced = applyElements(c, ce, []);
+    expect(reduced.probes.map((p) => p.name)).toEqual(['p']);
+    expect(caseSchema.safeParse(reduced).success).toBe(true);
   });
 });
 
