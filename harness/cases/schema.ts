@@ -606,7 +606,13 @@ export const caseSchema = z
       absent: z.array(name).max(16).default([]),
       /** results that must pass on every kernel, besides the probes marked control (e.g. kselftest results <probe>/<what>) */
       controls: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?:\/[A-Za-z0-9_.-]{1,128})?$/)).max(16).default([]),
-    }),
+    })
+      .superRefine((s, ctx) => {
+        if (s.probe === undefined && s.when !== undefined)
+          ctx.addIssue({ code: 'custom', path: ['when'], message: 'says how the signature probe ends: the signature has no probe' });
+      })
+      // with a probe, `when` is fail unless said (without one it means nothing, and stays out)
+      .transform((s) => (s.probe !== undefined && s.when === undefined ? { ...s, when: 'fail' as const } : s)),
     /** hard deadline for the whole guest (boot + case), TCG; scaled down under KVM */
     deadlineMs: z.number().int().min(1000).max(1_800_000).default(60_000),
     /** how repeated runs (verify/bisect/repro --repeat) are made: each restores the case, set up once
@@ -659,8 +665,6 @@ export const caseSchema = z
     if (c.signature.probe === undefined) {
       if (c.signature.signals.length === 0)
         ctx.addIssue({ code: 'custom', path: ['signature'], message: 'needs a probe, or signals: a signature without a probe is the kernel evidence its signals name' });
-      if (c.signature.when !== undefined)
-        ctx.addIssue({ code: 'custom', path: ['signature', 'when'], message: 'says how the signature probe ends: the signature has no probe' });
     } else if (!refersToProbe(c.signature.probe))
       ctx.addIssue({
         code: 'custom',
