@@ -18,7 +18,7 @@ export interface CellSpec {
 /**
  * The matrix with every kernel and case named by its definition's name instead of the reference
  * the file gives (a built-in name or a path): cells, their ids and their results folders carry
- * names, as with kernels and cases given by name. `variants[].cases` and `variants[].expect` may
+ * names, as with kernels and cases given by name. `variants[].cases`, `variants[].kernels` and `variants[].expect` may
  * use either the reference or the name. A name given twice collapses to one.
  */
 export function byDefinitionName(m: MatrixDef, kernelName: (ref: string) => string, caseName: (ref: string) => string): MatrixDef {
@@ -32,6 +32,7 @@ export function byDefinitionName(m: MatrixDef, kernelName: (ref: string) => stri
     variants: m.variants.map((v) => ({
       ...v,
       ...(v.cases ? { cases: uniq(v.cases.map(caseOf)) } : {}),
+      ...(v.kernels ? { kernels: uniq(v.kernels.map(kernelOf)) } : {}),
       ...(v.expect !== undefined ? { expect: typeof v.expect === 'string' ? v.expect : Object.fromEntries(Object.entries(v.expect).map(([k, e]) => [kernelOf(k), e])) } : {}),
     })),
   };
@@ -43,6 +44,7 @@ export function expandMatrix(m: MatrixDef): CellSpec[] {
     for (const c of m.cases)
       for (const v of m.variants) {
         if (v.cases && !v.cases.includes(c)) continue;
+        if (v.kernels && !v.kernels.includes(kernel)) continue;
         const expected = typeof v.expect === 'string' ? v.expect : v.expect?.[kernel];
         cells.push({
           id: `${kernel}|${c}|${v.name}`,

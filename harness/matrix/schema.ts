@@ -18,6 +18,8 @@ export const matrixSchema = z
           sysctls: z.array(z.string().regex(SYSCTL_RE, 'must be [ns:]net.<key>=<integer> (ns "*" = every namespace)')).default([]),
           /** restrict the variant to these cases (default: all) */
           cases: z.array(z.string()).optional(),
+          /** restrict the variant to these kernels (default: all): a bug library pairs each bug's case with its own kernels */
+          kernels: z.array(z.string()).optional(),
           /** one verdict for every kernel, or kernel -> verdict */
           expect: z.union([verdict, z.record(z.string(), verdict)]).optional(),
         }),
@@ -32,6 +34,8 @@ export const matrixSchema = z
     m.variants.forEach((v, i) => {
       for (const c of v.cases ?? [])
         if (!m.cases.includes(c)) ctx.addIssue({ code: 'custom', path: ['variants', i, 'cases'], message: `case "${c}" is not in the matrix's cases` });
+      for (const k of v.kernels ?? [])
+        if (!m.kernels.includes(k)) ctx.addIssue({ code: 'custom', path: ['variants', i, 'kernels'], message: `kernel "${k}" is not in the matrix's kernels` });
       if (v.expect && typeof v.expect === 'object')
         for (const k of Object.keys(v.expect))
           if (!m.kernels.includes(k)) ctx.addIssue({ code: 'custom', path: ['variants', i, 'expect', k], message: `kernel "${k}" is not in the matrix's kernels` });

@@ -68,6 +68,7 @@ describe('matrix', () => {
     ['unknown verdict', 'name: m\nkernels: [k]\ncases: [c]\nvariants: [{ name: v, expect: broken }]\n', 'variants[0].expect'],
     ['duplicate variant', 'name: m\nkernels: [k]\ncases: [c]\nvariants: [{ name: v }, { name: v }]\n', 'variants[1].name'],
     ['variant case not in the matrix', 'name: m\nkernels: [k]\ncases: [c]\nvariants: [{ name: v, cases: [d] }]\n', 'variants[0].cases'],
+    ['variant kernel not in the matrix', 'name: m\nkernels: [k]\ncases: [c]\nvariants: [{ name: v, kernels: [other] }]\n', 'variants[0].kernels'],
   ];
   for (const [what, yaml, field] of bad)
     it(`rejects a matrix with ${what}`, () => {
@@ -159,6 +160,26 @@ describe('merging shards', () => {
   });
 });
 
+describe('variants restricted to kernels: a library pairs each case with its own kernels', () => {
+  it('a variant with kernels and cases makes only those cells, with its expectations', () => {
+    const m = matrixSchema.parse({
+      name: 'lib',
+      kernels: ['a-reverted', 'b-reverted', 'shipped'],
+      cases: ['a', 'b'],
+      variants: [
+        { name: 'a', cases: ['a'], kernels: ['a-reverted', 'shipped'], expect: { 'a-reverted': 'reproduced', shipped: 'not-reproduced' } },
+        { name: 'b', cases: ['b'], kernels: ['b-reverted', 'shipped'], expect: { 'b-reverted': 'reproduced', shipped: 'not-reproduced' } },
+      ],
+    });
+    expect(expandMatrix(m).map((c) => `${c.id}=${c.expected ?? ''}`)).toEqual([
+      'a-reverted|a|a=reproduced',
+      'b-reverted|b|b=reproduced',
+      'shipped|a|a=not-reproduced',
+      'shipped|b|b=not-reproduced',
+    ]);
+  });
+});
+
 describe('byDefinitionName: a matrix whose kernels and cases are given by path', () => {
   it('names every kernel and case by its definition, in variants and expectations too, once each', async () => {
     const { byDefinitionName } = await import('../../harness/matrix/logic.ts');
@@ -166,13 +187,14 @@ describe('byDefinitionName: a matrix whose kernels and cases are given by path',
       name: 'm',
       kernels: ['6.1-vanilla', 'defs/k.yaml'],
       cases: ['defs/c.yaml', 'rp-filter-selftest', './defs/c.yaml'],
-      variants: [{ name: 'v', cases: ['defs/c.yaml'], expect: { 'defs/k.yaml': 'not-reproduced', '6.1-vanilla': 'reproduced' } }],
+      variants: [{ name: 'v', cases: ['defs/c.yaml'], kernels: ['defs/k.yaml', '6.1-vanilla'], expect: { 'defs/k.yaml': 'not-reproduced', '6.1-vanilla': 'reproduced' } }],
     });
     const names: Record<string, string> = { 'defs/k.yaml': 'k', '6.1-vanilla': '6.1-vanilla', 'defs/c.yaml': 'c', './defs/c.yaml': 'c', 'rp-filter-selftest': 'rp-filter-selftest' };
     const d = byDefinitionName(m, (r) => names[r]!, (r) => names[r]!);
     expect(d.kernels).toEqual(['6.1-vanilla', 'k']);
     expect(d.cases).toEqual(['c', 'rp-filter-selftest']);
     expect(d.variants[0]!.cases).toEqual(['c']);
+    expect(d.variants[0]!.kernels).toEqual(['k', '6.1-vanilla']);
     expect(d.variants[0]!.expect).toEqual({ k: 'not-reproduced', '6.1-vanilla': 'reproduced' });
     expect(expandMatrix(d).map((c) => `${c.id}=${c.expected ?? ''}`)).toEqual(['6.1-vanilla|c|v=reproduced', 'k|c|v=not-reproduced']);
   });

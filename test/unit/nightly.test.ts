@@ -1,5 +1,5 @@
-// The nightly workflow (.github/workflows/nightly.yml) and its steps (.ci/nightly.mjs): the workflow
-// is checked by a GitHub Actions schema validator; the plan and merge steps run here for real on
+// The nightly workflow (.github/workflows/nightly.yml, which runs the reusable matrix.yml once per
+// matrix file) and its steps (.ci/nightly.mjs): the workflows are checked by a GitHub Actions schema validator; the plan and merge steps run here for real on
 // matrix results made up for the test (the shard step, which boots kernels, runs in 06-matrix).
 import { MATRIX_SCHEMA_VERSION } from '../../harness/matrix/result.ts';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,8 @@ import { loadDataFile } from '../../harness/util/load.ts';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { matrixResult, SMALL_MATRIX } from './records.ts';
 
-const workflowText = fs.readFileSync(path.join(repoRoot, '.github/workflows/nightly.yml'), 'utf8');
+const nightlyText = fs.readFileSync(path.join(repoRoot, '.github/workflows/nightly.yml'), 'utf8');
+const workflowText = fs.readFileSync(path.join(repoRoot, '.github/workflows/matrix.yml'), 'utf8');
 const script = path.join(repoRoot, '.ci/nightly.mjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kr-nightly-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -38,7 +39,8 @@ interface Job {
   permissions?: unknown;
   steps: Step[];
 }
-const wf = YAML.parse(workflowText) as { on: Record<string, unknown>; permissions: Record<string, string>; jobs: Record<string, Job> };
+const wf = YAML.parse(workflowText) as { on: Record<string, unknown>; permissions: Record<string, string>; env: Record<string, string>; jobs: Record<string, Job> };
+const nightlyWf = YAML.parse(nightlyText) as { on: Record<string, unknown>; permissions: Record<string, string>; jobs: Record<string, { uses: string; with: Record<string, string>; secrets: string }> };
 
 async function nightly(args: string[], env: Record<string, string>): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const r = await execa('node', [script, ...args], { cwd: tmp, reject: false, env, stdin: 'ignore' });
@@ -47,6 +49,7 @@ async function nightly(args: string[], env: Record<string, string>): Promise<{ e
 
 describe('the nightly workflow', () => {
   it('passes a GitHub Actions workflow schema validator, which rejects a broken copy', () => {
+    expect(validateWorkflow(nightlyText).errors).toEqual([]);
     expect(validateWorkflow(workflowText).errors).toEqual([]);
     const broken = workflowText.replace('    runs-on: ubuntu-24.04\n    timeout-minutes: 10\n', '    timeout-minutes: 10\n    stepz: []\n');
     expect(broken).not.toBe(workflowText);
@@ -60,7 +63,19 @@ describe('the nightly workflow', () => {
     for (const u of uses) expect(u).toMatch(/^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/);
     for (const line of workflowText.split('\n').filter((l) => l.includes('uses:'))) expect(line).toMatch(/ # v\d+\.\d+\.\d+$/);
     for (const j of Object.values(wf.jobs)) expect(j.permissions).toBeUndefined();
-    expect(Object.keys(wf.on)).toEqual(expect.arrayContaining(['schedule', 'workflow_dispatch']));
+    expect(nightlyWf.permissions).toEqual({ contents: 'read' });
+    expect(Object.keys(nightlyWf.on)).toEqual(expect.arrayContaining(['schedule', 'workflow_dispatch']));
+    expect(Object.keys(wf.on)).toEqual(['workflow_call']);
+  });
+
+  it('runs the default matrix and the bug library, each through the reusable matrix workflow', () => {
+    const calls = Object.values(nightlyWf.jobs).map((j) => `${j.uses} ${j.with.matrix} ${j.with.name} ${j.secrets}`);
+    expect(calls).toEqual(['./.github/workflows/matrix.yml matrices/default.yaml default inherit', './.github/workflows/matrix.yml matrices/bugs.yaml bugs inherit']);
+    for (const j of Object.values(nightlyWf.jobs)) expect(fs.existsSync(path.join(repoRoot, j.with.matrix))).toBe(true);
+    expect(wf.env.NIGHTLY_MATRIX).toBe('${{ inputs.matrix }}');
+    // two calls in one run: their artifacts and caches must not collide
+    expect(workflowText).toContain('name: shard-${{ inputs.name }}-${{ matrix.shard.id }}');
+    expect(workflowText).toContain('pattern: shard-${{ inputs.name }}-*');
   });
 
   it('runs the shards in a Debian 12 container, one per planned shard, with KVM when the runner has it and a cache per kernel', () => {
@@ -72,7 +87,7 @@ describe('the nightly workflow', () => {
     expect(shard.container?.options).toBe('${{ needs.plan.outputs.kvm_options }}');
     expect(shard.strategy?.matrix.shard).toBe('${{ fromJSON(needs.plan.outputs.shards) }}');
     const cache = shard.steps.find((s) => s.uses?.startsWith('actions/cache@'))!;
-    expect(cache.with?.key).toMatch(/^kernels-\$\{\{ matrix\.shard\.key \}\}-/);
+    expect(cache.with?.key).toMatch(/^kernels-\$\{\{ inputs\.name \}\}-\$\{\{ matrix\.shard\.key \}\}-/);
     expect(cache.with?.path).toBe('.kernel-cache');
     expect(shard.steps.map((s) => s.run ?? '')).toContain('node .ci/nightly.mjs shard ${{ matrix.shard.index }}/${{ matrix.shard.of }}');
     // the remote cache: read during the shard, published after it, both only from a secret
