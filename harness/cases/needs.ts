@@ -17,6 +17,8 @@ export interface CaseNeeds {
   sysctls: Array<{ ns: string; key: string; value: string }>;
   /** ERE for the kernel log that probes with stopOnSignal stop at (the signature's martian/log signals) */
   logWatch: string | null;
+  /** arm the tracepoints before the case's steps (a tracepoint signal records `during` them), marking the trace at each phase */
+  traceSteps: boolean;
   /** read /proc/net/snmp6 too: the case uses IPv6 or names an IPv6 counter (it costs guest time otherwise spared) */
   snmp6: boolean;
 }
@@ -24,7 +26,7 @@ export interface CaseNeeds {
 /** The packages a case's features run in the guest (the harness provides everything else from busybox and iproute2). */
 export function featurePackages(c: CaseDef): string[] {
   const out: string[] = [];
-  if (c.probes.some((p) => 'udp' in p) || c.servers.some((s) => s.udpListen !== undefined)) out.push('socat');
+  if (c.probes.some((p) => 'udp' in p || ('tcp' in p && p.tcp.sport !== undefined)) || c.servers.some((s) => s.udpListen !== undefined)) out.push('socat');
   if (c.captures.length) out.push('tcpdump');
   if (c.nftables.length) out.push('nftables');
   return out;
@@ -54,6 +56,7 @@ export function caseNeeds(c: CaseDef): CaseNeeds {
     symbolize: m.symbolize,
     sysctls: m.sysctls,
     logWatch: watches.length ? watches.map((w) => `(${w})`).join('|') : null,
+    traceSteps: m.traceSteps,
     snmp6: usesIpv6(c) || [...c.counters, ...m.counters].some((n) => /^(?:Ip6|Icmp6|Udp6|UdpLite6)/.test(n)),
   };
 }

@@ -68,8 +68,12 @@ function filterLine(f: Filter): string {
 export function probeCommand(p: Probe): string[] {
   const secs = Math.max(1, Math.ceil(p.timeoutMs / 1000));
   if ('ping' in p) return ['/bin/busybox', 'ping', ...(familyOf(p.ping) === 6 ? ['-6'] : []), '-c', String(p.count), '-W', String(secs), p.ping];
+  // busybox nc binds its -p port in listen mode only: a source port takes socat (reuseaddr: a port a
+  // previous probe's connection holds in TIME_WAIT can be bound again); stdin is /dev/null, -t waits for the reply
+  if ('tcp' in p && p.tcp.sport !== undefined)
+    return ['socat', '-T', String(secs), '-t', String(secs), '-', `TCP:${familyOf(p.tcp.host) === 6 ? `[${p.tcp.host}]` : p.tcp.host}:${p.tcp.port},sourceport=${p.tcp.sport},reuseaddr`];
   if ('tcp' in p) return ['/bin/busybox', 'nc', '-w', String(secs), p.tcp.host, String(p.tcp.port)];
-  if ('udp' in p) return ['/kr/udp-probe', p.udp.host, String(p.udp.port), String(secs)];
+  if ('udp' in p) return ['/kr/udp-probe', p.udp.host, String(p.udp.port), String(secs), ...(p.udp.sport !== undefined ? [String(p.udp.sport)] : [])];
   return [...p.exec.argv];
 }
 
@@ -185,8 +189,19 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     steps.push(inNs(ns, `/case/setup-${ns}.sh`));
   }
 
-  // 3. the case's own commands, in order
-  for (const s of c.steps) steps.push(cmd('kr_step', `exec:${s.name}`, s.ns, String(s.timeoutMs), String(s.expectRc), ...s.exec));
+  // 3. the case's own commands, in order (a token their output must hold, or must not, set just before)
+  // tracepoints a signal wants `during` the steps too are armed before them, the trace marked at each phase
+  const traced = opts.tracePath;
+  steps.push('kr_phase steps');
+  if (needs.traceSteps) {
+    if (traced) steps.push('kr_trace_instance');
+    steps.push(cmd('kr_trace_on', ...needs.tracepoints.map((t) => t.replace(':', '/'))), 'kr_trace_mark steps');
+  }
+  for (const s of c.steps) {
+    if (s.expect !== undefined) steps.push(`KR_EXPECT=${shq(s.expect)}`);
+    if (s.absent !== undefined) steps.push(`KR_ABSENT=${shq(s.absent)}`);
+    steps.push(cmd('kr_step', `exec:${s.name}`, s.ns, String(s.timeoutMs), String(s.expectRc), ...s.exec));
+  }
 
   // 4. servers, captures, tracing, probes
   for (const s of c.servers) {
@@ -199,10 +214,12 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
 
   // a traced run: the case's tracepoints in an ftrace instance of their own, the top-level buffer
   // records the function graph around the signature probe only
-  const traced = opts.tracePath;
   for (const f of traced?.returns ?? []) if (!SYMBOL_RE.test(f)) throw new HarnessError('internal', `"${f}" is not a kernel symbol to probe`);
-  if (traced) steps.push('kr_trace_instance');
-  steps.push(cmd('kr_trace_on', ...needs.tracepoints.map((t) => t.replace(':', '/'))));
+  if (needs.traceSteps) steps.push('kr_trace_mark probes');
+  else {
+    if (traced) steps.push('kr_trace_instance');
+    steps.push(cmd('kr_trace_on', ...needs.tracepoints.map((t) => t.replace(':', '/'))));
+  }
   // everything above is the case's setup: a case snapshot holds it, every repeat starts here (with
   // the evidence's readers, an awk and a tc per namespace, already started, each waiting on a FIFO)
   const tcStats = (ns: string): Array<{ dev: string; parent: string }> =>
@@ -215,16 +232,18 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     steps.push('kr_checkpoint');
   }
   const signatureProbe = c.signature.probe.split('/')[0];
+  steps.push('kr_phase probes');
   for (const p of c.probes) {
     const { token, rc } = probeExpectation(p);
     // a UDP reply ends the probe at once (socat would wait out its timeout after sending)
     const stopAtToken = 'udp' in p ? '1' : '0';
     const traceThis = traced && p.name === signatureProbe;
+    if ('exec' in p && p.exec.absent !== undefined) steps.push(`KR_ABSENT=${shq(p.exec.absent)}`);
     if (traceThis) steps.push(cmd('kr_graph_on', ...traced.returns));
     steps.push(cmd('kr_probe', p.name, p.ns, String(p.timeoutMs), p.stopOnSignal ? '1' : '0', String(rc), token, stopAtToken, ...probeCommand(p)));
     if (traceThis) steps.push('kr_graph_off');
   }
-  steps.push('kr_trace_dump');
+  steps.push('kr_phase after', 'kr_trace_dump');
   if (needs.symbolize.length) steps.push(cmd('kr_symbols', ...needs.symbolize));
   if (traced) steps.push(cmd('kr_graph_dump', String(PATH_MAX_LINES)));
   c.captures.forEach((_, i) => steps.push(cmd('kr_capture_stop', captureName(i))));

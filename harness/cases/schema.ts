@@ -16,6 +16,8 @@ const SYSCTL_VAL_RE = /^-?[0-9]{1,10}(?:[ \t]-?[0-9]{1,10}){0,3}$/;
 const KCONFIG_RE = /^CONFIG_[A-Z0-9_]+$/;
 const HANDLE_RE = /^[0-9a-f]{1,4}:[0-9a-f]{0,4}$/;
 const TOKEN_RE = /^[A-Za-z0-9_.:/-]{1,64}$/;
+/** a string a command's output must hold, or must not: printable, no leading or trailing blank (quoted by the renderer, matched as a plain string) */
+const TEXT_TOKEN_RE = /^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$/;
 /** a Debian package name (policy 5.6.1) */
 const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]{1,62}$/;
 /** an argument of an exec step or probe: printable, no control characters (quoted again by the renderer) */
@@ -136,6 +138,9 @@ const nftablesSchema = z.strictObject({
     .refine((s) => !/[\x00-\x08\x0b-\x1f\x7f]/.test(s), 'must be plain text (no control characters)'),
 });
 
+const textToken = z.string().regex(TEXT_TOKEN_RE, 'must be printable text of at most 128 characters, without leading or trailing blanks');
+const port = z.number().int().min(1).max(65535);
+
 const argv = z.array(z.string().regex(ARG_RE, 'must be printable text without control characters (at most 256)')).min(1).max(64);
 
 /** A command run after the topology is set up, before servers and probes. */
@@ -145,6 +150,10 @@ const stepSchema = z.strictObject({
   /** program and arguments; a bare program name is looked up in PATH (a real file before a busybox applet) */
   exec: argv,
   expectRc: z.number().int().min(0).max(255).default(0),
+  /** its output must hold this (else the case stops, as on a wrong exit code) */
+  expect: textToken.optional(),
+  /** its output must not hold this (else the case stops, as on a wrong exit code) */
+  absent: textToken.optional(),
   timeoutMs: z.number().int().min(100).max(300_000).default(30_000),
 });
 
@@ -192,6 +201,8 @@ const probeSchema = z.union([
       port: z.number().int().min(1).max(65535),
       /** the probe passes when the server's reply contains this token */
       expect: z.string().regex(TOKEN_RE, 'must be a short token: letters, digits, _ . : / -'),
+      /** connect from this local port (the probe is then socat's, with sourceport= and reuseaddr) */
+      sport: port.optional(),
     }),
   }),
   z.strictObject({
@@ -201,6 +212,8 @@ const probeSchema = z.union([
       port: z.number().int().min(1).max(65535),
       /** the probe sends one datagram and passes when the reply contains this token */
       expect: z.string().regex(TOKEN_RE, 'must be a short token: letters, digits, _ . : / -'),
+      /** send from this source port (socat sourceport=) */
+      sport: port.optional(),
     }),
   }),
   z.strictObject({
@@ -211,6 +224,8 @@ const probeSchema = z.union([
       expectRc: z.number().int().min(0).max(255).default(0),
       /** ...and its output contains this token */
       expect: z.string().regex(TOKEN_RE, 'must be a short token: letters, digits, _ . : / -').optional(),
+      /** ...and its output does not contain this */
+      absent: textToken.optional(),
       /** read the output's kselftest "TEST: <what> [ OK ]" / "[FAIL]" / "[SKIP]" lines as results <probe>/<what> */
       results: z.literal('kselftest').optional(),
     }),
@@ -254,6 +269,8 @@ export const caseSchema = z
       when: z.enum(['fail', 'pass']).default('fail'),
       /** and the kernel shows every one of these signals (names from `signals`) */
       signals: z.array(name).max(16).default([]),
+      /** and none of these (names from `signals`): the bug is an action the kernel fails to take, which the fixed kernel takes */
+      absent: z.array(name).max(16).default([]),
       /** results that must pass on every kernel, besides the probes marked control (e.g. kselftest results <probe>/<what>) */
       controls: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?:\/[A-Za-z0-9_.-]{1,128})?$/)).max(16).default([]),
     }),
@@ -320,9 +337,15 @@ export const caseSchema = z
       if (!signalNames.includes(s))
         ctx.addIssue({ code: 'custom', path: ['signature', 'signals', i], message: `no signal named "${s}" (signals: ${signalNames.join(', ') || 'none declared'})` });
     });
+    c.signature.absent.forEach((s, i) => {
+      if (!signalNames.includes(s))
+        ctx.addIssue({ code: 'custom', path: ['signature', 'absent', i], message: `no signal named "${s}" (signals: ${signalNames.join(', ') || 'none declared'})` });
+      else if (c.signature.signals.includes(s))
+        ctx.addIssue({ code: 'custom', path: ['signature', 'absent', i], message: `signal "${s}" is in signature.signals too: it cannot both fire and be absent` });
+    });
     c.probes.forEach((p, i) => {
-      if (p.stopOnSignal && !c.signals.some((s) => c.signature.signals.includes(s.name) && (s.kind === 'martian' || s.kind === 'log')))
-        ctx.addIssue({ code: 'custom', path: ['probes', i, 'stopOnSignal'], message: 'needs a martian or log signal in the signature: the agent watches the kernel log for it' });
+      if (p.stopOnSignal && !c.signals.some((s) => c.signature.signals.includes(s.name) && (s.kind === 'martian' || s.kind === 'log' || s.kind === 'splat')))
+        ctx.addIssue({ code: 'custom', path: ['probes', i, 'stopOnSignal'], message: 'needs a martian, log or splat signal in the signature: the agent watches the kernel log for it' });
     });
     c.routes.forEach((r, i) => {
       const fam = r.dst === 'default' ? (r.family ?? (r.via ? familyOf(r.via) : 4)) : familyOf(r.dst.split('/')[0]!);

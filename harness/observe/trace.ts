@@ -18,6 +18,30 @@ export interface TraceEvent {
   raw: string;
   /** its line in the trace (from 0), which the agent's symbols refer to */
   line: number;
+  /** the case's phase it was recorded in (tracePhases) */
+  phase?: TracePhase;
+}
+
+export type TracePhase = 'steps' | 'probes';
+const MARK_RE = /^kernel-repro: phase (steps|probes)\s*$/;
+
+/**
+ * The events of a trace, each with the phase of the case it was recorded in, without the agent's
+ * phase marks: the agent writes "kernel-repro: phase steps|probes" into trace_marker (a
+ * tracing_mark_write event) when it arms the tracepoints before the case's steps. A trace without
+ * marks was recorded during the probes only (the tracepoints are armed just before them).
+ */
+export function tracePhases(events: TraceEvent[]): TraceEvent[] {
+  let phase: TracePhase = 'probes';
+  const marked = events.some((e) => e.event === 'tracing_mark_write' && MARK_RE.test(e.text));
+  if (marked) phase = 'steps';
+  const out: TraceEvent[] = [];
+  for (const e of events) {
+    const m = e.event === 'tracing_mark_write' ? MARK_RE.exec(e.text) : null;
+    if (m) phase = m[1] as TracePhase;
+    else out.push({ ...e, phase });
+  }
+  return out;
 }
 
 const LINE_RE = /^\s*(.*?)-(\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(\d{3,})\]\s+(?:\S{4,6}\s+)?(\d+\.\d+):\s+([A-Za-z0-9_]+):\s?(.*)$/;
@@ -77,4 +101,9 @@ export function normalizeAddress(a: string): string {
 /** "ip_rcv_finish_core.constprop.0+0x1a3/0x3c0" -> "ip_rcv_finish_core" (the function as written in C). */
 export function functionOf(symbol: string): string {
   return symbol.replace(/[+/].*$/, '').replace(/\.(?:constprop|isra|part|cold|llvm)(?:\.\d+)*$/g, '').replace(/\.(?:constprop|isra|part|cold|llvm)\.\d+/g, '');
+}
+
+/** The tracepoints the agent said it could not enable ("warn tracepoint <group/event> not available"). */
+export function unavailableTracepoints(warnings: readonly string[]): string[] {
+  return warnings.map((w) => /^tracepoint (\S+) not available$/.exec(w)?.[1]).filter((x): x is string => x !== undefined);
 }

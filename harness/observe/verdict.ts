@@ -34,13 +34,36 @@ function ranInstead(probes: readonly { name: string; parent?: string }[], name: 
   return ` (the results of ${parent} that ran: ${shown.join(', ')}${siblings.length > shown.length ? `, and ${siblings.length - shown.length} more` : ''})`;
 }
 
-/** "martian×1 (martian source ...)" */
+/** "martian ×1 (martian source ...)" */
 function said(s: SignalResult): string {
   return `${s.name} ×${s.count} (${s.matches[0]?.text ?? s.description})`;
 }
 
+/** The crash the signature names: every splat signal of the signature fired (and there is one). */
+function crashNamed(v: VerdictInput): SignalResult[] {
+  const splats = v.signals.filter((s) => s.role === 'signature' && s.kind === 'splat');
+  return splats.length > 0 && splats.every((s) => s.fired) ? splats : [];
+}
+
 export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: string } {
-  if (v.panic && v.panic.kind !== 'warning') return { verdict: 'panic', reason: v.panic.title };
+  // a crash (oops=panic: every oops and BUG ends the kernel) is the verdict, unless it is the
+  // splat the signature names: then the splat decides
+  const crash = v.panic && v.panic.kind !== 'warning' ? v.panic : null;
+  const named = crash ? crashNamed(v) : [];
+  const absentSplatFired = v.signals.some((s) => s.role === 'absent' && s.kind === 'splat' && s.fired);
+  if (crash && (named.length === 0 || absentSplatFired)) return { verdict: 'panic', reason: crash.title };
+  if (crash && !v.report.done) {
+    // the kernel died on the signature's splat: the probes and the agent's evidence (tracepoints,
+    // counters) could not be read; the kernel log (splats) was
+    const unread = v.signals.filter((s) => s.role === 'absent' && s.kind !== 'splat');
+    if (unread.length)
+      return { verdict: 'error', reason: `the kernel crashed on ${named.map(said).join(', ')} (${crash.title}), so absent signal(s) ${unread.map((s) => s.name).join(', ')} could not be read` };
+    const missed = v.signals.filter((s) => s.role === 'signature' && s.kind !== 'splat' && !s.fired);
+    return {
+      verdict: 'reproduced',
+      reason: `kernel: ${named.map(said).join(', ')}; then ${crash.title} (the probes did not finish${missed.length ? `; not read: ${missed.map((s) => s.name).join(', ')}` : ''})`,
+    };
+  }
   if (v.flood) return { verdict: 'error', reason: v.flood };
   if (v.vmTimedOut)
     return {
@@ -67,6 +90,10 @@ export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: stri
   const signature = v.signals.filter((s) => s.role === 'signature');
   const fired = signature.filter((s) => s.fired);
   const missing = signature.filter((s) => !s.fired);
+  // absent signals: fired (the kernel did what the fixed kernel does), or not observable (decides nothing)
+  const absent = v.signals.filter((s) => s.role === 'absent');
+  const absentFired = absent.filter((s) => s.fired);
+  const unobservable = absent.filter((s) => !s.fired && s.incomplete !== undefined);
   const evidence = v.signals.filter((s) => s.role === 'evidence' && s.fired);
   const also = evidence.length ? `; evidence: ${evidence.map((s) => `${s.name} ×${s.count}`).join(', ')}` : '';
   const behaves = v.signature.when === 'fail' ? !sig.passed : sig.passed;
@@ -74,11 +101,20 @@ export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: stri
     ? `${sig.name} passed`
     : `${sig.name} failed${sig.stoppedEarly ? ' (stopped at the kernel signal)' : sig.timedOut ? ' (timed out)' : ''}`;
   const none = signature.length ? `no ${signature.map((s) => `"${s.description}"`).join(', no ')}` : 'no kernel signal declared';
-  if (behaves && missing.length === 0)
-    return { verdict: 'reproduced', reason: `${probeSaid}; ${fired.length ? `kernel: ${fired.map(said).join(', ')}` : 'no kernel signal declared'}${also}` };
-  if (!behaves && fired.length === 0) return { verdict: 'not-reproduced', reason: `${probeSaid}; ${none}${also}` };
+  const asExpected = absent.length && absentFired.length === 0 ? `; absent as expected: ${absent.map((s) => s.name).join(', ')}` : '';
+  const absentSaid = absentFired.length ? `; but the kernel showed ${absentFired.map(said).join(', ')}, which must be absent` : '';
+  if (behaves && missing.length === 0 && absentFired.length === 0) {
+    if (unobservable.length)
+      return { verdict: 'error', reason: `${probeSaid}, but absent signal ${unobservable[0]!.name} could not be observed: ${unobservable[0]!.incomplete}` };
+    return { verdict: 'reproduced', reason: `${probeSaid}; ${fired.length ? `kernel: ${fired.map(said).join(', ')}` : 'no kernel signal declared'}${asExpected}${also}` };
+  }
+  if (!behaves && fired.length === 0) return { verdict: 'not-reproduced', reason: `${probeSaid}; ${none}${absentFired.length ? `; kernel: ${absentFired.map(said).join(', ')}` : ''}${also}` };
+  // the probe behaves as with the bug, but the kernel did what the fixed kernel does (and showed none of the signature's signals)
+  if (behaves && fired.length === 0 && absentFired.length > 0) return { verdict: 'not-reproduced', reason: `${probeSaid}${absentSaid}${missing.length ? `; ${none}` : ''}${also}` };
   if (!behaves)
     return { verdict: 'error', reason: `${probeSaid} but the kernel showed ${fired.map(said).join(', ')}: inconsistent evidence` };
+  if (absentFired.length > 0)
+    return { verdict: 'error', reason: `${probeSaid}, the kernel showed ${fired.map(said).join(', ')}${absentSaid}: inconsistent evidence` };
   return {
     verdict: 'error',
     reason: `${probeSaid}${sig.rc !== null && !sig.passed ? ` (rc ${sig.rc})` : ''} without the signature's kernel evidence (no ${missing.map((s) => `"${s.description}"`).join(', no ')})${also}`,

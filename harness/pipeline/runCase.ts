@@ -14,7 +14,7 @@ import { HOST_NS } from '../cases/schema.ts';
 import { kselftestResults } from '../observe/kselftest.ts';
 import { floodReason, formatBytes, MAX_CHANNEL_LINE_CHARS } from '../trust/channel.ts';
 import { evaluateSignals } from '../observe/signals/index.ts';
-import { parseSymbols, parseTrace } from '../observe/trace.ts';
+import { parseSymbols, parseTrace, tracePhases, unavailableTracepoints } from '../observe/trace.ts';
 import { graphCmdline, parsePath } from '../observe/path.ts';
 import type { Counters, RepeatInfo, RunRecord } from '../observe/types.ts';
 import { decideVerdict } from '../observe/verdict.ts';
@@ -168,16 +168,26 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     for (const [k, v] of Object.entries(diffCounters(before[ns] ?? {}, a))) counterDeltas[`${ns}:${k}`] = v;
     for (const [k, v] of Object.entries(pickCounters(a, needs.counters))) counters[`${ns}:${k}`] = v;
   }
-  const trace = parseTrace(report.sections[SECTION.trace] ?? '');
+  // the events of each phase (tracepoints armed before the steps mark the trace); the probes' are the usual evidence
+  const traceAll = tracePhases(parseTrace(report.sections[SECTION.trace] ?? ''));
+  const trace = traceAll.filter((e) => e.phase === 'probes');
   const graph = o.tracePath ? parsePath(report.sections[SECTION.path] ?? '') : null;
-  const signals = evaluateSignals(c.signals, c.signature.signals, {
-    console: vm.console,
-    trace,
-    countersBefore: before,
-    countersAfter: after,
-    symbols: parseSymbols(report.sections[SECTION.symbols] ?? ''),
-    namespaces: [HOST_NS, ...c.namespaces],
-  }).sort((a, b) => (a.role === b.role ? 0 : a.role === 'signature' ? -1 : 1));
+  const roleOrder = { signature: 0, absent: 1, evidence: 2 } as const;
+  const signals = evaluateSignals(
+    c.signals,
+    c.signature.signals,
+    {
+      console: vm.console,
+      trace,
+      traceAll,
+      unavailable: unavailableTracepoints(report.warnings),
+      countersBefore: before,
+      countersAfter: after,
+      symbols: parseSymbols(report.sections[SECTION.symbols] ?? ''),
+      namespaces: [HOST_NS, ...c.namespaces],
+    },
+    c.signature.absent,
+  ).sort((a, b) => roleOrder[a.role] - roleOrder[b.role]);
   const captures = report.captures.map((cap) => {
     const file = path.join(dir, `capture-${safeName(cap.name)}.pcap`);
     fs.writeFileSync(file, Buffer.from((report.sections[SECTION.capturePcap(cap.name)] ?? '').replace(/\s+/g, ''), 'base64'));

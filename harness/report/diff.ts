@@ -1,6 +1,7 @@
 // Compare runs of the same case (and sysctl variant) across kernels. Pure: no I/O.
 
 import type { RunRecord, Verdict } from '../observe/types.ts';
+import type { SignalRole } from '../observe/signals/types.ts';
 
 export type ProbeOutcome = 'pass' | 'fail' | 'skip' | 'xfail' | 'n/a';
 
@@ -40,7 +41,7 @@ export interface CaseDiff {
 
 export interface SignalDiffRow {
   name: string;
-  role: 'signature' | 'evidence';
+  role: SignalRole;
   description: string;
   /** kernel -> how many times it fired (0 when it did not) */
   counts: Record<string, number>;

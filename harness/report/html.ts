@@ -7,6 +7,7 @@
 import { probeStatus, type RunRecord, type Verdict } from '../observe/types.ts';
 import { diffRuns, distinctLines, variantOf } from './diff.ts';
 import { stripAnsi } from './table.ts';
+import { signalStateText } from './outcome.ts';
 import { describeKernel, kernelEntry, type KernelEntry } from './kernels.ts';
 import type { KernelChange } from '../matrix/logic.ts';
 import { divergenceLines, type DivergenceEntry } from './divergence.ts';
@@ -208,8 +209,10 @@ function renderSignals(r: RunRecord): string {
   if (r.signals.length === 0) return '<p class="none">no signals declared</p>';
   const rows = r.signals.map(
     (x) =>
-      `<tr data-signal="${escapeHtml(x.name)}"><td>${escapeHtml(x.name)}</td><td>${escapeHtml(x.role)}</td><td>${x.fired ? '<strong>fired</strong>' : 'no'}</td>` +
-      `<td>${x.count}</td><td>${escapeHtml(x.description)}</td><td>${x.matches.length ? `<pre>${escapeHtml(distinctLines(x.matches.map((m) => m.text)).join('\n'))}</pre>` : ''}</td></tr>`,
+      `<tr data-signal="${escapeHtml(x.name)}"><td>${escapeHtml(x.name)}</td><td>${escapeHtml(x.role)}</td><td>${x.role === 'absent' ? escapeHtml(signalStateText(x)) : x.fired ? '<strong>fired</strong>' : 'no'}</td>` +
+      `<td>${x.count}</td><td>${escapeHtml(x.description)}</td><td>${x.matches.length ? `<pre>${escapeHtml(distinctLines(x.matches.map((m) => m.text)).join('\n'))}</pre>` : ''}` +
+      x.matches.filter((m) => m.excerpt?.length).map((m) => `<details class="splat"><summary>${escapeHtml(m.text)}</summary><pre>${escapeHtml(m.excerpt!.join('\n'))}</pre></details>`).join('') +
+      '</td></tr>',
   );
   return (
     '<table class="signals"><thead><tr><th>signal</th><th>role</th><th>fired</th><th>count</th><th>looks for</th><th>evidence</th></tr></thead>' +

@@ -7,7 +7,7 @@
 
 import { probeStatus, type RunRecord, type Verdict } from '../observe/types.ts';
 import { distinctLines, variantOf } from './diff.ts';
-import { judge, type Judgement } from './outcome.ts';
+import { judge, signalStateText, type Judgement } from './outcome.ts';
 import { stripAnsi } from './table.ts';
 import { describeKernel, kernelEntry } from './kernels.ts';
 
@@ -64,7 +64,7 @@ function testName(r: RunRecord): string {
 function signalLines(r: RunRecord): string[] {
   const lines: string[] = [];
   for (const x of r.signals) {
-    lines.push(`signal ${x.name} (${x.role}): ${x.fired ? 'fired' : 'not fired'} x${x.count} - ${x.description}`);
+    lines.push(`signal ${x.name} (${x.role}): ${signalStateText(x).toLowerCase()} x${x.count} - ${x.description}`);
     for (const m of distinctLines(x.matches.map((y) => y.text)).slice(0, 5)) lines.push(`  ${m}`);
   }
   return lines;

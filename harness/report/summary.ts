@@ -4,6 +4,7 @@ import type { CaptureResult, KernelInfo, PanicInfo, PathStats, RunRecord, Verdic
 import type { SignalResult } from '../observe/signals/index.ts';
 import { kernelsOf, type KernelEntry } from './kernels.ts';
 import { divergenceJson, type DivergenceEntry } from './divergence.ts';
+import { signalState, type SignalState } from './outcome.ts';
 
 export interface SummaryProbe {
   name: string;
@@ -32,8 +33,9 @@ export interface SummaryRun {
   counters: Record<string, number>;
   durationMs: number;
   probes: SummaryProbe[];
-  /** each declared signal: name, kind, role (signature | evidence), description, fired, count, matches[] ({text, fields}) */
-  signals: SignalResult[];
+  /** each declared signal: name, kind, role (signature | absent | evidence), description, fired, count,
+   *  state (fired | not-fired | absent-as-expected | fired-must-be-absent | unobservable), matches[] ({text, fields, excerpt?}) */
+  signals: Array<SignalResult & { state: SignalState }>;
   traceEvents: number;
   /** a traced run (--trace-path): the size of its recorded path */
   path?: PathStats;
@@ -112,7 +114,7 @@ function summarizeRun(r: RunRecord): SummaryRun {
       ...(p.skipped ? { skipped: true } : {}),
       ...(p.xfail ? { xfail: true } : {}),
     })),
-    signals: r.signals.map((x) => ({ ...x, matches: x.matches.map((m) => ({ ...m })) })),
+    signals: r.signals.map((x) => ({ ...x, state: signalState(x), matches: x.matches.map((m) => ({ ...m })) })),
     traceEvents: r.traceEvents,
     ...(r.path ? { path: { ...r.path } } : {}),
     captures: r.captures.map((c) => ({ ...c, summary: [...c.summary] })),

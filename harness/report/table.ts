@@ -2,6 +2,7 @@
 
 import { probeStatus, type ProbeResult, type RunRecord, type Verdict } from '../observe/types.ts';
 import { type CaseDiff, variantOf } from './diff.ts';
+import { signalStateText } from './outcome.ts';
 
 export interface RenderOptions {
   /** colour verdicts with ANSI escapes */
@@ -204,8 +205,12 @@ export function renderRunDetails(r: RunRecord): string {
 
   out.push(`  signals (${r.signals.length}):`);
   for (const x of r.signals) {
-    out.push(`    ${x.name} [${x.role}, ${x.kind}]: ${x.fired ? 'FIRED' : 'not fired'} x${x.count} (${x.description})`);
-    for (const m of x.matches.slice(0, 5)) out.push(`      ${m.text}`);
+    out.push(`    ${x.name} [${x.role}, ${x.kind}]: ${signalStateText(x)} x${x.count} (${x.description})`);
+    for (const m of x.matches.slice(0, 5)) {
+      out.push(`      ${m.text}`);
+      // a splat's header and call trace
+      for (const l of m.excerpt ?? []) out.push(`        | ${l}`);
+    }
     out.push(...more(x.matches.length, 5, '      '));
   }
 

@@ -2,6 +2,7 @@
 // conclude per case from before/after verdict counts and evidence, render Markdown.
 import { describeRepeats, type RepeatsSummary } from '../pipeline/repeats.ts';
 import type { RunRecord } from '../observe/types.ts';
+import type { SignalRole } from '../observe/signals/types.ts';
 import { describeKernel, type KernelEntry } from '../report/kernels.ts';
 import { ExitCode, type ExitCodeValue } from '../util/errors.ts';
 
@@ -70,7 +71,7 @@ export type Conclusion = 'fixed' | 'still reproduces' | 'newly broken' | 'unchan
 
 export interface SideSignal {
   name: string;
-  role: 'signature' | 'evidence';
+  role: SignalRole;
   description: string;
   /** how many times it fired, per run */
   counts: number[];

@@ -14,7 +14,19 @@ kr_bg() { # kr_bg NS OUT CMD...: start CMD (resolved in PATH) in NS in the backg
 	if [ "$_ns" = host ]; then "$_cmd" "$@" > "$_out" 2>&1 &
 	else /bin/busybox nsenter --net=/run/netns/"$_ns" "$_cmd" "$@" > "$_out" 2>&1 & fi
 }
+kr_phase() { # kr_phase setup|steps|probes|after: the case's phase, marked in the kernel log (harness/observe/splat.ts windows splats by it)
+	{ echo "<5>kernel-repro: phase $1" > /dev/kmsg; } 2>/dev/null
+	return 0
+}
+kr_trace_mark() { # kr_trace_mark steps|probes: the same mark in the trace, when tracing is armed before the steps (harness/observe/trace.ts)
+	{ echo "kernel-repro: phase $1" > "$KR_TRACEFS/trace_marker"; } 2>/dev/null
+	return 0
+}
+kr_has() { # kr_has TOKEN FILE: does FILE hold TOKEN (a plain string)?
+	grep -qF -- "$1" "$2"
+}
 kr_step() { # kr_step LABEL NS TIMEOUT_MS EXPECT_RC CMD...: a command of the case; another exit code stops the case
+	# $KR_EXPECT / $KR_ABSENT, when set (the line before): its output must hold / must not hold this token
 	_label=$1 _ns=$2 _tmo=$3 _erc=$4; shift 4
 	kr_t; _t0=$KR_T
 	kr_bg "$_ns" /tmp/kr.step "$@"; _pid=$!
@@ -25,9 +37,14 @@ kr_step() { # kr_step LABEL NS TIMEOUT_MS EXPECT_RC CMD...: a command of the cas
 	done
 	wait "$_pid"; _rc=$?
 	_ok=0; [ "$_timedout" = 0 ] && [ "$_rc" = "$_erc" ] && _ok=1
+	_tok=
+	if [ "$_ok" = 1 ] && [ -n "$KR_EXPECT" ] && ! kr_has "$KR_EXPECT" /tmp/kr.step; then _ok=0; _tok="its output lacks \"$KR_EXPECT\""; fi
+	if [ "$_ok" = 1 ] && [ -n "$KR_ABSENT" ] && kr_has "$KR_ABSENT" /tmp/kr.step; then _ok=0; _tok="its output holds \"$KR_ABSENT\", which must be absent"; fi
+	KR_EXPECT= KR_ABSENT=
 	kr_rec "step $_label rc=$_rc ok=$_ok ms=$(( $(kr_now) - _t0 )) timedout=$_timedout"
 	kr_section "step-output:$_label" < /tmp/kr.step
 	if [ "$_ok" != 1 ]; then
+		[ -n "$_tok" ] && kr_finish "step $_label ended with exit code $_rc, but $_tok"
 		_why=; [ "$_timedout" = 1 ] && _why=" (timed out after $_tmo ms)"
 		kr_finish "step $_label ended with exit code $_rc$_why, expected $_erc"
 	fi
@@ -104,7 +121,9 @@ kr_watch_seen() { # kr_watch_seen M0: has the kernel logged more signature lines
 	fi
 }
 kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN CMD...
+	# $KR_ABSENT, when set (the line before): the probe fails when its output holds this token
 	_name=$1 _ns=$2 _tmo=$3 _watch=$4 _erc=$5 _expect=$6 _stoptok=$7; shift 7
+	_absent=$KR_ABSENT; KR_ABSENT=
 	[ -n "$KR_WATCH" ] || _watch=0
 	# the count of signature lines before the probe: the checkpoint's for the first probe after it
 	# (nothing else ran since), else counted now
@@ -137,6 +156,7 @@ kr_probe() { # kr_probe NAME NS TIMEOUT_MS WATCH EXPECT_RC EXPECT STOP_AT_TOKEN 
 	_pass=0
 	if [ "$_rc" = "$_erc" ]; then
 		if [ -z "$_expect" ] || grep -qF -- "$_expect" "$_out"; then _pass=1; fi
+		[ "$_pass" = 1 ] && [ -n "$_absent" ] && kr_has "$_absent" "$_out" && _pass=0
 	fi
 	kr_rec "probe $_name ns=$_ns rc=$_rc pass=$_pass ms=$_ms early=$_early timedout=$_timedout at=$(kr_now)"
 	kr_section_file "probe-output:$_name" "$_out"

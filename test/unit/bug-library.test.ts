@@ -19,7 +19,7 @@ const caseFiles = fs
   .readdirSync(casesDir)
   .filter((f) => f.endsWith('.yaml'))
   .sort();
-const cases = caseFiles.map((f) => ({ file: f, ...loadCase(path.join(casesDir, f)) }));
+const cases = caseFiles.map((f) => ({ ...loadCase(path.join(casesDir, f)), file: f }));
 /** A bug's own case is `<slug>.yaml`; `<slug>-kselftest.yaml` is its upstream selftest, the oracle. */
 const bugs = cases.filter((c) => !c.def.name.endsWith('-kselftest')).map((c) => c.def.name);
 const oracles = cases.filter((c) => c.def.name.endsWith('-kselftest'));

@@ -369,7 +369,7 @@ describe('buildSummary', () => {
           timedOut: false,
         },
       ],
-      signals: vanilla().signals,
+      signals: vanilla().signals.map((x) => ({ ...x, state: x.fired ? 'fired' : 'not-fired' })),
       traceEvents: 17,
       captures: [],
       warnings: [],

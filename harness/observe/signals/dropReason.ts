@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { eventFields, functionOf, symbolKey, type TraceEvent } from '../trace.ts';
 import { MAX_MATCHES, type SignalKind } from './types.ts';
+import { unavailable } from './tracepoint.ts';
 
 export const schema = z.strictObject({
   kind: z.literal('drop-reason'),
@@ -37,6 +38,7 @@ export const dropReasonSignal: SignalKind<DropReasonSignal> = {
       if (s.function && (d.at === null || functionOf(d.at) !== s.function)) continue;
       hits.push({ text: `${d.reason} at ${d.at ?? d.location} (${e.task}-${e.pid})`, fields: { reason: d.reason, at: d.at ?? d.location } });
     }
-    return { fired: hits.length > 0, count: hits.length, matches: hits.slice(0, MAX_MATCHES) };
+    const missing = hits.length === 0 ? unavailable('skb:kfree_skb', o) : null;
+    return { fired: hits.length > 0, count: hits.length, matches: hits.slice(0, MAX_MATCHES), ...(missing ? { incomplete: missing } : {}) };
   },
 };

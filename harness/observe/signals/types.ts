@@ -10,8 +10,12 @@ import { casePattern } from '../../trust/regex.ts';
 export interface Observations {
   /** every kernel message of the run (the console) */
   console: string;
-  /** tracepoint events (events the case or its signals enabled) */
+  /** tracepoint events (events the case or its signals enabled) during the probes */
   trace: TraceEvent[];
+  /** every tracepoint event recorded, each with its phase (steps, probes): more than `trace` when tracing was armed before the steps; default `trace` */
+  traceAll?: TraceEvent[];
+  /** tracepoints ("group/event" or "group") the guest said it could not enable */
+  unavailable?: string[];
   /** counters per namespace, before and after the probes */
   countersBefore: Record<string, Counters>;
   countersAfter: Record<string, Counters>;
@@ -33,6 +37,8 @@ export interface GuestNeeds {
   symbolize?: string[];
   /** sysctls the kernel needs to produce the signal at all ("*" = every namespace), applied before the case's own */
   sysctls?: Array<{ ns: string; key: string; value: string }>;
+  /** record the tracepoints through the case's steps too (not only the probes) */
+  traceSteps?: boolean;
   /** an extended regular expression (grep -E) for the kernel log: a probe with stopOnSignal stops at its first new match */
   logWatch?: string;
 }
@@ -42,6 +48,8 @@ export interface SignalMatch {
   text: string;
   /** structured fields, where the kind has them */
   fields?: Record<string, string | number>;
+  /** the lines around it worth reading (a splat: its header and call trace; bounded by its kind) */
+  excerpt?: string[];
 }
 
 export interface SignalOutcome {
@@ -76,12 +84,14 @@ export function ereEscape(s: string): string {
   return s.replace(/[.[\]()*+?{}|^$\\]/g, '\\$&');
 }
 
+export type SignalRole = 'signature' | 'absent' | 'evidence';
+
 /** What one run says about one declared signal. */
 export interface SignalResult {
   name: string;
   kind: string;
-  /** part of the case's signature, or evidence only */
-  role: 'signature' | 'evidence';
+  /** part of the case's signature (must fire), in its `absent` list (must not fire), or evidence only */
+  role: SignalRole;
   description: string;
   fired: boolean;
   count: number;
