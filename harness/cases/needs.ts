@@ -1,8 +1,9 @@
 // What a case needs besides its own fields, derived from what it declares. Pure.
-//   - guest packages: UDP probes and servers use socat, captures tcpdump, rulesets nftables;
+//   - guest packages: UDP probes and servers use socat, captures tcpdump, rulesets nftables, bridge VLANs iproute2;
+//   - the kconfig options the topology's elements need (checked against the case's kconfig at load);
 //   - what its signals need from the guest (tracepoints, counters, symbols, sysctls, a kernel-log watch).
 import { mergedNeeds, signalNeeds } from '../observe/signals/index.ts';
-import type { CaseDef } from './schema.ts';
+import { addressPrefix, ruleFamily, type CaseDef, type Topology } from './schema.ts';
 
 export interface CaseNeeds {
   /** Debian packages for the guest: the case's own plus what its features use */
@@ -29,6 +30,8 @@ export function featurePackages(c: CaseDef): string[] {
   if (c.probes.some((p) => 'udp' in p || ('tcp' in p && p.tcp.sport !== undefined)) || c.servers.some((s) => s.udpListen !== undefined)) out.push('socat');
   if (c.captures.length) out.push('tcpdump');
   if (c.nftables.length) out.push('nftables');
+  // `bridge` (bridge VLANs) is iproute2's, which the base image has only ip and tc of
+  if (c.bridgeVlans.length) out.push('iproute2');
   return out;
 }
 
@@ -36,8 +39,11 @@ export function featurePackages(c: CaseDef): string[] {
 export function usesIpv6(c: CaseDef): boolean {
   const v6 = (a: string | undefined): boolean => !!a && a.includes(':');
   return (
-    c.interfaces.some((i) => i.addresses.some(v6)) ||
+    c.interfaces.some((i) => i.addresses.some((a) => v6(addressPrefix(a)))) ||
     c.routes.some((r) => v6(r.dst) || v6(r.via) || r.family === 6) ||
+    c.nexthops.some((n) => v6(n.via) || n.family === 6) ||
+    c.rules.some((r) => ruleFamily(r) === 6) ||
+    c.neighbours.some((n) => v6(n.address)) ||
     c.probes.some((p) => ('ping' in p && v6(p.ping)) || ('tcp' in p && v6(p.tcp.host)) || ('udp' in p && v6(p.udp.host)))
   );
 }
@@ -60,3 +66,4 @@ export function caseNeeds(c: CaseDef): CaseNeeds {
     snmp6: usesIpv6(c) || [...c.counters, ...m.counters].some((n) => /^(?:Ip6|Icmp6|Udp6|UdpLite6)/.test(n)),
   };
 }
+

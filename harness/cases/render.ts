@@ -6,7 +6,7 @@
 import { HarnessError } from '../util/errors.ts';
 import { caseNeeds } from './needs.ts';
 import { PATH_MAX_LINES, SYMBOL_RE } from '../observe/path.ts';
-import { familyOf, HOST_NS, type CaseDef, type Filter, type Probe } from './schema.ts';
+import { familyOf, HOST_NS, isTunnel, lowerOf, routeFamily, ruleFamily, type BridgeVlan, type CaseDef, type Filter, type Interface, type Link, type Neighbour, type Nexthop, type Probe, type Route, type Rule } from './schema.ts';
 
 export interface SysctlOverride {
   ns: string;
@@ -95,8 +95,116 @@ function inNs(ns: string, script: string): string {
 }
 
 /** An address line for ip -batch: IPv6 addresses skip duplicate address detection unless the interface asks for it. */
-function addressLine(a: string, dev: string, dad: boolean): string {
-  return `address add ${a} dev ${dev}${familyOf(a.split('/')[0]!) === 6 && !dad ? ' nodad' : ''}`;
+function addressLine(a: Interface['addresses'][number], dev: string, dad: boolean): string {
+  const prefix = typeof a === 'string' ? a : a.address;
+  const brd = typeof a !== 'string' && a.broadcast !== undefined ? ` broadcast ${a.broadcast}` : '';
+  return `address add ${prefix}${brd} dev ${dev}${familyOf(prefix.split('/')[0]!) === 6 && !dad ? ' nodad' : ''}`;
+}
+
+// The topology's lines, as a person would type them after `ip ` (or `bridge `), for ip -batch:
+// every value in them is one the schema constrained to a safe token (names, numbers, addresses,
+// enumerated words), so a batch line needs no quoting.
+
+/** veth and dummy links are made by the initial namespace's batch (into their namespace); the
+ *  others in their own namespace's batch, where their lower device (link:, dev:) is. */
+export function madeInOwnNamespace(l: Link): boolean {
+  return l.type !== 'veth' && l.type !== 'dummy';
+}
+
+/** ip link add ... for a link made in its own namespace */
+export function linkLine(l: Link): string {
+  const opt = (word: string, v: string | number | undefined): string => (v === undefined ? '' : ` ${word} ${v}`);
+  switch (l.type) {
+    case 'veth':
+    case 'dummy':
+      throw new HarnessError('internal', `a ${l.type} link is made by the initial namespace's batch`);
+    case 'vrf':
+      return `link add ${l.name} type vrf table ${l.table}`;
+    case 'bridge':
+      return `link add ${l.name} type bridge${l.vlanFiltering === undefined ? '' : ` vlan_filtering ${l.vlanFiltering ? 1 : 0}`}`;
+    case 'vlan':
+      return `link add link ${l.link} name ${l.name} type vlan id ${l.id}`;
+    case 'vxlan':
+      return (
+        `link add ${l.name} type vxlan id ${l.id}` +
+        opt('local', l.local) +
+        opt('remote', l.remote) +
+        opt('group', l.group) +
+        opt('dstport', l.dstport) +
+        opt('dev', l.dev) +
+        (l.learning === undefined ? '' : l.learning ? ' learning' : ' nolearning')
+      );
+    case 'macvlan':
+      return `link add link ${l.link} name ${l.name} type macvlan${opt('mode', l.mode)}`;
+    case 'bond':
+      return `link add ${l.name} type bond${opt('mode', l.mode)}`;
+    default:
+      if (!isTunnel(l)) throw new HarnessError('internal', 'unknown link type');
+      return `link add ${l.name} type ${l.type}` + opt('local', l.local) + opt('remote', l.remote) + opt('ttl', l.ttl) + opt('key', l.key) + opt('dev', l.dev);
+  }
+}
+
+/** A namespace's links in an order that makes each after the link it is on top of (else as declared). */
+export function linkOrder(links: Link[]): Link[] {
+  const out: Link[] = [];
+  const pending = [...links];
+  while (pending.length) {
+    // the first link whose lower device is not one still to be made (the schema rejects cycles)
+    const i = pending.findIndex((l) => !pending.some((m) => m !== l && m.name === lowerOf(l)));
+    out.push(...pending.splice(i < 0 ? 0 : i, 1));
+  }
+  return out;
+}
+
+export function nexthopLine(n: Nexthop): string {
+  if (n.group) return `nexthop add id ${n.id} group ${n.group.map((g) => (g.weight === undefined ? String(g.id) : `${g.id},${g.weight}`)).join('/')}`;
+  if (n.blackhole) return `nexthop add id ${n.id} blackhole`;
+  return `nexthop add id ${n.id}${n.via ? ` via ${n.via}` : ''}${n.dev ? ` dev ${n.dev}` : ''}`;
+}
+
+export function routeLine(r: Route): string {
+  const v6 = routeFamily(r) === 6;
+  let l = 'route add';
+  if (r.vrf !== undefined) l += ` vrf ${r.vrf}`;
+  if (r.type !== undefined) l += ` ${r.type}`;
+  l += ` ${r.dst === 'default' && v6 ? '::/0' : r.dst}`;
+  if (r.via) l += ` via ${r.via}`;
+  if (r.dev) l += ` dev ${r.dev}`;
+  if (r.table !== undefined) l += ` table ${r.table}`;
+  if (r.metric !== undefined) l += ` metric ${r.metric}`;
+  if (r.src !== undefined) l += ` src ${r.src}`;
+  if (r.nhid !== undefined) l += ` nhid ${r.nhid}`;
+  return l;
+}
+
+/** ip rule add ... (an IPv6 rule's line goes to a batch run with ip -6) */
+export function ruleLine(r: Rule): string {
+  const parts = ['rule', 'add'];
+  const opt = (word: string, v: string | number | undefined): void => {
+    if (v !== undefined) parts.push(word, String(v));
+  };
+  opt('pref', r.pref);
+  opt('from', r.from);
+  opt('to', r.to);
+  opt('iif', r.iif);
+  opt('oif', r.oif);
+  opt('fwmark', r.fwmark);
+  opt('ipproto', r.ipproto);
+  opt('sport', r.sport);
+  opt('dport', r.dport);
+  opt('table', r.table);
+  if (r.l3mdev) parts.push('l3mdev');
+  if (r.action) parts.push(r.action);
+  return parts.join(' ');
+}
+
+export function neighbourLine(n: Neighbour): string {
+  return `neigh add ${n.address}${n.lladdr ? ` lladdr ${n.lladdr}` : ''} dev ${n.dev} nud ${n.state}`;
+}
+
+/** bridge vlan add ... (a line for bridge -batch) */
+export function bridgeVlanLine(v: BridgeVlan): string {
+  return `vlan add dev ${v.dev} vid ${v.vid}${v.pvid ? ' pvid' : ''}${v.untagged ? ' untagged' : ''}${v.self ? ' self' : ''}`;
 }
 
 export interface RenderedCase {
@@ -123,10 +231,12 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     if (l.type === 'veth') {
       const inNs = l.ns === HOST_NS ? '' : ` netns ${l.ns}`;
       first.push(`link add ${l.name}${inNs} type veth peer name ${l.peer.name}${l.peer.ns !== HOST_NS ? ` netns ${l.peer.ns}` : ''}`);
-    } else first.push(`link add ${l.name}${l.ns === HOST_NS ? '' : ` netns ${l.ns}`} type dummy`);
+    } else if (l.type === 'dummy') first.push(`link add ${l.name}${l.ns === HOST_NS ? '' : ` netns ${l.ns}`} type dummy`);
   }
 
-  // 2. per namespace, one shell inside it: interfaces and routes (ip batch), sysctls, tc (tc batch), nftables
+  // 2. per namespace, one shell inside it: its own links, interfaces, nexthops, routes, rules and
+  //    neighbours (ip batch; IPv6 rules in an ip -6 batch), bridge VLANs (bridge batch), sysctls, tc
+  //    (tc batch), nftables
   // "*" applies an override (or a signal's sysctl) in every namespace of the case
   const expand = (list: SysctlOverride[]): SysctlOverride[] => list.flatMap((o) => (o.ns === '*' ? allNs.map((ns) => ({ ...o, ns })) : [o]));
   const overrides = expand(opts.sysctlOverrides ?? []);
@@ -135,6 +245,12 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
       throw new HarnessError('bad-input', `sysctl ${o.key} names namespace "${o.ns}", which case ${c.name} does not have (it has: ${allNs.join(', ')})`, { field: '--sysctl' });
   const ifaces = byNs(c.interfaces);
   const routes = byNs(c.routes);
+  const nexthops = byNs(c.nexthops);
+  const rules = byNs(c.rules);
+  const neighbours = byNs(c.neighbours);
+  const bridgeVlans = byNs(c.bridgeVlans);
+  const lateRouting = c.nexthops.length > 0;
+  const routingSteps: string[] = [];
   const sysctls: SysctlOverride[] = [...expand(needs.sysctls), ...c.sysctls.map((s) => ({ ns: s.ns, key: s.key, value: s.value })), ...overrides];
   const sysByNs = byNs(sysctls);
   const qd = byNs(c.qdiscs);
@@ -146,24 +262,61 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     const setup: string[] = ns === HOST_NS ? [] : ['. /kr/lib.sh'];
     const lines: string[] = ns === HOST_NS ? [...first] : [];
     const list = ifaces.get(ns) ?? [];
+    const made = linkOrder(c.links.filter((l) => l.ns === ns && madeInOwnNamespace(l)));
+    for (const l of made) lines.push(linkLine(l));
     if (!list.some((i) => i.dev === 'lo')) lines.push('link set dev lo up');
     for (const i of list) {
       if (i.mac) lines.push(`link set dev ${i.dev} address ${i.mac}`);
       if (i.mtu) lines.push(`link set dev ${i.dev} mtu ${i.mtu}`);
+      // enslaved before its addresses (a vrf moves the routes it has) and before it is up (a bond takes only a down one)
+      if (i.master !== undefined) lines.push(`link set dev ${i.dev} master ${i.master}`);
       for (const a of i.addresses) lines.push(addressLine(a, i.dev, i.dad));
       lines.push(`link set dev ${i.dev} ${i.up ? 'up' : 'down'}`);
     }
-    for (const r of routes.get(ns) ?? []) {
-      const v6 = r.dst === 'default' ? (r.family ?? (r.via ? familyOf(r.via) : 4)) === 6 : false;
-      let l = `route add ${r.dst === 'default' && v6 ? '::/0' : r.dst}`;
-      if (r.via) l += ` via ${r.via}`;
-      if (r.dev) l += ` dev ${r.dev}`;
-      if (r.table !== undefined) l += ` table ${r.table}`;
-      lines.push(l);
+    // nexthops before the routes that use them, a group after its members
+    const nh = (nexthops.get(ns) ?? []).filter((n) => !n.group).concat((nexthops.get(ns) ?? []).filter((n) => n.group));
+    const nsRules = rules.get(ns) ?? [];
+    const rules4 = nsRules.filter((x) => ruleFamily(x) === 4);
+    const neigh = neighbours.get(ns) ?? [];
+    // with nexthops in the case, this part waits for every namespace's interfaces (below): the kernel
+    // takes a nexthop only on a device with carrier, which a veth has once its peer, perhaps in a
+    // namespace set up later, is up
+    const later: string[] = lateRouting ? [] : lines;
+    // IPv6 blackholes: ip -6 (a batch line cannot say -6, and a blackhole without it is IPv4), before the others
+    const nh6 = nh.filter((n) => n.blackhole && n.family === 6);
+    if (nh6.length) {
+      files[`/case/nexthops6-${ns}.ip`] = nh6.map(nexthopLine).join('\n') + '\n';
+      routingSteps.push(cmd('kr_run', `nexthops6:${ns}`, ...(ns === HOST_NS ? [] : ['kr_in', ns]), IP, '-6', '-batch', `/case/nexthops6-${ns}.ip`));
     }
+    for (const n of nh.filter((x) => !nh6.includes(x))) later.push(nexthopLine(n));
+    for (const r of routes.get(ns) ?? []) later.push(routeLine(r));
+    for (const r of rules4) later.push(ruleLine(r));
+    for (const n of neigh) later.push(neighbourLine(n));
     files[`/case/addr-${ns}.ip`] = lines.join('\n') + '\n';
-    const label = ns === HOST_NS && first.length ? `links+interfaces:${ns}` : `interfaces:${ns}`;
+    const routing = [nh.length ? 'nexthops' : '', routes.has(ns) ? 'routes' : '', rules4.length ? 'rules' : '', neigh.length ? 'neighbours' : ''].filter(Boolean);
+    if (lateRouting && later.length) {
+      files[`/case/routing-${ns}.ip`] = later.join('\n') + '\n';
+      routingSteps.push(cmd('kr_run', `${routing.join('+')}:${ns}`, ...(ns === HOST_NS ? [] : ['kr_in', ns]), IP, '-batch', `/case/routing-${ns}.ip`));
+    }
+    // the step's label names what its batch makes (a batch of the older elements only keeps its older label)
+    const links = made.length || (ns === HOST_NS && first.length) ? ['links'] : [];
+    const label =
+      made.length || nh.length || rules4.length || neigh.length || lateRouting
+        ? [...links, 'interfaces', ...(lateRouting ? [] : routing)].join('+') + `:${ns}`
+        : `${[...links, 'interfaces'].join('+')}:${ns}`;
     setup.push(cmd('kr_run', label, IP, '-batch', `/case/addr-${ns}.ip`));
+    // IPv6 rules: ip -6 (a batch line cannot say -6, and ip rule add without an address is IPv4)
+    const rules6 = nsRules.filter((x) => ruleFamily(x) === 6);
+    if (rules6.length) {
+      files[`/case/rules6-${ns}.ip`] = rules6.map(ruleLine).join('\n') + '\n';
+      setup.push(cmd('kr_run', `rules6:${ns}`, IP, '-6', '-batch', `/case/rules6-${ns}.ip`));
+    }
+    // bridge VLANs: iproute2's bridge (a guest package), after the ports are enslaved
+    const bv = bridgeVlans.get(ns) ?? [];
+    if (bv.length) {
+      files[`/case/bridge-${ns}.bridge`] = bv.map(bridgeVlanLine).join('\n') + '\n';
+      setup.push(cmd('kr_run', `bridge-vlans:${ns}`, 'bridge', '-batch', `/case/bridge-${ns}.bridge`));
+    }
 
     const sys = ['set -e'];
     for (const x of sysByNs.get(ns) ?? []) sys.push(`echo ${shq(x.value)} > ${shq(sysctlPath(x.key))}`);
@@ -188,6 +341,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     files[`/case/setup-${ns}.sh`] = setup.join('\n') + '\n';
     steps.push(inNs(ns, `/case/setup-${ns}.sh`));
   }
+  steps.push(...routingSteps);
 
   // 3. the case's own commands, in order (a token their output must hold, or must not, set just before)
   // tracepoints a signal wants `during` the steps too are armed before them, the trace marked at each phase

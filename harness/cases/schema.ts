@@ -46,6 +46,17 @@ const cidr = z.string().refine((s) => {
 /** The namespace every case has: the VM's initial network namespace. */
 export const HOST_NS = 'host';
 
+// ---- topology: links, interfaces, routes, nexthops, rules, neighbours, bridge VLANs ----------------
+const u32 = z.number().int().min(0).max(4294967295);
+const linkBase = { name: devName, ns: nsName.default(HOST_NS) };
+export const TUNNEL_TYPES = ['gre', 'gretap', 'ipip', 'ip6gre', 'ip6gretap', 'ip6tnl', 'sit'] as const;
+/** tunnel types whose endpoints are IPv6 addresses (the others: IPv4) */
+export const TUNNEL6_TYPES: readonly string[] = ['ip6gre', 'ip6gretap', 'ip6tnl'];
+/** tunnel types that take a GRE key */
+export const GRE_TYPES: readonly string[] = ['gre', 'gretap', 'ip6gre', 'ip6gretap'];
+/** link types another interface can be enslaved to (`master:`) */
+export const MASTER_TYPES: readonly string[] = ['vrf', 'bridge', 'bond'];
+
 const linkSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('veth'),
@@ -54,28 +65,321 @@ const linkSchema = z.discriminatedUnion('type', [
     peer: z.strictObject({ name: devName, ns: nsName.default(HOST_NS) }),
   }),
   z.strictObject({ type: z.literal('dummy'), name: devName, ns: nsName.default(HOST_NS) }),
+  /** ip link add NAME type vrf table N */
+  z.strictObject({ type: z.literal('vrf'), ...linkBase, table: z.number().int().min(1).max(4294967295) }),
+  /** ip link add NAME type bridge [vlan_filtering 0|1] */
+  z.strictObject({ type: z.literal('bridge'), ...linkBase, vlanFiltering: z.boolean().optional() }),
+  /** ip link add link LINK name NAME type vlan id N */
+  z.strictObject({ type: z.literal('vlan'), ...linkBase, link: devName, id: z.number().int().min(1).max(4094) }),
+  /** ip link add NAME type vxlan id N [local A] [remote A | group A] [dstport P] [dev D] [[no]learning] */
+  z.strictObject({
+    type: z.literal('vxlan'),
+    ...linkBase,
+    id: z.number().int().min(0).max(16777215),
+    local: address.optional(),
+    remote: address.optional(),
+    group: address.optional(),
+    dstport: z.number().int().min(0).max(65535).optional(),
+    dev: devName.optional(),
+    learning: z.boolean().optional(),
+  }),
+  /** ip link add NAME type gre|gretap|ipip|ip6gre|ip6gretap|ip6tnl|sit [local A] [remote A] [ttl N] [key N] [dev D] */
+  z.strictObject({
+    type: z.enum(TUNNEL_TYPES),
+    ...linkBase,
+    local: address.optional(),
+    remote: address.optional(),
+    ttl: z.number().int().min(0).max(255).optional(),
+    key: u32.optional(),
+    dev: devName.optional(),
+  }),
+  /** ip link add link LINK name NAME type macvlan [mode M] */
+  z.strictObject({ type: z.literal('macvlan'), ...linkBase, link: devName, mode: z.enum(['private', 'vepa', 'bridge', 'passthru', 'source']).optional() }),
+  /** ip link add NAME type bond [mode M] */
+  z.strictObject({
+    type: z.literal('bond'),
+    ...linkBase,
+    mode: z.enum(['balance-rr', 'active-backup', 'balance-xor', 'broadcast', '802.3ad', 'balance-tlb', 'balance-alb']).optional(),
+  }),
 ]);
+
+/** An interface address: a prefix, or { address: prefix, broadcast: IPv4 address } */
+const addressSchema = z.union([cidr, z.strictObject({ address: cidr, broadcast: address.optional() })]);
 
 const interfaceSchema = z.strictObject({
   ns: nsName.default(HOST_NS),
   dev: devName,
   mac: z.string().regex(MAC_RE, 'must be a lower-case MAC address like 52:54:00:6a:c7:5e').optional(),
   mtu: z.number().int().min(68).max(65535).optional(),
-  addresses: z.array(cidr).max(64).default([]),
+  /** a vrf, bridge or bond link of the same namespace: ip link set dev DEV master M (before its addresses) */
+  master: devName.optional(),
+  addresses: z.array(addressSchema).max(64).default([]),
   /** IPv6 duplicate address detection on this interface's addresses (off by default: addresses are usable at once) */
   dad: z.boolean().default(false),
   up: z.boolean().default(true),
 });
 
+/** route types that take no gateway, device or nexthop */
+export const REJECT_ROUTE_TYPES: readonly string[] = ['unreachable', 'blackhole', 'prohibit', 'throw'];
+
 const routeSchema = z.strictObject({
   ns: nsName.default(HOST_NS),
   /** a prefix, or `default` (IPv6 when `via` is an IPv6 address or `family: 6`) */
   dst: z.union([z.literal('default'), cidr]),
+  /** ip route add TYPE DST (unicast when absent) */
+  type: z.enum(['unicast', 'local', 'broadcast', 'unreachable', 'blackhole', 'prohibit', 'throw']).optional(),
   via: address.optional(),
   dev: devName.optional(),
   family: z.union([z.literal(4), z.literal(6)]).optional(),
-  table: z.union([z.literal('main'), z.literal('local'), z.number().int().min(1).max(65535)]).optional(),
+  /** 0: the kernel picks (main) */
+  table: z.union([z.literal('main'), z.literal('local'), u32]).optional(),
+  /** a vrf link of the same namespace: ip route add vrf NAME ... (instead of table) */
+  vrf: devName.optional(),
+  metric: u32.optional(),
+  /** preferred source address */
+  src: address.optional(),
+  /** a nexthop object of the same namespace (instead of via/dev) */
+  nhid: z.number().int().min(1).max(4294967295).optional(),
 });
+
+/** ip nexthop add id N (via A [dev D] | dev D | blackhole | group ID[,WEIGHT]/...) */
+const nexthopSchema = z.strictObject({
+  ns: nsName.default(HOST_NS),
+  id: z.number().int().min(1).max(4294967295),
+  via: address.optional(),
+  dev: devName.optional(),
+  blackhole: z.boolean().optional(),
+  /** 6: an IPv6 blackhole (ip -6 nexthop add id N blackhole), for IPv6 routes; a gateway's family is its address's */
+  family: z.union([z.literal(4), z.literal(6)]).optional(),
+  group: z
+    .array(z.strictObject({ id: z.number().int().min(1).max(4294967295), weight: z.number().int().min(1).max(256).optional() }))
+    .min(1)
+    .max(32)
+    .optional(),
+});
+
+const PORT_RANGE_RE = /^(?:\d{1,5}|\d{1,5}-\d{1,5})$/;
+const portOrRange = z
+  .union([z.number().int().min(0).max(65535), z.string().regex(PORT_RANGE_RE, 'must be a port like 1000 or a range like "2000-2010"')])
+  .transform(String)
+  .refine((s) => s.split('-').every((p) => Number(p) <= 65535) && (!s.includes('-') || Number(s.split('-')[0]) <= Number(s.split('-')[1])), 'must be a port (0-65535) or a range low-high');
+const FWMARK_RE = /^(?:0x[0-9a-fA-F]{1,8}|\d{1,10})(?:\/(?:0x[0-9a-fA-F]{1,8}|\d{1,10}))?$/;
+
+/** ip rule add [pref N] [from P] [to P] [iif D] [oif D] [fwmark M[/MASK]] [ipproto P] [sport R] [dport R] (table T | l3mdev | ACTION) */
+const ruleSchema = z.strictObject({
+  ns: nsName.default(HOST_NS),
+  /** 6: an IPv6 rule (ip -6 rule add); default: the family of from/to, else 4 */
+  family: z.union([z.literal(4), z.literal(6)]).optional(),
+  pref: u32.optional(),
+  from: cidr.optional(),
+  to: cidr.optional(),
+  iif: devName.optional(),
+  oif: devName.optional(),
+  fwmark: z.union([u32, z.string().regex(FWMARK_RE, 'must be a mark like 0x1 or a mark/mask like "0x1/0xff"')]).transform(String).optional(),
+  ipproto: z.union([z.enum(['tcp', 'udp', 'icmp', 'ipv6-icmp', 'sctp', 'gre']), z.number().int().min(0).max(255)]).transform(String).optional(),
+  sport: portOrRange.optional(),
+  dport: portOrRange.optional(),
+  table: z.union([z.literal('main'), z.literal('local'), z.number().int().min(1).max(4294967295)]).optional(),
+  l3mdev: z.boolean().optional(),
+  action: z.enum(['unreachable', 'blackhole', 'prohibit']).optional(),
+});
+
+/** ip neigh add ADDRESS [lladdr MAC] dev DEV nud STATE */
+const neighbourSchema = z.strictObject({
+  ns: nsName.default(HOST_NS),
+  dev: devName,
+  address,
+  lladdr: z.string().regex(MAC_RE, 'must be a lower-case MAC address like 52:54:00:00:00:02').optional(),
+  state: z.enum(['permanent', 'noarp', 'reachable', 'stale', 'delay', 'probe', 'failed', 'incomplete', 'none']).default('permanent'),
+});
+
+/** bridge vlan add dev DEV vid N [pvid] [untagged] [self] */
+const bridgeVlanSchema = z.strictObject({
+  ns: nsName.default(HOST_NS),
+  dev: devName,
+  vid: z.number().int().min(1).max(4094),
+  pvid: z.boolean().default(false),
+  untagged: z.boolean().default(false),
+  /** the bridge device itself (its own VLANs, `self`) rather than a port */
+  self: z.boolean().default(false),
+});
+export type Link = z.output<typeof linkSchema>;
+export type Interface = z.output<typeof interfaceSchema>;
+export type Route = z.output<typeof routeSchema>;
+export type Nexthop = z.output<typeof nexthopSchema>;
+export type Rule = z.output<typeof ruleSchema>;
+export type Neighbour = z.output<typeof neighbourSchema>;
+export type BridgeVlan = z.output<typeof bridgeVlanSchema>;
+/** The topology part of a case (what checkTopology and the renderer's topology read). */
+export interface Topology {
+  kconfig: string[];
+  links: Link[];
+  interfaces: Interface[];
+  routes: Route[];
+  nexthops: Nexthop[];
+  rules: Rule[];
+  neighbours: Neighbour[];
+  bridgeVlans: BridgeVlan[];
+}
+
+/** An interface address's prefix (an address entry is a prefix or { address, broadcast }). */
+export function addressPrefix(a: Interface['addresses'][number]): string {
+  return typeof a === 'string' ? a : a.address;
+}
+/** The address family of a route. */
+export function routeFamily(r: Route): 4 | 6 {
+  return r.dst === 'default' ? (r.family ?? (r.via ? familyOf(r.via) : 4)) : familyOf(r.dst.split('/')[0]!);
+}
+/** The address family of a rule: its own, else its from/to's, else IPv4 (as ip rule's). */
+export function ruleFamily(r: Rule): 4 | 6 {
+  const a = r.from ?? r.to;
+  return r.family ?? (a ? familyOf(a.split('/')[0]!) : 4);
+}
+export type TunnelLink = Extract<Link, { type: (typeof TUNNEL_TYPES)[number] }>;
+export function isTunnel(l: Link): l is TunnelLink {
+  return (TUNNEL_TYPES as readonly string[]).includes(l.type);
+}
+/** The address family of a plain nexthop: its gateway's, else its own (`family`), else IPv4 (as ip's). */
+export function nexthopFamily(n: Nexthop): 4 | 6 {
+  return n.via ? familyOf(n.via) : (n.family ?? 4);
+}
+/** The devices a link is created on top of (created before it, in its namespace). */
+export function lowerOf(l: Link): string | undefined {
+  return 'link' in l ? l.link : 'dev' in l ? l.dev : undefined;
+}
+/** The interface names a link gives each namespace. */
+export function linkDevs(l: Link): Array<{ ns: string; name: string }> {
+  return l.type === 'veth' ? [{ ns: l.ns, name: l.name }, { ns: l.peer.ns, name: l.peer.name }] : [{ ns: l.ns, name: l.name }];
+}
+
+type Ctx = z.core.$RefinementCtx;
+type Path = (string | number)[];
+
+/** Cross-references of the topology, each error at the field at fault. */
+function checkTopology(c: Topology, ctx: Ctx, checkNs: (ns: string, path: Path) => void): void {
+  const issue = (path: Path, message: string): void => ctx.addIssue({ code: 'custom', path, message });
+  // every interface name a link makes, per namespace, and the link that makes it
+  const devs = new Map<string, Link>();
+  const key = (ns: string, dev: string): string => `${ns}\u0000${dev}`;
+  c.links.forEach((l, i) => {
+    linkDevs(l).forEach((d, j) => {
+      if (devs.has(key(d.ns, d.name))) issue(['links', i, ...(j === 0 ? ['name'] : ['peer', 'name'])], `interface "${d.name}" is made twice in namespace "${d.ns}"`);
+      else devs.set(key(d.ns, d.name), l);
+    });
+  });
+  const namesIn = (ns: string): string => [...devs.keys()].filter((k) => k.startsWith(ns + '\u0000')).map((k) => k.split('\u0000')[1]).join(', ') || 'none';
+  c.links.forEach((l, i) => {
+    const lower = lowerOf(l);
+    const field = 'link' in l ? 'link' : 'dev';
+    if (lower !== undefined && lower !== 'lo' && !devs.has(key(l.ns, lower)))
+      issue(['links', i, field], `no link "${lower}" in namespace "${l.ns}" to put ${l.name} on (links there: ${namesIn(l.ns)})`);
+    if (lower === l.name) issue(['links', i, field], `${l.name} cannot be on top of itself`);
+    if (l.type === 'vxlan') {
+      if (l.remote && l.group) issue(['links', i, 'group'], 'a vxlan link takes remote (unicast) or group (multicast), not both');
+      if (l.group && !/^(?:2(?:2[4-9]|3\d)\.|ff)/i.test(l.group)) issue(['links', i, 'group'], `${l.group} is not a multicast address`);
+      const first = l.local ?? l.remote ?? l.group;
+      for (const f of ['remote', 'group'] as const)
+        if (first && l[f] && familyOf(l[f]) !== familyOf(first)) issue(['links', i, f], 'local, remote and group must be of one address family');
+    }
+    if (isTunnel(l)) {
+      const want = TUNNEL6_TYPES.includes(l.type) ? 6 : 4;
+      for (const f of ['local', 'remote'] as const)
+        if (l[f] && familyOf(l[f]) !== want) issue(['links', i, f], `a ${l.type} tunnel's endpoints are IPv${want} addresses`);
+      if (l.key !== undefined && !GRE_TYPES.includes(l.type)) issue(['links', i, 'key'], `a ${l.type} tunnel takes no key (only ${GRE_TYPES.join(', ')})`);
+    }
+  });
+  // links on top of links: no cycle
+  c.links.forEach((l, i) => {
+    const seen = new Set<Link>([l]);
+    for (let cur: Link | undefined = l; cur; ) {
+      const lower = lowerOf(cur);
+      cur = lower === undefined ? undefined : devs.get(key(cur.ns, lower));
+      if (cur === l) {
+        issue(['links', i, 'link' in l ? 'link' : 'dev'], `${l.name} is (through other links) on top of itself`);
+        break;
+      }
+      if (!cur || seen.has(cur)) break;
+      seen.add(cur);
+    }
+  });
+  const linkIn = (ns: string, name: string): Link | undefined => devs.get(key(ns, name));
+  const masterOf = new Map<string, Link>();
+  c.interfaces.forEach((it, i) => {
+    if (it.master === undefined) return;
+    const m = linkIn(it.ns, it.master);
+    if (!m || !MASTER_TYPES.includes(m.type)) issue(['interfaces', i, 'master'], `no vrf, bridge or bond link "${it.master}" in namespace "${it.ns}"`);
+    else if (it.master === it.dev) issue(['interfaces', i, 'master'], `${it.dev} cannot be its own master`);
+    else masterOf.set(key(it.ns, it.dev), m);
+    if (c.interfaces.findIndex((x) => x.ns === it.ns && x.dev === it.dev && x.master !== undefined) !== i)
+      issue(['interfaces', i, 'master'], `${it.dev} has a master already`);
+  });
+  c.interfaces.forEach((it, i) =>
+    it.addresses.forEach((a, j) => {
+      if (typeof a === 'string' || a.broadcast === undefined) return;
+      if (familyOf(a.broadcast) !== 4 || familyOf(a.address.split('/')[0]!) !== 4)
+        issue(['interfaces', i, 'addresses', j, 'broadcast'], 'a broadcast address is IPv4, for an IPv4 address');
+    }),
+  );
+  c.bridgeVlans.forEach((v, i) => {
+    checkNs(v.ns, ['bridgeVlans', i, 'ns']);
+    const self = linkIn(v.ns, v.dev);
+    if (v.self) {
+      if (self?.type !== 'bridge') issue(['bridgeVlans', i, 'dev'], `self: no bridge link "${v.dev}" in namespace "${v.ns}"`);
+    } else if (masterOf.get(key(v.ns, v.dev))?.type !== 'bridge')
+      issue(['bridgeVlans', i, 'dev'], self?.type === 'bridge' ? `${v.dev} is the bridge itself: say self: true` : `${v.dev} is not a bridge port in namespace "${v.ns}" (give it master: <bridge> under interfaces)`);
+  });
+  // nexthops: unique ids per namespace; exactly one of gateway/device, blackhole, group; groups of plain nexthops
+  const nhs = new Map<string, Nexthop>();
+  c.nexthops.forEach((n, i) => {
+    checkNs(n.ns, ['nexthops', i, 'ns']);
+    if (nhs.has(key(n.ns, String(n.id)))) issue(['nexthops', i, 'id'], `nexthop id ${n.id} is used twice in namespace "${n.ns}"`);
+    else nhs.set(key(n.ns, String(n.id)), n);
+    const kinds = [n.via !== undefined || n.dev !== undefined, n.blackhole === true, n.group !== undefined].filter(Boolean).length;
+    if (kinds !== 1) issue(['nexthops', i], 'needs exactly one of: via and/or dev, blackhole: true, group');
+    if (n.family !== undefined && (n.group || (n.via && familyOf(n.via) !== n.family)))
+      issue(['nexthops', i, 'family'], n.group ? "a group's family is its members'" : `gateway ${n.via} is not IPv${n.family}`);
+  });
+  c.nexthops.forEach((n, i) =>
+    n.group?.forEach((g, j) => {
+      const m = nhs.get(key(n.ns, String(g.id)));
+      if (!m) issue(['nexthops', i, 'group', j, 'id'], `no nexthop id ${g.id} in namespace "${n.ns}"`);
+      else if (m.group) issue(['nexthops', i, 'group', j, 'id'], `nexthop ${g.id} is a group itself: groups hold plain nexthops`);
+      if (n.group!.findIndex((x) => x.id === g.id) !== j) issue(['nexthops', i, 'group', j, 'id'], `nexthop ${g.id} is in the group twice`);
+    }),
+  );
+  c.routes.forEach((r, i) => {
+    const fam = routeFamily(r);
+    if (r.via && familyOf(r.via) !== fam) issue(['routes', i, 'via'], `gateway ${r.via} is not of the route's address family (IPv${fam})`);
+    if (r.src && familyOf(r.src) !== fam) issue(['routes', i, 'src'], `source ${r.src} is not of the route's address family (IPv${fam})`);
+    if (r.vrf !== undefined) {
+      if (linkIn(r.ns, r.vrf)?.type !== 'vrf') issue(['routes', i, 'vrf'], `no vrf link "${r.vrf}" in namespace "${r.ns}"`);
+      if (r.table !== undefined) issue(['routes', i, 'table'], 'a route takes vrf or table, not both');
+    }
+    if (r.nhid !== undefined) {
+      if (!nhs.has(key(r.ns, String(r.nhid)))) issue(['routes', i, 'nhid'], `no nexthop id ${r.nhid} in namespace "${r.ns}" (declare it under nexthops)`);
+      if (r.via !== undefined || r.dev !== undefined) issue(['routes', i, 'nhid'], 'a route takes nhid or via/dev, not both');
+      // the kernel refuses an IPv4 nexthop (or a group holding one) for an IPv6 route
+      const nh = nhs.get(key(r.ns, String(r.nhid)));
+      const members = nh?.group ? nh.group.map((g) => nhs.get(key(r.ns, String(g.id)))).filter((m): m is Nexthop => !!m) : nh ? [nh] : [];
+      const v4 = members.find((m) => nexthopFamily(m) === 4);
+      if (fam === 6 && v4) issue(['routes', i, 'nhid'], `an IPv6 route cannot use IPv4 nexthop ${v4.id}${v4.blackhole ? ' (a blackhole is IPv4 unless family: 6)' : ''}`);
+    }
+    if (r.type && REJECT_ROUTE_TYPES.includes(r.type) && (r.via !== undefined || r.dev !== undefined || r.nhid !== undefined))
+      issue(['routes', i, 'type'], `a ${r.type} route takes no via, dev or nhid`);
+  });
+  c.rules.forEach((r, i) => {
+    checkNs(r.ns, ['rules', i, 'ns']);
+    const fam = ruleFamily(r);
+    for (const f of ['from', 'to'] as const)
+      if (r[f] && familyOf(r[f]!.split('/')[0]!) !== fam) issue(['rules', i, f], `${r[f]} is not of the rule's address family (IPv${fam})`);
+    const targets = (['table', 'l3mdev', 'action'] as const).filter((f) => r[f] !== undefined && r[f] !== false);
+    if (targets.length > 1) issue(['rules', i, targets[1]!], `a rule takes one of table, l3mdev and action (has ${targets.join(' and ')})`);
+  });
+  c.neighbours.forEach((n, i) => checkNs(n.ns, ['neighbours', i, 'ns']));
+  for (const need of topologyKconfig(c))
+    if (!c.kconfig.includes(need.option)) issue(need.path, `${need.what} needs ${need.option}: add it to kconfig`);
+}
+// ---- end of topology -----------------------------------------------------------------------------
 
 const sysctlSchema = z.strictObject({
   ns: nsName.default(HOST_NS),
@@ -248,6 +552,10 @@ export const caseSchema = z
     links: z.array(linkSchema).max(128).default([]),
     interfaces: z.array(interfaceSchema).max(128).default([]),
     routes: z.array(routeSchema).max(256).default([]),
+    nexthops: z.array(nexthopSchema).max(256).default([]),
+    rules: z.array(ruleSchema).max(256).default([]),
+    neighbours: z.array(neighbourSchema).max(256).default([]),
+    bridgeVlans: z.array(bridgeVlanSchema).max(256).default([]),
     sysctls: z.array(sysctlSchema).max(256).default([]),
     qdiscs: z.array(qdiscSchema).max(128).default([]),
     filters: z.array(filterSchema).max(256).default([]),
@@ -347,10 +655,7 @@ export const caseSchema = z
       if (p.stopOnSignal && !c.signals.some((s) => c.signature.signals.includes(s.name) && (s.kind === 'martian' || s.kind === 'log' || s.kind === 'splat')))
         ctx.addIssue({ code: 'custom', path: ['probes', i, 'stopOnSignal'], message: 'needs a martian, log or splat signal in the signature: the agent watches the kernel log for it' });
     });
-    c.routes.forEach((r, i) => {
-      const fam = r.dst === 'default' ? (r.family ?? (r.via ? familyOf(r.via) : 4)) : familyOf(r.dst.split('/')[0]!);
-      if (r.via && familyOf(r.via) !== fam) ctx.addIssue({ code: 'custom', path: ['routes', i, 'via'], message: `gateway ${r.via} is not of the route's address family (IPv${fam})` });
-    });
+    checkTopology(c, ctx, checkNs);
   });
 
 export type CaseInput = z.input<typeof caseSchema>;
@@ -361,3 +666,37 @@ export type Sysctl = CaseDef['sysctls'][number];
 export type Server = CaseDef['servers'][number];
 export type Step = CaseDef['steps'][number];
 export type Capture = CaseDef['captures'][number];
+
+/** The kconfig options the case's topology elements need, each with the element that needs it (its
+ *  path in the case, for the error when the case's `kconfig` lacks it). Only the topology elements
+ *  added by issue 21 (the older veth/dummy links, routes and tables are the case's own to list). */
+export function topologyKconfig(c: Topology): Array<{ option: string; path: (string | number)[]; what: string }> {
+  const out: Array<{ option: string; path: (string | number)[]; what: string }> = [];
+  const LINK: Record<string, string> = {
+    vrf: 'CONFIG_NET_VRF',
+    bridge: 'CONFIG_BRIDGE',
+    vlan: 'CONFIG_VLAN_8021Q',
+    vxlan: 'CONFIG_VXLAN',
+    gre: 'CONFIG_NET_IPGRE',
+    gretap: 'CONFIG_NET_IPGRE',
+    ipip: 'CONFIG_NET_IPIP',
+    ip6gre: 'CONFIG_IPV6_GRE',
+    ip6gretap: 'CONFIG_IPV6_GRE',
+    ip6tnl: 'CONFIG_IPV6_TUNNEL',
+    sit: 'CONFIG_IPV6_SIT',
+    macvlan: 'CONFIG_MACVLAN',
+    bond: 'CONFIG_BONDING',
+  };
+  c.links.forEach((l, i) => {
+    const o = LINK[l.type];
+    if (o) out.push({ option: o, path: ['links', i, 'type'], what: `a ${l.type} link` });
+    if (l.type === 'bridge' && l.vlanFiltering) out.push({ option: 'CONFIG_BRIDGE_VLAN_FILTERING', path: ['links', i, 'vlanFiltering'], what: 'a VLAN-filtering bridge' });
+  });
+  c.bridgeVlans.forEach((_, i) => out.push({ option: 'CONFIG_BRIDGE_VLAN_FILTERING', path: ['bridgeVlans', i], what: 'a bridge VLAN' }));
+  c.rules.forEach((r, i) => {
+    out.push(ruleFamily(r) === 6 ? { option: 'CONFIG_IPV6_MULTIPLE_TABLES', path: ['rules', i], what: 'an IPv6 rule' } : { option: 'CONFIG_IP_MULTIPLE_TABLES', path: ['rules', i], what: 'an IPv4 rule' });
+    if (r.l3mdev) out.push({ option: 'CONFIG_NET_L3_MASTER_DEV', path: ['rules', i, 'l3mdev'], what: 'an l3mdev rule' });
+  });
+  // the first element needing an option is the one named
+  return out.filter((x, i) => out.findIndex((y) => y.option === x.option) === i);
+}

@@ -12,7 +12,7 @@
 // Never removed: the signature probe, the signals, and what they need (their namespace, the server a
 // signature TCP/UDP probe talks to); the case's metadata (name, kconfig, packages, tracepoints...).
 import type { CaseDef } from '../cases/schema.ts';
-import { HOST_NS } from '../cases/schema.ts';
+import { addressPrefix, HOST_NS } from '../cases/schema.ts';
 import { nftRules, withoutRules } from './nft.ts';
 
 export type ElementKind =
@@ -134,8 +134,8 @@ export function caseElements(c: CaseDef): CaseElements {
     if (it.mtu !== undefined) add({ id: `${id}.mtu`, kind: 'mtu', label: `${it.dev}${at(it.ns)} mtu ${it.mtu}`, parents: [id] });
     it.addresses.forEach((a, j) => {
       const aid = `${id}.addresses[${j}]`;
-      add({ id: aid, kind: 'address', label: `address ${a} on ${it.dev}${at(it.ns)}`, parents: [id] });
-      addressIds.push({ id: aid, ns: it.ns, dev: it.dev, cidr: a });
+      add({ id: aid, kind: 'address', label: `address ${addressPrefix(a)} on ${it.dev}${at(it.ns)}`, parents: [id] });
+      addressIds.push({ id: aid, ns: it.ns, dev: it.dev, cidr: addressPrefix(a) });
     });
   });
   c.routes.forEach((r, i) => {
