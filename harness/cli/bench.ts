@@ -193,7 +193,7 @@ export function registerBench(program: Command): void {
     .option('-c, --case <name|path>', 'case for the full-run measurement', 'rp-filter-selftest')
     .option('--json', 'print the figures as JSON on stdout')
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
-    .option('--no-install', 'never run apt-get (no host install, no update, no guest package download); fail with the command instead')
+    .option('--no-install', 'never run apt-get (no host install, no update, no guest or kernel source package download); fail with the command instead')
     .addHelpText('after', exitCodesHelp())
     .option('--trace-path', 'also measure (g): traced runs of the case on the tracing variant, and warm repro --trace-path')
     .option('--no-remote-cache', 'skip (i) coldFromRemoteMs (a cold repro against a local nginx WebDAV remote cache filled by cache push)')

@@ -104,7 +104,7 @@ export function registerBisect(program: Command): void {
     .option('--fresh', 'start over instead of resuming a saved bisect')
     .option('--json', 'print the result as JSON on stdout')
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
-    .option('--no-install', 'never run apt-get (no host install, no update, no guest package download); fail with the command instead')
+    .option('--no-install', 'never run apt-get (no host install, no update, no guest or kernel source package download); fail with the command instead')
     .addHelpText('after', exitCodesHelp())
     .option('--trace-path', "once the culprit is found, compare its packet path with its parent's (tracing variants) and name the function where they split")
     .action((opts: BisectOpts) =>
@@ -162,7 +162,7 @@ export function registerBisect(program: Command): void {
     .description('for `git bisect run`: build HEAD of the current git tree, run the case; exit 0 good (not reproduced), 1 bad (reproduced), 125 skip, 2xx abort')
     .requiredOption('-c, --case <name|path>', 'the case')
     .option('--kernel-config <fragment>', 'config fragment on tinyconfig, repeatable (default: kernels/config/base.config)', collect, [])
-    .option('--no-install', 'never run apt-get (no host install, no update, no guest package download); fail with the command instead')
+    .option('--no-install', 'never run apt-get (no host install, no update, no guest or kernel source package download); fail with the command instead')
     .addHelpText('after', exitCodesHelp(BISECT_RUN_EXIT_CODES))
     .action((opts: { case: string; kernelConfig: string[]; install: boolean }) => guarded(() => bisectRun(opts), bisectRunAbortCode));
 }
@@ -188,7 +188,7 @@ async function bisectRun(opts: { case: string; kernelConfig: string[]; install: 
   let k: KernelArtifact;
   try {
     // the case's kconfig needs are merged into every commit's kernel the same way
-    k = await ensureKernel(lk, { cacheDir, log, needs: { options: kcase.def.kconfig, by: `case ${kcase.def.name}`, file: kcase.file } });
+    k = await ensureKernel(lk, { cacheDir, log, install: opts.install, needs: { options: kcase.def.kconfig, by: `case ${kcase.def.name}`, file: kcase.file } });
   } catch (err) {
     if (!(err instanceof HarnessError && err.kind === 'build-failed') || wasInterrupted()) throw err;
     process.stderr.write(`${formatError(err)}\nbisect-run: ${head.slice(0, 12)}: the kernel does not build: skip (exit ${BISECT_RUN_SKIP})\n`);
@@ -202,7 +202,7 @@ async function bisectRun(opts: { case: string; kernelConfig: string[]; install: 
       throw new HarnessError('bad-input', err.message, { ...(err.file ? { file: err.file } : {}), field: 'kconfig', hint: `every commit is built with the same config: add the option to a fragment given with --kernel-config (default: kernels/config/base.config)` });
     throw err;
   }
-  const sourceFiles = await readSourceFiles(lk, kcase.def.sourceFiles, { cacheDir, log, artifact: k });
+  const sourceFiles = await readSourceFiles(lk, kcase.def.sourceFiles, { cacheDir, log, install: opts.install, artifact: k });
   const image = await ensureBaseImage(cacheDir, (m) => log.info(m));
   const layer = await ensurePackageLayer({ packages: caseNeeds(kcase.def).packages, cacheDir, log, baseLibs: image.meta.libs, file: kcase.file, install: opts.install });
   const { runDir } = newRunDir('bisect-run');

@@ -10,6 +10,8 @@ import { makeLogger } from '../util/log.ts';
 import { cacheRoot } from '../util/paths.ts';
 import { kvmDeviceProblem, qemuVersion } from '../vm/accel.ts';
 import { systemApt } from '../host/apt.ts';
+import { suiteApt, suitesInCache } from '../host/aptSuite.ts';
+import { readResolved, resolvedRecord } from '../kernels/debsource.ts';
 import { guarded } from './common.ts';
 import { exitCodesHelp } from './options.ts';
 
@@ -48,6 +50,7 @@ export function registerDoctor(program: Command): void {
           if (!opts.quiet) process.stdout.write(s + '\n');
         };
         for (const p of prereqs) say(`${p.present ? 'ok     ' : 'MISSING'} ${p.what.padEnd(34)} (${p.pkg})`);
+        const cache = cacheRoot();
         if (!opts.quiet) {
           // the kernel sources an unpinned definition resolves to at run time, and what the archive would give now
           const apt = systemApt();
@@ -57,13 +60,22 @@ export function registerDoctor(program: Command): void {
             const lists = age === null ? 'never refreshed' : `refreshed ${Math.round(age / 3600_000)} h ago`;
             say(`${pkg}: installed ${have ?? '(none)'}; the package lists (${lists}) offer ${cand ?? '(none)'}`);
           }
+          // definitions naming a suite (source.suite): its private lists in the cache (no update here: that is the run's)
+          for (const { suite, packages } of suitesInCache(cache)) {
+            const sapt = suiteApt(cache, suite);
+            const age = sapt.listsAgeMs();
+            const lists = age === null ? 'never fetched' : `refreshed ${Math.round(age / 3600_000)} h ago`;
+            for (const pkg of packages) {
+              const last = readResolved(resolvedRecord(cache, suite, pkg));
+              say(`${pkg} (${suite}): the ${suite} lists (${lists}) offer ${(await sapt.candidate(pkg)) ?? '(none)'}; last resolved ${last ? `${last.version} at ${last.at}` : '(never)'}`);
+            }
+          }
         }
         const bbStatic = await busyboxIsStatic();
         say(`${bbStatic ? 'ok     ' : 'MISSING'} ${'static busybox'.padEnd(34)} (busybox-static)`);
         say(`qemu: ${(await qemuVersion()) ?? 'not found'}`);
         const kvm = kvmDeviceProblem();
         say(`kvm: ${kvm ?? '/dev/kvm present (a short probe boot at the first run decides whether it really works)'}`);
-        const cache = cacheRoot();
         const free = freeBytes(cache);
         say(`cache: ${cache} (${human(free)} free on its disk; a kernel tree and its build take ~1.7 GB)`);
         if (opts.testDeps) {

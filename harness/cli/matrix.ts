@@ -76,7 +76,7 @@ export function registerMatrix(program: Command): void {
     .option('--json', 'print cells[], flips[] and changes[] as JSON on stdout (same as --format json)')
     .addOption(formatOption(['text', 'json', 'ktap']))
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
-    .option('--no-install', 'never run apt-get (no host install, no update, no guest package download); fail with the command instead')
+    .option('--no-install', 'never run apt-get (no host install, no update, no guest or kernel source package download); fail with the command instead')
     .option('--cell <kernel|case|variant>', 're-run only these cells, repeatable; "*" for any part (e.g. "*|rp-filter-selftest|all.rp_filter=1")', collect, [])
     .option('--trace-path', "record the signature probe's path on each kernel (tracing variants) and name the function where the kernels' paths split, per case and variant")
     .addHelpText('after', exitCodesHelp())
@@ -125,7 +125,7 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
   for (const n of [...dk.notices, ...dc.notices]) log.info(`note: ${n}`);
   const kernelByName = new Map(dk.items.map((r) => [loadedKernels.get(r)!.def.name, loadedKernels.get(r)!] as const));
   const caseByName = new Map(dc.items.map((r) => [loadedCases.get(r)!.def.name, loadedCases.get(r)!] as const));
-  const def = byDefinitionName(given, (k) => loadedKernels.get(k)!.def.name, (c) => loadedCases.get(c)!.def.name);
+  const def = byDefinitionName(given, (k) => loadedKernels.get(k)!.def.name, (c) => loadedCases.get(c)!.def.name, file);
   const all: CellSpec[] = expandMatrix(def);
   if (opts.planShards !== undefined) {
     const n = opts.planShards === 'per-kernel' ? new Set(all.map((c) => c.kernel)).size : opts.planShards;

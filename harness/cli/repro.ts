@@ -51,7 +51,7 @@ export function registerRepro(program: Command): void {
     .addOption(concurrencyOption())
     .option('--details', 'print the evidence of every run, not only the table and diff')
     .option('--trace-path', "record the signature probe's path through each kernel (tracing variants of the kernels) and name the function where the kernels' paths split")
-    .option('--no-install', 'never run apt-get (no host install, no update, no guest package download); fail with the command instead')
+    .option('--no-install', 'never run apt-get (no host install, no update, no guest or kernel source package download); fail with the command instead')
     .addHelpText('after', exitCodesHelp())
     .action((opts: ReproOpts) => guarded(() => repro(opts)));
 }

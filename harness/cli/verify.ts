@@ -56,7 +56,7 @@ export function registerVerify(program: Command): void {
     .addOption(concurrencyOption())
     .option('--json', 'print the report JSON on stdout')
     .option('--results <dir>', 'results folder (default: results/<run-id>)')
-    .option('--no-install', 'never run apt-get (no host install, no update, no guest package download); fail with the command instead')
+    .option('--no-install', 'never run apt-get (no host install, no update, no guest or kernel source package download); fail with the command instead')
     .addHelpText('after', exitCodesHelp())
     .option('--trace-path', "record the signature probe's path on both kernels (tracing variants) and name the function where they split")
     .action((opts: VerifyOpts) => guarded(() => verify(opts)));
@@ -87,6 +87,7 @@ export async function verify(opts: VerifyOpts): Promise<number> {
     },
     file: base.file,
     baseDir: '/',
+    patchUnderTest: patchFile,
   };
   const { runDir } = newRunDir('verify', opts.results);
   const cacheDir = cacheRoot();
@@ -98,10 +99,10 @@ export async function verify(opts: VerifyOpts): Promise<number> {
   let problem: VerifyReport['problem'];
   try {
     for (const c of cases) {
-      const k = await ensureKernel(derived, { cacheDir, log, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file }, ...tracing });
+      const k = await ensureKernel(derived, { cacheDir, log, install: opts.install, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file }, ...tracing });
       checkCaseKconfig(k, [c]);
       if (opts.tracePath) checkTracing(k, patchFile);
-      patchedFor.set(c.def.name, { kernel: k, sourceFiles: await readSourceFiles(derived, c.def.sourceFiles, { cacheDir, log, artifact: k }) });
+      patchedFor.set(c.def.name, { kernel: k, sourceFiles: await readSourceFiles(derived, c.def.sourceFiles, { cacheDir, log, install: opts.install, artifact: k }) });
     }
   } catch (err) {
     if (!(err instanceof HarnessError) || err.kind !== 'build-failed') throw err;

@@ -75,37 +75,62 @@ export function parsePolicyCandidate(text: string): string | null {
 
 const ENV = { DEBIAN_FRONTEND: 'noninteractive' };
 
+/** Where an apt instance keeps its package lists and how it is called: the host's, or a private one (./aptSuite.ts). */
+export interface AptContext {
+  /** the package lists directory (Dir::State::Lists) */
+  listsDir: string;
+  /** files whose mtime says when the lists were last refreshed successfully */
+  stamps: string[];
+  /** the stamp this harness writes after a successful update (null: none) */
+  ownStamp: string | null;
+  /** environment of every apt command (e.g. APT_CONFIG for a private configuration) */
+  env: Record<string, string>;
+}
+
+const HOST_APT: AptContext = { listsDir: LISTS_DIR, stamps: [APT_STAMP, OWN_STAMP], ownStamp: OWN_STAMP, env: ENV };
+
+const LIST_FILE = /(?:InRelease|Release|Packages(?:\.\w+)?)$/;
+
+function listFiles(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).filter((f) => LIST_FILE.test(f));
+  } catch {
+    return []; // no lists at all
+  }
+}
+
+/** An apt failure the archive itself reports for a suite it does not serve (no Release file, 404 on it). */
+export function suiteMissingIn(output: string): boolean {
+  return /does not have a Release file|Release\s+404\s+Not Found|404\s+Not Found.*Release/i.test(output);
+}
+
+/** The host's apt. */
 export function systemApt(): AptOps {
+  return aptWith(HOST_APT);
+}
+
+/** apt with the given lists and environment. */
+export function aptWith(ctx: AptContext): AptOps {
+  const env = { ...ENV, ...ctx.env };
   return {
     listsAgeMs() {
-      let lists: string[] = [];
-      try {
-        lists = fs.readdirSync(LISTS_DIR).filter((f) => /(?:InRelease|Release|Packages(?:\.\w+)?)$/.test(f));
-      } catch {
-        /* no lists at all */
-      }
-      const newest = newestTime([mtime(APT_STAMP), mtime(OWN_STAMP), ...lists.map((f) => mtime(path.join(LISTS_DIR, f)))]);
+      const lists = listFiles(ctx.listsDir);
+      const newest = newestTime([...ctx.stamps.map(mtime), ...lists.map((f) => mtime(path.join(ctx.listsDir, f)))]);
       return newest === null ? null : Math.max(0, Date.now() - newest);
     },
     listsStamp() {
-      let files: string[] = [];
-      try {
-        files = fs.readdirSync(LISTS_DIR).filter((f) => /(?:InRelease|Release|Packages(?:\.\w+)?)$/.test(f));
-      } catch {
-        /* no lists */
-      }
-      return files
+      return listFiles(ctx.listsDir)
         .sort()
-        .map((f) => `${f}:${mtime(path.join(LISTS_DIR, f)) ?? 0}`)
+        .map((f) => `${f}:${mtime(path.join(ctx.listsDir, f)) ?? 0}`)
         .join(',');
     },
     async update() {
-      const r = await run('apt-get', ['update', '-q'], { timeoutMs: 10 * 60_000, env: ENV });
+      const r = await run('apt-get', ['update', '-q'], { timeoutMs: 10 * 60_000, env });
       const ok = r.exitCode === 0 && !/^(?:W|E): (?:Failed to fetch|Some index files failed)/m.test(r.stderr);
-      if (ok) {
+      if (ok && ctx.ownStamp) {
         try {
-          fs.mkdirSync(path.dirname(OWN_STAMP), { recursive: true });
-          fs.writeFileSync(OWN_STAMP, new Date().toISOString() + '\n');
+          fs.mkdirSync(path.dirname(ctx.ownStamp), { recursive: true });
+          fs.writeFileSync(ctx.ownStamp, new Date().toISOString() + '\n');
         } catch {
           /* not root: nothing to remember it with */
         }
@@ -113,11 +138,11 @@ export function systemApt(): AptOps {
       return { ok, output: tail(r.stderr || r.stdout, 8) };
     },
     async served(pkg) {
-      const r = await run('apt-cache', ['madison', pkg], { timeoutMs: 60_000 });
+      const r = await run('apt-cache', ['madison', pkg], { timeoutMs: 60_000, env });
       return r.exitCode === 0 ? parseMadison(r.stdout, pkg) : [];
     },
     async candidate(pkg) {
-      const r = await run('apt-cache', ['policy', pkg], { timeoutMs: 60_000 });
+      const r = await run('apt-cache', ['policy', pkg], { timeoutMs: 60_000, env });
       return r.exitCode === 0 ? parsePolicyCandidate(r.stdout) : null;
     },
     async installed(pkg) {
@@ -126,12 +151,12 @@ export function systemApt(): AptOps {
       return r.exitCode === 0 && m?.[1] ? m[1] : null;
     },
     async install(specs) {
-      const r = await run('apt-get', ['install', '-y', '-q', '-o', 'DPkg::Lock::Timeout=600', '--no-install-recommends', ...specs], { timeoutMs: 30 * 60_000, env: ENV });
+      const r = await run('apt-get', ['install', '-y', '-q', '-o', 'DPkg::Lock::Timeout=600', '--no-install-recommends', ...specs], { timeoutMs: 30 * 60_000, env });
       return { ok: r.exitCode === 0, output: tail(r.stderr || r.stdout, 8) };
     },
     async download(pkg, version, dir) {
       fs.mkdirSync(dir, { recursive: true });
-      const r = await run('apt-get', ['download', '-q', `${pkg}=${version}`], { cwd: dir, timeoutMs: 30 * 60_000, env: ENV });
+      const r = await run('apt-get', ['download', '-q', `${pkg}=${version}`], { cwd: dir, timeoutMs: 30 * 60_000, env });
       const deb = fs.readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
       return { deb: r.exitCode === 0 && deb ? path.join(dir, deb) : null, output: tail(r.stderr || r.stdout, 8) };
     },
@@ -176,8 +201,11 @@ export function versionNotServed(o: {
   served: string[];
   file: string;
   type: string;
+  /** the suite the definition names (debian-source with suite:), kept in the suggested line */
+  suite?: string | undefined;
 }): HarnessError {
   const newest = o.served[0];
+  const suite = o.suite ? `, suite: ${o.suite}` : '';
   return new HarnessError(
     'missing-prereq',
     `the package archive no longer serves ${o.pkg} ${o.version}; it serves ${o.served.length ? o.served.join(', ') : 'no version of it'}`,
@@ -185,7 +213,7 @@ export function versionNotServed(o: {
       file: o.file,
       field: 'source.version',
       hint: newest
-        ? `pin a version it serves: change the definition's source line to  source: { type: ${o.type}, package: ${o.pkg}, version: "${newest}" }`
+        ? `pin a version it serves: change the definition's source line to  source: { type: ${o.type}, package: ${o.pkg}${suite}, version: "${newest}" }`
         : `apt knows no ${o.pkg}: check the package name (apt-cache search) and the machine's apt sources`,
     },
   );

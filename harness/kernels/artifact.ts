@@ -14,6 +14,8 @@ export interface KernelMeta {
   sourceVersion?: string;
   /** the definition pinned that version */
   pinned?: boolean;
+  /** where the source's version came from when the definition did not pin it and it is not the installed package: the Debian suite whose candidate it is */
+  origin?: string;
   /** options the cases needed that the kernel's own config lacked, merged into this build */
   caseConfig?: string[];
   /** options of the tracing variant (--trace-path) the kernel's own config lacked, merged into this build */
@@ -51,6 +53,8 @@ export interface BuildOptions {
   needs?: { options: string[]; by: string; file?: string };
   /** the tracing variant (--trace-path): TRACE_KCONFIG merged in, with its own build directory beside the plain one */
   tracing?: boolean;
+  /** false (--no-install): no apt at all; a source package not in the cache is exit 3 with the command */
+  install?: boolean;
 }
 
 /** What a run records about its kernel (the guest's own `uname -r` replaces the release once it has run). */
@@ -60,7 +64,7 @@ export function artifactInfo(k: KernelArtifact): KernelInfo {
     configHash: k.meta.configHash,
     key: k.key,
     source: k.meta.source,
-    ...(k.meta.sourceVersion ? { sourceVersion: k.meta.sourceVersion, pinned: k.meta.pinned ?? false } : {}),
+    ...(k.meta.sourceVersion ? { sourceVersion: k.meta.sourceVersion, pinned: k.meta.pinned ?? false, ...(k.meta.origin ? { origin: k.meta.origin } : {}) } : {}),
     ...(k.meta.caseConfig?.length ? { caseConfig: k.meta.caseConfig } : {}),
     ...(k.meta.traceConfig?.length ? { traceConfig: k.meta.traceConfig } : {}),
     patches: k.meta.patches,

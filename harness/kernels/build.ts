@@ -78,7 +78,8 @@ export function buildErrorExcerpt(logText: string): string {
 export function patchSpecs(k: LoadedKernel): PatchSpec[] {
   return k.def.patches.map((p, i) => {
     const file = resolveIn(k, p.file);
-    return { file, reverse: p.reverse, id: patchId(file, p.reverse, { def: k.file, field: `patches[${i}].file` }) };
+    const id = patchId(file, p.reverse, { def: k.file, field: `patches[${i}].file` });
+    return file === k.patchUnderTest ? { file, reverse: p.reverse, id } : { file, reverse: p.reverse, id, def: k.file, field: `patches[${i}]` };
   });
 }
 
@@ -153,7 +154,7 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
 
   // who asks decides the name and how the source was resolved (a cached kernel may have been built
   // for another definition of the same source: pinned or not, under another name)
-  const identity = { name: def.name, source: src.label, ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false } : {}) };
+  const identity = { name: def.name, source: src.label, ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false, ...(src.origin ? { origin: src.origin } : {}) } : {}) };
   const store = new EntryStore<KernelMeta>(path.join(cacheDir, 'kernels'));
   const indexDir = path.join(store.dir, 'index');
   fs.mkdirSync(indexDir, { recursive: true });
@@ -377,7 +378,7 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
         sourceId: src.id,
         ...(caseConfig.length ? { caseConfig } : {}),
         ...(traceConfig.length ? { traceConfig } : {}),
-        ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false } : {}),
+        ...(src.version ? { sourceVersion: src.version, pinned: src.pinned ?? false, ...(src.origin ? { origin: src.origin } : {}) } : {}),
         patches: def.patches.map((p) => `${p.reverse ? 'reverse ' : ''}${p.file}`),
         compiler,
         buildMs,

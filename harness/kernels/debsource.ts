@@ -6,8 +6,10 @@
 // does serve and the one-line change to the definition.
 import fs from 'node:fs';
 import path from 'node:path';
-import { canRefreshLists, ListsRefresher, systemApt, versionNotServed, type AptOps } from '../host/apt.ts';
-import { EntryStore, hashOf } from '../util/cache.ts';
+import { canRefreshLists, listsStale, ListsRefresher, suiteMissingIn, systemApt, versionNotServed, type AptOps } from '../host/apt.ts';
+import { DEBIAN_ARCHIVE, suiteApt, suiteAptCommand, suiteDir, suiteSourcesLine } from '../host/aptSuite.ts';
+import { rerunWithInstall } from '../images/packages.ts';
+import { EntryStore, hashOf, withLock } from '../util/cache.ts';
 import { ensureFree, GB } from '../util/disk.ts';
 import { HarnessError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
@@ -39,19 +41,57 @@ export function fetchKey(pkg: string, version: string): string {
   return hashOf({ kind: 'debian-package', pkg, version });
 }
 
+/** Where a suite's last resolution of an unpinned package is recorded (what --no-install uses). */
+export function resolvedRecord(cacheDir: string, suite: string, pkg: string): string {
+  return path.join(suiteDir(cacheDir, suite), `resolved-${pkg}.json`);
+}
+
+export interface Resolved {
+  version: string;
+  at: string;
+}
+
+/** A suite's last resolution of a package, or null. */
+export function readResolved(file: string): Resolved | null {
+  try {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Resolved>;
+    return typeof v.version === 'string' && typeof v.at === 'string' ? { version: v.version, at: v.at } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** With --no-install, a package not in the cache: exit 3 with the command that fetches it (nothing is installed). */
+export function notFetchedWithoutApt(o: { what: string; file: string; field: string; argv?: readonly string[] }): HarnessError {
+  return new HarnessError('missing-prereq', `${o.what}, and --no-install runs no apt to fetch it`, {
+    file: o.file,
+    field: o.field,
+    hint: `run once without --no-install, which fetches it into the cache with apt-get download (nothing is installed on this machine):  ${rerunWithInstall(o.argv)}`,
+  });
+}
+
+type ResolveOptions = {
+  pkg: string;
+  version?: string | undefined;
+  /** a Debian suite to fetch from with a private apt (../host/aptSuite.ts) instead of the host's */
+  suite?: string | undefined;
+  cacheDir: string;
+  file: string;
+  log: Logger;
+  /** false (--no-install): no apt at all; what is not in the cache is exit 3 with the command */
+  install?: boolean | undefined;
+  apt?: AptOps;
+  refresher?: ListsRefresher;
+  /** the command line (for the --no-install hint) */
+  argv?: readonly string[];
+};
+
 /**
  * Find (or fetch) the tarball of a Debian kernel source package. `file` is the kernel definition,
  * named in errors. `apt` and `refresher` are seams for tests.
  */
-export async function resolveDebianSource(o: {
-  pkg: string;
-  version?: string | undefined;
-  cacheDir: string;
-  file: string;
-  log: Logger;
-  apt?: AptOps;
-  refresher?: ListsRefresher;
-}): Promise<DebianSource> {
+export async function resolveDebianSource(o: ResolveOptions): Promise<DebianSource> {
+  if (o.suite) return resolveFromSuite({ ...o, suite: o.suite });
   const apt = o.apt ?? systemApt();
   const system = `/usr/src/${o.pkg}.tar.xz`;
   const installed = fs.existsSync(system) ? await apt.installed(o.pkg) : null;
@@ -60,37 +100,53 @@ export async function resolveDebianSource(o: {
       throw new HarnessError('missing-prereq', `${system} not found: the Debian package ${o.pkg} is not installed`, {
         file: o.file,
         field: 'source.package',
-        hint: `apt-get install ${o.pkg} (npm run doctor -- --install does it), or pin a version in the definition (source.version) to fetch it into the cache`,
+        hint: `apt-get install ${o.pkg} (npm run doctor -- --install does it), or pin a version in the definition (source.version) to fetch it into the cache, or name a suite (source.suite) to fetch its version`,
       });
     return { tarball: system, version: installed ?? 'unknown', pinned: false, from: 'installed' };
   }
   if (installed === o.version) return { tarball: system, version: o.version, pinned: true, from: 'installed' };
-
   const version = o.version;
+  const refresher = o.refresher ?? new ListsRefresher(apt, o.log, canRefreshLists());
+  return fetchToCache(o, version, (why) => refresher.ensureFresh(why), () => apt, 'source.version');
+}
+
+/** A package fetched into the cache with `apt` (cached: no apt at all). `field` is named when --no-install stops it. */
+async function fetchToCache(
+  o: ResolveOptions,
+  version: string,
+  ensureFresh: (why?: string) => Promise<boolean>,
+  aptOf: () => AptOps,
+  field: string,
+  from?: string,
+): Promise<DebianSource> {
   const store = new EntryStore<FetchMeta>(path.join(o.cacheDir, 'downloads'));
   const key = fetchKey(o.pkg, version);
   const tarballIn = (k: string): string => path.join(store.entryDir(k), `${o.pkg}.tar.xz`);
+  if (o.install === false && !store.get(key, { verify: false }))
+    throw notFetchedWithoutApt({ what: `${o.pkg} ${version} is not in the cache`, file: o.file, field, ...(o.argv ? { argv: o.argv } : {}) });
   // the manifest's digests are checked on first use after a fetch only: re-hashing 140 MB on every
   // run would cost a second; the kernel's own cache key hashes the tarball anyway
   const { manifest, cached } = await store.getOrFill(
     key,
     async (staging) => {
-      const refresher = o.refresher ?? new ListsRefresher(apt, o.log, canRefreshLists());
-      await refresher.ensureFresh();
+      const apt = aptOf();
+      await ensureFresh();
       let served = await apt.served(o.pkg);
-      if (!served.includes(version) && (await refresher.ensureFresh(`${o.pkg} ${version} is not in the package lists`))) served = await apt.served(o.pkg);
-      if (!served.includes(version)) throw versionNotServed({ pkg: o.pkg, version, served, file: o.file, type: 'debian-source' });
+      if (!served.includes(version) && (await ensureFresh(`${o.pkg} ${version} is not in the package lists`))) served = await apt.served(o.pkg);
+      if (!served.includes(version)) throw versionNotServed({ pkg: o.pkg, version, served, file: o.file, type: 'debian-source', suite: o.suite });
       // the .deb (~140 MB) and the tarball taken out of it
       ensureFree(store.dir, 0.4 * GB, `fetching ${o.pkg} ${version}`);
-      o.log.info(`fetching ${o.pkg} ${version} into the cache (apt-get download; nothing is installed)`);
+      o.log.info(`fetching ${o.pkg} ${version}${from ? ` from ${from}` : ''} into the cache (apt-get download; nothing is installed)`);
+      const t0 = Date.now();
       const dl = await apt.download(o.pkg, version, staging);
       if (!dl.deb)
         throw new HarnessError('missing-prereq', `apt-get download ${o.pkg}=${version} failed`, {
           file: o.file,
-          field: 'source.version',
+          field,
           excerpt: dl.output,
           hint: 'is the package archive reachable? (apt-get update)',
         });
+      o.log.info(`downloaded ${path.basename(dl.deb)} (${Math.round(fs.statSync(dl.deb).size / 1e6)} MB) in ${Math.round((Date.now() - t0) / 1000)} s`);
       const out = path.join(staging, `${o.pkg}.tar.xz`);
       const member = `./usr/src/${o.pkg}.tar.xz`;
       const x = await debMemberTo(dl.deb, member, out);
@@ -102,7 +158,82 @@ export async function resolveDebianSource(o: {
     { verify: false, label: `${o.pkg} ${version}`, log: o.log },
   );
   if (!cached) o.log.info(`fetched ${o.pkg} ${version} (${Math.round(manifest.meta.sizeBytes / 1e6)} MB)`);
-  return { tarball: tarballIn(key), version, pinned: true, from: 'cache' };
+  return { tarball: tarballIn(key), version, pinned: o.version !== undefined, from: 'cache' };
+}
+
+/**
+ * Refresh a suite's private package lists when they are missing or stale, or when `why` (a package
+ * was not found in them). One update at a time per suite (apt's own lock would fail, not wait). A
+ * suite the archive does not serve is exit 3 naming source.suite; an archive that cannot be reached
+ * is a warning while there are lists to use, else exit 3.
+ */
+export async function refreshSuite(o: { apt: AptOps; suite: string; cacheDir: string; file: string; log: Logger; why?: string }): Promise<boolean> {
+  const dir = suiteDir(o.cacheDir, o.suite);
+  fs.mkdirSync(dir, { recursive: true });
+  return withLock(
+    path.join(dir, 'update.lock'),
+    async () => {
+      const age = o.apt.listsAgeMs();
+      const reason = o.why ?? (listsStale(age) ? (age === null ? 'never fetched' : `last refreshed ${Math.round(age / 3600_000)} h ago`) : null);
+      if (reason === null) return false;
+      o.log.info(`refreshing the ${o.suite} package lists (apt-get update, private lists in ${dir}): ${reason}`);
+      const r = await o.apt.update();
+      if (r.ok) return true;
+      const where = { file: o.file, field: 'source.suite', excerpt: r.output };
+      if (suiteMissingIn(r.output))
+        throw new HarnessError('missing-prereq', `the Debian archive does not serve the suite ${JSON.stringify(o.suite)} (${suiteSourcesLine(o.suite).trim()})`, {
+          ...where,
+          hint: 'name a suite the archive serves: a release name (bookworm, trixie, sid) or its -security, -updates or -backports suite',
+        });
+      if (age === null)
+        throw new HarnessError('missing-prereq', `cannot fetch the ${o.suite} package lists from the Debian archive`, {
+          ...where,
+          hint: `is ${DEBIAN_ARCHIVE.uri} reachable? The same update by hand:  ${suiteAptCommand(o.cacheDir, o.suite, 'apt-get update')}`,
+        });
+      o.log.warn(`apt-get update of the ${o.suite} lists failed; using the lists fetched ${Math.round(age / 3600_000)} h ago:\n${r.output}`);
+      return true;
+    },
+    { what: `refreshing the ${o.suite} package lists`, waitingFor: `the update of the ${o.suite} package lists`, log: o.log },
+  );
+}
+
+/** A package from a named suite: its candidate there (recorded) or the pinned version, fetched into the cache. */
+async function resolveFromSuite(o: ResolveOptions & { suite: string }): Promise<DebianSource> {
+  const record = resolvedRecord(o.cacheDir, o.suite, o.pkg);
+  const argv = o.argv ? { argv: o.argv } : {};
+  if (o.install === false) {
+    // no apt at all: a pinned version or the last resolution, from the cache
+    const rec = o.version ? null : readResolved(record);
+    const version = o.version ?? rec?.version;
+    if (!version) throw notFetchedWithoutApt({ what: `${o.pkg} has never been resolved in ${o.suite}`, file: o.file, field: 'source.suite', ...argv });
+    if (rec) o.log.info(`${o.pkg}: ${rec.version}, the ${o.suite} candidate when last resolved (${rec.at}); --no-install: the ${o.suite} package lists are not refreshed`);
+    // (fetchToCache stops before any apt when the package is not in the cache)
+    return fetchToCache(o, version, async () => false, () => o.apt ?? suiteApt(o.cacheDir, o.suite), o.version ? 'source.version' : 'source.suite');
+  }
+  const apt = o.apt ?? suiteApt(o.cacheDir, o.suite);
+  const base = { apt, suite: o.suite, cacheDir: o.cacheDir, file: o.file, log: o.log };
+  let refreshed = await refreshSuite(base);
+  // a later refresh (a version not in the lists) through the same rule, once
+  const ensureFresh = async (why?: string): Promise<boolean> => (why && !refreshed ? (refreshed = await refreshSuite({ ...base, why })) : false);
+  let version = o.version;
+  if (!version) {
+    let candidate = await apt.candidate(o.pkg);
+    if (!candidate && !refreshed) {
+      refreshed = await refreshSuite({ ...base, why: `${o.pkg} is not in the lists` });
+      candidate = await apt.candidate(o.pkg);
+    }
+    if (!candidate)
+      throw new HarnessError('missing-prereq', `the ${o.suite} suite serves no ${o.pkg}`, {
+        file: o.file,
+        field: 'source.package',
+        hint: `the linux-source packages it serves:  ${suiteAptCommand(o.cacheDir, o.suite, "apt-cache search --names-only '^linux-source-'")}`,
+      });
+    version = candidate;
+    const prev = readResolved(record);
+    if (prev && prev.version !== version) o.log.info(`${o.pkg} in ${o.suite}: ${version} (was ${prev.version} when last resolved)`);
+    fs.writeFileSync(record, JSON.stringify({ version, at: new Date().toISOString() } satisfies Resolved) + '\n');
+  }
+  return fetchToCache(o, version, ensureFresh, () => apt, o.version ? 'source.version' : 'source.suite', o.suite);
 }
 
 const SOURCE_FILE_MAX = 1024 * 1024;

@@ -14,6 +14,9 @@ export interface LoadedKernel {
   file: string;
   /** directory the definition's relative paths resolve against */
   baseDir: string;
+  /** a patch added to the definition to be tested (verify --patch): its not applying is a failed build
+   * (exit 4), where a definition's own patch that does not apply is bad input (exit 2) */
+  patchUnderTest?: string;
 }
 
 export function builtinKernels(): string[] {

@@ -1,6 +1,7 @@
 // Kernel definitions (kernels/*.yaml): where the source comes from, which patches to apply or
 // reverse-apply, which config fragments to merge, and what the kernel is expected to show.
 import { z } from 'zod';
+import { SUITE_PATTERN } from '../host/aptSuite.ts';
 
 const relPath = z
   .string()
@@ -19,6 +20,12 @@ export const sourceSchema = z.discriminatedUnion('type', [
     package: z.string().regex(/^linux-source-[0-9.]+$/, 'must be a Debian package name like linux-source-6.1'),
     /** pin an exact Debian version (e.g. 6.1.192-1): fetched into the cache when it is not the installed one */
     version: debianVersion.optional(),
+    /** fetch the package from this Debian suite (e.g. trixie) with a private apt in the cache, instead
+     * of the host's installed package: the suite's candidate, or the pinned version */
+    suite: z
+      .string()
+      .regex(SUITE_PATTERN, 'must be a Debian suite name like trixie, sid or trixie-security')
+      .optional(),
   }),
   z.strictObject({
     type: z.literal('url'),

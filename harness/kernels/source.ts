@@ -17,6 +17,9 @@ export interface PatchSpec {
   file: string;
   reverse: boolean;
   id: string;
+  /** the kernel definition and its field naming the patch (e.g. "patches[0]"), for errors */
+  def?: string;
+  field?: string;
 }
 
 export interface SourceIdentity {
@@ -31,6 +34,8 @@ export interface SourceIdentity {
   version?: string;
   /** the definition pinned that version */
   pinned?: boolean;
+  /** where the source's version came from when the definition did not pin it and it is not the installed package: the Debian suite whose candidate it is */
+  origin?: string;
   /** the source takes the definition's patches (a user's tree used as it is does not) */
   patchable: boolean;
   /** bring the working tree to this source with these patches (the tree's lock is held); its path */
@@ -59,21 +64,103 @@ export function cachedFileHash(file: string, cacheDir: string, where: WhereLike 
   return h;
 }
 
-export async function applyPatch(tree: string, file: string, reverse: boolean, logFile: string): Promise<{ ok: boolean; out: string }> {
+export async function applyPatch(tree: string, file: string, reverse: boolean, logFile: string): Promise<{ ok: boolean; out: string; rej: string }> {
   // rejects go next to the log, never into the tree; the messages name each failed hunk
   const rej = `${logFile}.${path.basename(file)}.rej`;
-  const args = ['-p1', reverse ? '-R' : '--forward', '--batch', `--reject-file=${rej}`, '-i', file];
+  // --forward in both directions: with -R alone, --batch makes patch apply a patch it finds not
+  // applied *forward* ("Unreversed patch detected!  Ignoring -R.") and succeed, so a revert of a fix
+  // the source lacks would silently give the fixed kernel; with --forward it fails, naming the file
+  const args = ['-p1', ...(reverse ? ['-R'] : []), '--forward', '--batch', `--reject-file=${rej}`, '-i', file];
   const r = await run('patch', ['-d', tree, ...args], { timeoutMs: 120_000, logFile });
   let out = (r.stdout + r.stderr).trim();
-  if (r.exitCode !== 0 && fs.existsSync(rej)) out += `\n--- rejected hunks (${rej}) ---\n` + fs.readFileSync(rej, 'utf8').trim();
-  return { ok: r.exitCode === 0, out };
+  const rejected = r.exitCode !== 0 && fs.existsSync(rej) ? fs.readFileSync(rej, 'utf8').trim() : '';
+  if (rejected) out += `\n--- rejected hunks (${rej}) ---\n` + rejected;
+  return { ok: r.exitCode === 0, out, rej: rejected };
 }
 
-function patchFailed(p: PatchSpec, label: string, out: string, logFile: string): HarnessError {
-  return new HarnessError('build-failed', `patch ${path.basename(p.file)} does not ${p.reverse ? 'reverse-' : ''}apply to ${label}`, {
+/** A hunk `patch` could not apply: its file, its number in that file, its header (from the reject file) and where it was tried. */
+export interface FailedHunk {
+  file: string;
+  /** the hunk's number within its file (as patch counts them); null: the whole file (missing, or already in that state) */
+  hunk: number | null;
+  /** the hunk's @@ header, when the reject file has it */
+  header?: string;
+  /** the line patch last tried it at */
+  at?: number;
+  /** why the whole file failed */
+  why?: string;
+}
+
+/** The reject file's @@ headers per file ("--- <file>" sections), in order. */
+function rejectHeaders(rej: string): Map<string, string[]> {
+  const byFile = new Map<string, string[]>();
+  let file = '';
+  for (const l of rej.split('\n')) {
+    const f = /^--- (?:[ab]\/)?(\S+)/.exec(l);
+    if (f?.[1]) file = f[1];
+    else if (l.startsWith('@@ ')) byFile.set(file, [...(byFile.get(file) ?? []), l.replace(/^(@@ [^@]* @@).*$/, '$1')]);
+  }
+  return byFile;
+}
+
+/**
+ * The hunks a failed `patch` run names: "Hunk #N FAILED at L." under its "patching file F" line,
+ * paired in order with the @@ headers of F in the reject file (patch writes the rejects in the order
+ * it fails them); a file that is missing, or whose patch patch takes for already applied (or, with
+ * -R, not applied), is reported as a whole with its hunks' headers. Pure.
+ */
+export function failedHunks(out: string, rej = ''): FailedHunk[] {
+  const headers = rejectHeaders(rej);
+  const taken = new Map<string, number>();
+  const next = (f: string): string | undefined => {
+    const i = taken.get(f) ?? 0;
+    taken.set(f, i + 1);
+    return headers.get(f)?.[i];
+  };
+  const all = (f: string): { header?: string } => (headers.get(f)?.length ? { header: headers.get(f)!.join(' ') } : {});
+  const found: FailedHunk[] = [];
+  let file = '';
+  let missing = '';
+  for (const line of out.split('\n')) {
+    const f = /^(?:patching|checking) file (?:'([^']+)'|(\S.*))$/.exec(line);
+    if (f) {
+      file = (f[1] ?? f[2] ?? '').trim();
+      continue;
+    }
+    const want = /^\|(?:\+\+\+|---) (?:[ab]\/)?(\S+)/.exec(line);
+    if (want?.[1] && want[1] !== '/dev/null') missing = want[1];
+    const m = /^Hunk #(\d+) FAILED at (\d+)/.exec(line);
+    if (m) {
+      const header = next(file);
+      found.push({ file, hunk: Number(m[1]), at: Number(m[2]), ...(header ? { header } : {}) });
+      continue;
+    }
+    if (/^No file to patch\./.test(line)) found.push({ file: missing || file || '(unknown file)', hunk: null, why: 'the file is not in the tree' });
+    else if (/^Unreversed patch detected/.test(line))
+      found.push({ file: file || '(unknown file)', hunk: null, ...all(file), why: 'the source does not have what it reverts (the patch would apply forward: the fix is absent or was changed)' });
+    else if (/^Reversed \(or previously applied\) patch detected/.test(line)) found.push({ file: file || '(unknown file)', hunk: null, ...all(file), why: 'it is already in the tree' });
+  }
+  return found;
+}
+
+/** "net/ipv4/fib_frontend.c hunk #1 (@@ -383,6 +383,11 @@) failed at line 383" and the like, joined. */
+export function describeHunks(hunks: FailedHunk[]): string {
+  return hunks
+    .map((x) => (x.hunk === null ? `${x.file}${x.header ? ` (${x.header})` : ''}: ${x.why ?? 'failed'}` : `${x.file} hunk #${x.hunk}${x.header ? ` (${x.header})` : ''} failed at line ${x.at}`))
+    .join('; ');
+}
+
+export function patchFailed(p: PatchSpec, label: string, out: string, logFile: string, rej = ''): HarnessError {
+  const hunks = failedHunks(out, rej);
+  const which = hunks.length ? `: ${describeHunks(hunks)}` : '';
+  // a kernel definition's patch that does not fit its source is an invalid definition (exit 2, naming
+  // the definition and the patch's field); a patch under test (verify --patch) is a failed build (exit 4)
+  return new HarnessError(p.def ? 'bad-input' : 'build-failed', `patch ${path.basename(p.file)} does not ${p.reverse ? 'reverse-' : ''}apply to ${label}${which}`, {
+    ...(p.def ? { file: p.def } : {}),
+    ...(p.field ? { field: p.field } : {}),
     excerpt: tail(out, 20),
     logPath: logFile,
-    hint: 'the rejected hunks are listed above; regenerate the patch against this source',
+    hint: hunks.length ? 'the rejected hunks are listed above; the source changed there: regenerate the patch against this source (or write a patch for it beside this one)' : 'regenerate the patch against this source',
   });
 }
 
@@ -121,7 +208,7 @@ export function tarballTree(tarball: string, label: string, untrusted: boolean):
     const applied: TreeState['patches'] = [];
     for (const [i, w] of want.entries()) {
       const r = await applyPatch(tree, w.file, w.reverse, logFile);
-      if (!r.ok) throw patchFailed(w, label, r.out, logFile); // the tree stays marked dirty: the next run re-extracts it
+      if (!r.ok) throw patchFailed(w, label, r.out, logFile, r.rej); // the tree stays marked dirty: the next run re-extracts it
       const copy = path.join(appliedDir, `${i}-${path.basename(w.file)}`);
       copyInput(w.file, copy, FILE_LIMITS.patch, 'patches');
       applied.push({ id: w.id, copy, reverse: w.reverse });
@@ -167,7 +254,7 @@ export function gitTree(repo: string, commit: string, label: string): SourceIden
     await checkoutWorktree(repo, tree, commit, logFile);
     for (const p of patches) {
       const r = await applyPatch(tree, p.file, p.reverse, logFile);
-      if (!r.ok) throw patchFailed(p, label, r.out, logFile);
+      if (!r.ok) throw patchFailed(p, label, r.out, logFile, r.rej);
     }
     return tree;
   };

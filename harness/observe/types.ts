@@ -95,6 +95,8 @@ export interface KernelInfo {
   sourceVersion?: string;
   /** the definition pinned that version (false: the installed package, whatever version it was) */
   pinned?: boolean;
+  /** the Debian suite the version was fetched from (absent: the host's own packages) */
+  origin?: string;
   /** kconfig options the case needed that the kernel's own config lacked, merged into this build */
   caseConfig?: string[];
   /** kconfig options of the tracing variant (--trace-path) the kernel's own config lacked, merged into this build */
@@ -164,7 +166,10 @@ export interface RunRecord {
     resultsChannel?: { bytes: number; capBytes: number; truncated: boolean; flooded: boolean; floodedAtMs?: number };
   };
   durationMs: number;
-  /** where the raw evidence is kept */
+  /** the case's setup as the commands a person would type, step by step in the order the guest ran
+   *  them (harness/cases/display.ts); absent in records written before it was kept */
+  setup?: Array<{ label: string; ns: string; commands: string[] }>;
+  /** where the raw evidence is kept (case: the rendered case bundle, its batch files) */
   files: { console: string; results: string; record?: string; bootConsole?: string; case?: string };
 }
 

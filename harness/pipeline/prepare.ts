@@ -86,14 +86,14 @@ export async function prepare(o: {
   for (const k of o.kernels) {
     for (const c of o.cases) {
       // a kernel built from source gets what the case needs merged into its config; a prebuilt one is checked
-      const a = await ensureKernel(k, { cacheDir: o.cacheDir, log: o.log, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file }, ...(o.tracing ? { tracing: true } : {}) });
+      const a = await ensureKernel(k, { cacheDir: o.cacheDir, log: o.log, install: o.install, needs: { options: c.def.kconfig, by: `case ${c.def.name}`, file: c.file }, ...(o.tracing ? { tracing: true } : {}) });
       if (o.tracing) checkTracing(a, k.file);
       if (!distinct.has(a.key)) {
         distinct.set(a.key, a);
         o.log.info(`kernel ${a.name}: ${describeKernel(kernelEntry(a.name, artifactInfo(a)))}${a.cached ? ' (cached)' : ''}`);
       }
       checkCaseKconfig(a, [c]);
-      const sourceFiles = await readSourceFiles(k, c.def.sourceFiles, { cacheDir: o.cacheDir, log: o.log, artifact: a });
+      const sourceFiles = await readSourceFiles(k, c.def.sourceFiles, { cacheDir: o.cacheDir, log: o.log, install: o.install, artifact: a });
       byPair.set(JSON.stringify([k.def.name, c.def.name]), { kernel: a, sourceFiles });
     }
   }

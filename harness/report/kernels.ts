@@ -9,6 +9,8 @@ export interface KernelEntry {
   sourceVersion: string | null;
   /** true: the definition pinned the version; false: whatever was installed; null: not applicable */
   pinned: boolean | null;
+  /** the Debian suite the version was fetched from (its candidate when not pinned); absent: the host's own packages */
+  origin?: string;
   release: string;
   configHash: string;
   patches: string[];
@@ -25,6 +27,7 @@ export function kernelEntry(name: string, ki: KernelInfo): KernelEntry {
     source: ki.source,
     sourceVersion: ki.sourceVersion ?? null,
     pinned: ki.sourceVersion !== undefined ? (ki.pinned ?? false) : null,
+    ...(ki.origin ? { origin: ki.origin } : {}),
     release: ki.release,
     configHash: ki.configHash,
     patches: [...ki.patches],
@@ -54,8 +57,8 @@ function patchName(p: string): string {
 }
 
 /** One line: source and version (pinned or as installed), patches, release, config hash. */
-export function describeKernel(e: Pick<KernelEntry, 'source' | 'sourceVersion' | 'pinned' | 'release' | 'configHash' | 'patches' | 'caseConfig' | 'traceConfig'>): string {
-  const how = e.pinned === true ? ' (pinned)' : e.pinned === false ? ' (installed, not pinned)' : '';
+export function describeKernel(e: Pick<KernelEntry, 'source' | 'sourceVersion' | 'pinned' | 'origin' | 'release' | 'configHash' | 'patches' | 'caseConfig' | 'traceConfig'>): string {
+  const how = e.pinned === true ? ' (pinned)' : e.pinned === false ? (e.origin ? " (the suite's candidate, not pinned)" : ' (installed, not pinned)') : '';
   const parts = [`${e.source}${how}`];
   if (e.patches.length) parts.push(e.patches.map(patchName).join(', '));
   if (e.caseConfig?.length) parts.push(`+ ${e.caseConfig.join(' ')} (for the case)`);

@@ -3,12 +3,15 @@
 // built kernel); a pinned version the archive does not serve stops with exit 3, listing what it
 // serves; another served version is fetched into the cache as that exact version, with nothing
 // installed on the host. The versions are read from apt and dpkg at test time, never written here.
+// A package of another suite (trixie's linux-source-6.12) comes through a private apt in the cache,
+// the host's apt configuration and lists untouched.
 import { describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseMadison, systemApt } from '../../harness/host/apt.ts';
-import { resolveDebianSource } from '../../harness/kernels/debsource.ts';
+import { suiteDir } from '../../harness/host/aptSuite.ts';
+import { readResolved, resolveDebianSource, resolvedRecord } from '../../harness/kernels/debsource.ts';
 import { makeLogger } from '../../harness/util/log.ts';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { cli } from './helpers.ts';
@@ -87,5 +90,52 @@ describe('pinned kernel sources', () => {
     const field = (f: string): string => new RegExp(`^${f} = (\\d+)`, 'm').exec(makefile)?.[1] ?? '?';
     expect(`${field('VERSION')}.${field('PATCHLEVEL')}.${field('SUBLEVEL')}`).toBe(other.replace(/-[^-]*$/, '').replace(/^\d+:/, ''));
     expect(installed()).toBe(here);
+  }, 15 * 60_000);
+});
+
+/** Every file under a directory with its size and mtime (what a run must leave as it was). */
+function snapshot(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(d);
+    } catch {
+      return; // unreadable (e.g. lists/partial as another user): not ours to compare
+    }
+    for (const n of names.sort()) {
+      const f = path.join(d, n);
+      const st = fs.lstatSync(f);
+      if (st.isDirectory()) walk(f);
+      else out.push(`${f} ${st.size} ${st.mtimeMs}`);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+describe('a kernel source package from another Debian suite', () => {
+  it("trixie's linux-source-6.12: its private lists, its candidate fetched as that exact version; /etc/apt and the host's lists untouched", async () => {
+    const before = [...snapshot('/etc/apt'), ...snapshot('/var/lib/apt/lists')];
+    const cacheDir = path.join(dir, 'suite-cache');
+    const pkg = 'linux-source-6.12';
+    const src = await resolveDebianSource({ pkg, suite: 'trixie', cacheDir, file: 'lib-6.12.yaml', log: makeLogger(), install: true });
+    expect(src).toMatchObject({ pinned: false, from: 'cache' });
+    expect(src.version).toMatch(/^6\.12\.\d+-/);
+    const makefile = execFileSync('tar', ['-xJOf', src.tarball, `${pkg}/Makefile`], { maxBuffer: 16 * 1024 * 1024 }).toString();
+    const field = (f: string): string => new RegExp(`^${f} = (\\d+)`, 'm').exec(makefile)?.[1] ?? '?';
+    expect(`${field('VERSION')}.${field('PATCHLEVEL')}.${field('SUBLEVEL')}`).toBe(src.version.replace(/-[^-]*$/, ''));
+    // apt's files are the suite's, in the cache
+    const lists = fs.readdirSync(path.join(suiteDir(cacheDir, 'trixie'), 'lists'));
+    expect(lists.some((f) => /dists_trixie_InRelease$/.test(f))).toBe(true);
+    expect(readResolved(resolvedRecord(cacheDir, 'trixie', pkg))?.version).toBe(src.version);
+    // the host: nothing changed, nothing installed, its apt still knows no trixie
+    expect([...snapshot('/etc/apt'), ...snapshot('/var/lib/apt/lists')]).toEqual(before);
+    expect(spawnSync('dpkg-query', ['-W', '-f=${db:Status-Status}', pkg]).stdout.toString()).not.toBe('installed');
+    expect(fs.existsSync(`/usr/src/${pkg}.tar.xz`)).toBe(false);
+    expect(execFileSync('apt-cache', ['policy', pkg]).toString()).not.toContain('trixie');
+    // --no-install: the same version from the cache, no apt
+    const again = await resolveDebianSource({ pkg, suite: 'trixie', cacheDir, file: 'lib-6.12.yaml', log: makeLogger(), install: false });
+    expect(again).toEqual(src);
   }, 15 * 60_000);
 });

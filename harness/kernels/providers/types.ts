@@ -17,6 +17,8 @@ export interface KernelIdentity {
   version?: string;
   /** the definition pinned that version */
   pinned?: boolean;
+  /** where the source's version came from when the definition did not pin it and it is not the installed package: the Debian suite whose candidate it is */
+  origin?: string;
 }
 
 export interface HostPackage {
