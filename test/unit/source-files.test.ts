@@ -14,6 +14,8 @@ import { memberNotFound } from '../../harness/kernels/debsource.ts';
 import type { LoadedKernel } from '../../harness/kernels/load.ts';
 import type { SourceIdentity } from '../../harness/kernels/source.ts';
 import { sourceFilesRecord } from '../../harness/pipeline/runCase.ts';
+import { buildSummary } from '../../harness/report/summary.ts';
+import { runRecord } from './records.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
 import { parseData } from '../../harness/util/load.ts';
 import { silentLogger } from '../../harness/util/log.ts';
@@ -63,6 +65,13 @@ describe('sourceFiles: a path (mandatory) or { path, optional }', () => {
       { path: 'a/lib.sh', optional: true, present: false },
       { path: 'a/z.sh', optional: true, present: true }, // an empty file is a file
     ]);
+  });
+  it('summary.json carries it per run (runs without source files carry none)', () => {
+    const files = [{ path: 'a/lib.sh', optional: true, present: false }];
+    const s = buildSummary({ runId: 'r', startedAt: 't', accel: 'tcg' }, [{ ...runRecord('k1', 'c', 'reproduced'), sourceFiles: files }, runRecord('k2', 'c', 'not-reproduced')]);
+    expect(s.runs[0]?.sourceFiles).toEqual(files);
+    expect(s.runs[0]?.sourceFiles).not.toBe(files);
+    expect(s.runs[1]).not.toHaveProperty('sourceFiles');
   });
   it("a Debian source package's missing member is recognised only from tar's own words", () => {
     expect(memberNotFound('tar: linux-source-6.1/tools/x/lib.sh: Not found in archive\ntar: Exiting with failure status due to previous errors\n')).toBe(true);
