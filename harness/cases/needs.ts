@@ -27,7 +27,7 @@ export interface CaseNeeds {
 /** The packages a case's features run in the guest (the harness provides everything else from busybox and iproute2). */
 export function featurePackages(c: CaseDef): string[] {
   const out: string[] = [];
-  if (c.probes.some((p) => 'udp' in p || ('tcp' in p && p.tcp.sport !== undefined)) || c.servers.some((s) => s.udpListen !== undefined)) out.push('socat');
+  if (c.probes.some((p) => 'udp' in p || ('tcp' in p && p.tcp.sport !== undefined)) || c.servers.some((s) => s.udpListen !== undefined || s.bind !== undefined || s.v6only)) out.push('socat');
   if (c.captures.length) out.push('tcpdump');
   if (c.nftables.length) out.push('nftables');
   // `bridge` (bridge VLANs) is iproute2's, which the base image has only ip and tc of

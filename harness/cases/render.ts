@@ -361,8 +361,10 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
 
   // 4. servers, captures, tracing, probes
   for (const s of c.servers) {
-    if (s.tcpListen !== undefined) steps.push(cmd('kr_server', s.name, s.ns, 'tcp', String(s.tcpListen), s.reply));
-    else steps.push(cmd('kr_server', s.name, s.ns, 'udp', String(s.udpListen), s.reply));
+    // a bound or IPv6-only server: its address and flag as two more arguments (older cases render as before)
+    const more = s.bind !== undefined || s.v6only ? [s.bind ?? '-', s.v6only ? 'v6only' : 'any'] : [];
+    if (s.tcpListen !== undefined) steps.push(cmd('kr_server', s.name, s.ns, 'tcp', String(s.tcpListen), s.reply, ...more));
+    else steps.push(cmd('kr_server', s.name, s.ns, 'udp', String(s.udpListen), s.reply, ...more));
   }
   for (const s of c.servers) steps.push(cmd('kr_wait_listen', s.ns, s.tcpListen !== undefined ? 'tcp' : 'udp', String(s.tcpListen ?? s.udpListen)));
   const captureName = (i: number): string => c.captures[i]!.name ?? `${c.captures[i]!.ns}-${c.captures[i]!.dev}`;

@@ -487,10 +487,14 @@ const serverSchema = z
     tcpListen: z.number().int().min(1).max(65535).optional(),
     /** UDP port to listen on; every datagram is answered with `reply` (socat in the guest) */
     udpListen: z.number().int().min(1).max(65535).optional(),
+    /** the local address to listen on (default: every address); the server then runs under socat */
     bind: address.optional(),
+    /** an IPv6 socket with IPV6_V6ONLY (no IPv4-mapped peers); the server then runs under socat */
+    v6only: z.boolean().default(false),
     reply: z.string().regex(TOKEN_RE, 'must be a short token: letters, digits, _ . : / -').default('kernel-repro-ok'),
   })
-  .refine((s) => (s.tcpListen === undefined) !== (s.udpListen === undefined), { message: 'needs exactly one of tcpListen and udpListen', path: ['tcpListen'] });
+  .refine((s) => (s.tcpListen === undefined) !== (s.udpListen === undefined), { message: 'needs exactly one of tcpListen and udpListen', path: ['tcpListen'] })
+  .refine((s) => !(s.v6only && s.bind !== undefined && isIPv4(s.bind)), { message: 'an IPv6-only server cannot bind an IPv4 address', path: ['v6only'] });
 
 /** A packet capture on an interface, from before the probes until after them. */
 const captureSchema = z.strictObject({

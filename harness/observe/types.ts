@@ -175,7 +175,10 @@ export interface RunRecord {
     resultsChannel?: { bytes: number; capBytes: number; truncated: boolean; flooded: boolean; floodedAtMs?: number };
   };
   durationMs: number;
-  /** where the raw evidence is kept */
+  /** the case's setup as the commands a person would type, step by step in the order the guest ran
+   *  them (harness/cases/display.ts); absent in records written before it was kept */
+  setup?: Array<{ label: string; ns: string; commands: string[] }>;
+  /** where the raw evidence is kept (case: the rendered case bundle, its batch files) */
   files: { console: string; results: string; record?: string; bootConsole?: string; case?: string };
 }
 

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { bundleScript, renderCase, type SysctlOverride } from '../cases/render.ts';
+import { setupFailure, setupSteps } from '../cases/display.ts';
 import type { LoadedCase } from '../cases/load.ts';
 import type { KernelArtifact } from '../kernels/artifact.ts';
 import { parseKconfig } from '../kernels/kconfig.ts';
@@ -117,6 +118,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   const dir = path.join(o.runDir, safeName(`${o.kernel.name}__${c.name}${o.label ? '__' + o.label : ''}`));
   fs.mkdirSync(dir, { recursive: true });
   const rendered = renderCase(c, { sysctlOverrides: o.sysctlOverrides ?? [], ...(o.sourceFiles ? { sourceFiles: o.sourceFiles } : {}), ...(o.tracePath ? { tracePath: o.tracePath } : {}), ...(o.repeat ? { checkpoint: true } : {}) });
+  const setup = setupSteps(rendered.files);
   for (const [p, content] of Object.entries(rendered.files)) {
     const dest = path.join(dir, 'case', p.replace(/^\/case\//, ''));
     fs.mkdirSync(path.dirname(dest), { recursive: true });
@@ -249,7 +251,8 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
       },
     },
     durationMs: Date.now() - started,
-    files: { console: consoleFile, results: resultsFile, record: path.join(dir, 'record.json'), ...(bootConsole ? { bootConsole } : {}) },
+    setup: setup.map((s) => ({ label: s.label, ns: s.ns, commands: s.commands.map((x) => x.text) })),
+    files: { console: consoleFile, results: resultsFile, record: path.join(dir, 'record.json'), case: path.join(dir, 'case'), ...(bootConsole ? { bootConsole } : {}) },
   };
   if (o.repeat?.mode === 'independent' && report.go && (report.go.addEntropy !== 'ok' || report.go.reseed !== 'ok'))
     record.warnings.push(`repeat ${o.repeat.index}: the guest's CRNG was not reseeded (RNDADDENTROPY: ${report.go.addEntropy}, RNDRESEEDCRNG: ${report.go.reseed}); its random state may be the snapshot's`);
@@ -262,7 +265,10 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
   const failed = report.steps.find((s) => !s.ok);
   if (failed) {
     const out = report.sections[SECTION.stepOutput(failed.label)];
-    if (out) record.reason += `: ${out.trim().split('\n').slice(0, 3).join(' / ')}`;
+    // a setup step's reason quotes the command that failed, as a person would type it
+    const at = out && record.reason === `setup step ${failed.label} failed` ? setupFailure(setup, failed.label, out) : null;
+    if (at) record.reason = at;
+    else if (out) record.reason += `: ${out.trim().split('\n').slice(0, 3).join(' / ')}`;
   }
   fs.writeFileSync(path.join(dir, 'record.json'), JSON.stringify(record, null, 2));
   return record;

@@ -4,7 +4,8 @@
 //
 // Ids follow the case file: `sysctls[3]`, `filters[5]`, `links[1]`, `namespaces[0]`,
 // `interfaces[2]` (the interface's entry: bringing it up), `interfaces[2].mac`, `interfaces[2].mtu`,
-// `interfaces[2].addresses[0]`, `routes[0]`, `qdiscs[1]`, `nftables[0]` (the ruleset),
+// `interfaces[2].master` (enslaving it), `interfaces[2].addresses[0]`, `routes[0]`, `nexthops[0]`,
+// `rules[0]`, `neighbours[0]`, `bridgeVlans[0]`, `qdiscs[1]`, `nftables[0]` (the ruleset),
 // `nftables[0].rules[2]`, `steps[0]`, `servers[0]`, `captures[0]`, `probes[1]`.
 // A simplification is an alternative element: `sysctls[3]~lo` is sysctls[3] with its
 // `net.ipv4.conf.all.X` key narrowed to `net.ipv4.conf.lo.X`.
@@ -12,7 +13,8 @@
 // Never removed: the signature probe, the signals, and what they need (their namespace, the server a
 // signature TCP/UDP probe talks to); the case's metadata (name, kconfig, packages, tracepoints...).
 import type { CaseDef } from '../cases/schema.ts';
-import { addressPrefix, HOST_NS } from '../cases/schema.ts';
+import { addressPrefix, HOST_NS, lowerOf, type Link } from '../cases/schema.ts';
+import { ruleLine } from '../cases/render.ts';
 import { nftRules, withoutRules } from './nft.ts';
 
 export type ElementKind =
@@ -21,8 +23,13 @@ export type ElementKind =
   | 'interface'
   | 'mac'
   | 'mtu'
+  | 'master'
   | 'address'
   | 'route'
+  | 'nexthop'
+  | 'rule'
+  | 'neighbour'
+  | 'bridge-vlan'
   | 'sysctl'
   | 'qdisc'
   | 'filter'
@@ -119,34 +126,80 @@ export function caseElements(c: CaseDef): CaseElements {
   const addressIds: Array<{ id: string; ns: string; dev: string; cidr: string }> = [];
 
   c.namespaces.forEach((ns, i) => add({ id: `namespaces[${i}]`, kind: 'namespace', label: `namespace ${ns}`, parents: [] }));
-  c.links.forEach((l, i) =>
+  c.links.forEach((l, i) => {
+    // a link on top of another (vlan, macvlan: link; vxlan, a tunnel: dev) goes with the one it is on
+    const lower = lowerOf(l);
     add({
       id: `links[${i}]`,
       kind: 'link',
-      label: l.type === 'veth' ? `veth ${l.name}${at(l.ns)} <-> ${l.peer.name}${at(l.peer.ns)}` : `dummy ${l.name}${at(l.ns)}`,
-      parents: uniq([...inNs(l.ns), ...(l.type === 'veth' ? inNs(l.peer.ns) : [])]),
-    }),
-  );
+      label: linkLabel(l),
+      parents: uniq([...inNs(l.ns), ...(l.type === 'veth' ? inNs(l.peer.ns) : []), ...(lower !== undefined ? link(l.ns, lower) : [])]),
+    });
+  });
+  // the element enslaving each device (interfaces[i].master), for bridge VLANs on a port
+  const masterElem = new Map<string, string>();
   c.interfaces.forEach((it, i) => {
     const id = `interfaces[${i}]`;
     add({ id, kind: 'interface', label: `interface ${it.dev}${at(it.ns)} ${it.up ? 'up' : 'down'}`, parents: uniq([...inNs(it.ns), ...link(it.ns, it.dev)]) });
     if (it.mac) add({ id: `${id}.mac`, kind: 'mac', label: `${it.dev}${at(it.ns)} mac ${it.mac}`, parents: [id] });
     if (it.mtu !== undefined) add({ id: `${id}.mtu`, kind: 'mtu', label: `${it.dev}${at(it.ns)} mtu ${it.mtu}`, parents: [id] });
+    if (it.master !== undefined) {
+      add({ id: `${id}.master`, kind: 'master', label: `${it.dev}${at(it.ns)} master ${it.master}`, parents: uniq([id, ...link(it.ns, it.master)]) });
+      if (!masterElem.has(devKey(it.ns, it.dev))) masterElem.set(devKey(it.ns, it.dev), `${id}.master`);
+    }
     it.addresses.forEach((a, j) => {
       const aid = `${id}.addresses[${j}]`;
       add({ id: aid, kind: 'address', label: `address ${addressPrefix(a)} on ${it.dev}${at(it.ns)}`, parents: [id] });
       addressIds.push({ id: aid, ns: it.ns, dev: it.dev, cidr: addressPrefix(a) });
     });
   });
+  // the gateway must be on a connected prefix: the address(es) that make it one
+  const gateway = (ns: string, via: string, dev: string | undefined): string[] =>
+    addressIds.filter((a) => a.ns === ns && (!dev || a.dev === dev) && prefixContains(a.cidr, via)).map((a) => a.id);
+  // a preferred source must be a local address of the route's domain: of a device in the route's vrf
+  // (`vrf:`, or a table that is a vrf's), else of a device in none (the same address may be on both)
+  const vrfTable = new Map(c.links.flatMap((l) => (l.type === 'vrf' ? [[devKey(l.ns, String(l.table)), l.name] as const] : [])));
+  const vrfOfDev = (ns: string, dev: string): string | undefined => {
+    const m = c.interfaces.find((it) => it.ns === ns && it.dev === dev && it.master !== undefined)?.master;
+    return m !== undefined && c.links.some((l) => l.type === 'vrf' && l.ns === ns && l.name === m) ? m : undefined;
+  };
+  const local = (r: CaseDef['routes'][number], addr: string): string[] => {
+    const vrf = r.vrf ?? (r.table !== undefined ? vrfTable.get(devKey(r.ns, String(r.table))) : undefined);
+    // (in a vrf: and the device's enslavement to it)
+    return addressIds
+      .filter((a) => a.ns === r.ns && a.cidr.split('/')[0] === addr && vrfOfDev(a.ns, a.dev) === vrf)
+      .flatMap((a) => [a.id, ...(vrf !== undefined && masterElem.has(devKey(a.ns, a.dev)) ? [masterElem.get(devKey(a.ns, a.dev))!] : [])]);
+  };
+  const nexthopElem = new Map<string, string>();
+  c.nexthops.forEach((n, i) => {
+    if (!nexthopElem.has(devKey(n.ns, String(n.id)))) nexthopElem.set(devKey(n.ns, String(n.id)), `nexthops[${i}]`);
+  });
+  const nexthop = (ns: string, id: number): string[] => (nexthopElem.has(devKey(ns, String(id))) ? [nexthopElem.get(devKey(ns, String(id)))!] : []);
+  c.nexthops.forEach((n, i) => {
+    // the kernel takes a nexthop only on a device that is up; a group only with its members
+    const parents = [...inNs(n.ns), ...(n.dev ? upDev(n.ns, n.dev) : []), ...(n.via ? gateway(n.ns, n.via, n.dev) : []), ...(n.group ?? []).flatMap((g) => nexthop(n.ns, g.id))];
+    const what = n.group ? `group ${n.group.map((g) => (g.weight === undefined ? g.id : `${g.id},${g.weight}`)).join('/')}` : n.blackhole ? 'blackhole' : `${n.via ? `via ${n.via}` : ''}${n.via && n.dev ? ' ' : ''}${n.dev ? `dev ${n.dev}` : ''}`;
+    add({ id: `nexthops[${i}]`, kind: 'nexthop', label: `nexthop ${n.id} ${what}${at(n.ns)}`, parents: uniq(parents) });
+  });
   c.routes.forEach((r, i) => {
     const parents = [...inNs(r.ns)];
     if (r.dev) parents.push(...upDev(r.ns, r.dev));
-    if (r.via) {
-      // the gateway must be on a connected prefix: the address(es) that make it one
-      const on = addressIds.filter((a) => a.ns === r.ns && (!r.dev || a.dev === r.dev) && prefixContains(a.cidr, r.via!));
-      parents.push(...on.map((a) => a.id));
-    }
-    add({ id: `routes[${i}]`, kind: 'route', label: `route ${r.dst}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${at(r.ns)}`, parents: uniq(parents) });
+    if (r.via) parents.push(...gateway(r.ns, r.via, r.dev));
+    if (r.vrf !== undefined) parents.push(...link(r.ns, r.vrf));
+    if (r.nhid !== undefined) parents.push(...nexthop(r.ns, r.nhid));
+    if (r.src !== undefined) parents.push(...local(r, r.src));
+    const label = `route ${r.type ? `${r.type} ` : ''}${r.dst}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}${r.nhid !== undefined ? ` nhid ${r.nhid}` : ''}${r.vrf !== undefined ? ` vrf ${r.vrf}` : ''}${r.table !== undefined ? ` table ${r.table}` : ''}${r.src !== undefined ? ` src ${r.src}` : ''}${at(r.ns)}`;
+    add({ id: `routes[${i}]`, kind: 'route', label, parents: uniq(parents) });
+  });
+  // a rule names its devices (iif, oif) and table by name or number only: the kernel takes one for a device not there
+  c.rules.forEach((r, i) => add({ id: `rules[${i}]`, kind: 'rule', label: `rule ${ruleLine(r).replace(/^rule add /, '')}${at(r.ns)}`, parents: inNs(r.ns) }));
+  c.neighbours.forEach((n, i) =>
+    add({ id: `neighbours[${i}]`, kind: 'neighbour', label: `neighbour ${n.address}${n.lladdr ? ` lladdr ${n.lladdr}` : ''} dev ${n.dev} ${n.state}${at(n.ns)}`, parents: uniq([...inNs(n.ns), ...link(n.ns, n.dev)]) }),
+  );
+  c.bridgeVlans.forEach((v, i) => {
+    // a port's VLAN: the port enslaved to its bridge (and so the bridge); the bridge's own (self): the bridge
+    const parents = [...inNs(v.ns), ...(v.self ? link(v.ns, v.dev) : [...link(v.ns, v.dev), ...(masterElem.has(devKey(v.ns, v.dev)) ? [masterElem.get(devKey(v.ns, v.dev))!] : [])])];
+    add({ id: `bridgeVlans[${i}]`, kind: 'bridge-vlan', label: `bridge vlan ${v.vid} on ${v.dev}${v.pvid ? ' pvid' : ''}${v.untagged ? ' untagged' : ''}${v.self ? ' self' : ''}${at(v.ns)}`, parents: uniq(parents) });
   });
   const variants = new Map<string, Element[]>();
   c.sysctls.forEach((s, i) => {
@@ -230,6 +283,12 @@ function at(ns: string): string {
   return ns === HOST_NS ? '' : ` (${ns})`;
 }
 
+function linkLabel(l: Link): string {
+  if (l.type === 'veth') return `veth ${l.name}${at(l.ns)} <-> ${l.peer.name}${at(l.peer.ns)}`;
+  const lower = lowerOf(l);
+  return `${l.type} ${l.name}${lower !== undefined ? ` on ${lower}` : ''}${at(l.ns)}`;
+}
+
 function uniq<T>(xs: T[]): T[] {
   return [...new Set(xs)];
 }
@@ -276,17 +335,22 @@ export function applyElements(c: CaseDef, ce: CaseElements, kept: readonly strin
     interfaces: c.interfaces.flatMap((it, i) => {
       const id = `interfaces[${i}]`;
       if (!has(id)) return [];
-      const { mac, mtu, ...rest } = it;
+      const { mac, mtu, master, ...rest } = it;
       return [
         {
           ...rest,
           ...(mac !== undefined && has(`${id}.mac`) ? { mac } : {}),
           ...(mtu !== undefined && has(`${id}.mtu`) ? { mtu } : {}),
+          ...(master !== undefined && has(`${id}.master`) ? { master } : {}),
           addresses: it.addresses.filter((_, j) => has(`${id}.addresses[${j}]`)),
         },
       ];
     }),
     routes: c.routes.filter((_, i) => has(`routes[${i}]`)),
+    nexthops: c.nexthops.filter((_, i) => has(`nexthops[${i}]`)),
+    rules: c.rules.filter((_, i) => has(`rules[${i}]`)),
+    neighbours: c.neighbours.filter((_, i) => has(`neighbours[${i}]`)),
+    bridgeVlans: c.bridgeVlans.filter((_, i) => has(`bridgeVlans[${i}]`)),
     sysctls: c.sysctls.flatMap((s, i) => {
       const v = variantKey(i);
       if (v !== null) return [{ ...s, key: v }];

@@ -5,7 +5,7 @@ import YAML, { isMap, isScalar, isSeq, type Document, type YAMLSeq } from 'yaml'
 import type { CaseDef } from '../cases/schema.ts';
 import { applyElements, closure, type CaseElements } from './elements.ts';
 
-const SECTIONS = ['namespaces', 'links', 'interfaces', 'routes', 'sysctls', 'qdiscs', 'filters', 'nftables', 'steps', 'servers', 'captures', 'probes'] as const;
+const SECTIONS = ['namespaces', 'links', 'interfaces', 'routes', 'nexthops', 'rules', 'neighbours', 'bridgeVlans', 'sysctls', 'qdiscs', 'filters', 'nftables', 'steps', 'servers', 'captures', 'probes'] as const;
 
 /** no re-wrapping: a flow mapping stays on its line (folded scalars are put back as written, below) */
 export const YAML_OUT = { lineWidth: 0 } as const;
@@ -90,6 +90,7 @@ export function reducedYaml(text: string, c: CaseDef, ce: CaseElements, kept: re
     if (!keep.has(id) || !isMap(node)) return;
     if (it.mac !== undefined && !keep.has(`${id}.mac`)) node.delete('mac');
     if (it.mtu !== undefined && !keep.has(`${id}.mtu`)) node.delete('mtu');
+    if (it.master !== undefined && !keep.has(`${id}.master`)) node.delete('master');
     const addrs = node.get('addresses', true);
     if (isSeq(addrs)) {
       deleteItems(addrs, new Set(it.addresses.map((_, j) => j).filter((j) => !keep.has(`${id}.addresses[${j}]`))));

@@ -11,6 +11,7 @@ import { signalStateText } from './outcome.ts';
 import { describeKernel, kernelEntry, type KernelEntry } from './kernels.ts';
 import type { KernelChange } from '../matrix/logic.ts';
 import { divergenceLines, type DivergenceEntry } from './divergence.ts';
+import { setupLines } from '../cases/display.ts';
 
 export interface MatrixCell {
   run: RunRecord;
@@ -282,6 +283,11 @@ function renderEvidence(x: Indexed): string {
   if (r.panic) {
     out.push(`<h4>${escapeHtml(r.panic.kind)}: ${escapeHtml(r.panic.title)}</h4>`, pre(r.panic.text, ''));
   }
+  if (r.setup?.length)
+    out.push(
+      `<details class="setup"><summary>setup (${r.setup.reduce((n, s) => n + s.commands.length, 0)} commands, in the order the guest runs them)</summary>` +
+        `${pre(setupLines(r.setup).join('\n'), 'none')}</details>`,
+    );
   out.push(
     `<details class="console"><summary>console log (${escapeHtml(r.files.console)})</summary>` +
       `${pre(evidence.console, 'empty')}</details>`,

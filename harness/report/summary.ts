@@ -60,6 +60,10 @@ export interface SummaryRun {
     /** restored | created | cold (see README, "How it works") */
     snapshot: string;
   };
+  /** the case's setup as the commands a person would type, in the order the guest ran them
+   *  (`ip -n ns2 rule add pref 100 from 192.0.2.0/24 table 10`, `sysctl -w key=value`, ...); [] in a
+   *  record written before it was kept */
+  setup: string[];
   files: { console: string; results: string; record?: string; bootConsole?: string };
 }
 
@@ -136,6 +140,7 @@ function summarizeRun(r: RunRecord): SummaryRun {
       stoppedAfterDone: r.vm.stoppedAfterDone ?? false,
       snapshot: r.vm.snapshot?.use ?? 'cold',
     },
+    setup: (r.setup ?? []).flatMap((s) => s.commands),
     files,
   };
 }

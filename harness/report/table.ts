@@ -3,6 +3,7 @@
 import { probeStatus, type ProbeResult, type RunRecord, type Verdict } from '../observe/types.ts';
 import { type CaseDiff, variantOf } from './diff.ts';
 import { signalStateText } from './outcome.ts';
+import { setupLines } from '../cases/display.ts';
 
 export interface RenderOptions {
   /** colour verdicts with ANSI escapes */
@@ -234,6 +235,11 @@ export function renderRunDetails(r: RunRecord): string {
     const lines = r.panic.text.split(/\r?\n/);
     for (const l of lines.slice(0, 15)) out.push(`    ${l}`);
     out.push(...more(lines.length, 15, '    '));
+  }
+
+  if (r.setup?.length) {
+    out.push(`  setup (${r.setup.reduce((n, s) => n + s.commands.length, 0)} commands, in the order the guest runs them${r.files.case ? `; the batch files in ${r.files.case}` : ''}):`);
+    for (const l of setupLines(r.setup)) out.push(`    ${l}`);
   }
 
   out.push('  files:');

@@ -208,12 +208,20 @@ kr_tcstats_ready() { # kr_tcstats_ready NS: start NS's tc now, waiting for its c
 	kr_in "$1" "$KR_TC" -s -batch "/tmp/kr.tcs.$1" >&3 2>&1 &
 	echo $! > "/tmp/kr.tcs.$1.pid"
 }
-kr_server() { # kr_server NAME NS tcp|udp PORT REPLY: a server answering every connection (datagram) with REPLY
+kr_server() { # kr_server NAME NS tcp|udp PORT REPLY [BIND|- v6only|any]: a server answering every connection (datagram) with REPLY
 	_name=$1 _ns=$2 _proto=$3 _port=$4
-	if [ "$_proto" = tcp ]; then
+	printf '%s\n' "$5" > "/tmp/kr.reply.$_name"
+	if [ -n "$6" ]; then
+		# bound to an address, or IPv6-only: socat, whose listen options say both
+		case "$6" in -) _fam=6 _opt= ;; *:*) _fam=6 _opt=",bind=[$6]" ;; *) _fam=4 _opt=",bind=$6" ;; esac
+		[ "$7" = v6only ] && _opt="$_opt,ipv6only=1"
+		[ "$_fam" = 6 ] && [ "$7" != v6only ] && _opt="$_opt,ipv6only=0"
+		[ -e /proc/net/if_inet6 ] || { _fam=4; _opt=${_opt%,ipv6only=0}; }
+		if [ "$_proto" = tcp ]; then _listen="TCP$_fam-LISTEN:$_port,fork,reuseaddr$_opt"; else _listen="UDP$_fam-LISTEN:$_port,fork,reuseaddr$_opt"; fi
+		kr_bg "$_ns" "/tmp/kr.server.$_name" socat -T 2 "$_listen" "EXEC:/bin/cat /tmp/kr.reply.$_name"
+	elif [ "$_proto" = tcp ]; then
 		kr_bg "$_ns" "/tmp/kr.server.$_name" /bin/busybox nc -ll -p "$_port" -e /bin/busybox echo "$5"
 	else
-		printf '%s\n' "$5" > "/tmp/kr.reply.$_name"
 		# UDP-LISTEN with fork: a child per peer, on its own socket connected to that peer (same port,
 		# reuseaddr), so peers never read each other's datagrams; an idle child ends after 2 s
 		_listen="UDP6-LISTEN:$_port,fork,reuseaddr,ipv6only=0"; [ -e /proc/net/if_inet6 ] || _listen="UDP4-LISTEN:$_port,fork,reuseaddr"

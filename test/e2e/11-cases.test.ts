@@ -123,3 +123,14 @@ describe('guest packages behave as installed', () => {
     expect(run.verdict).toBe('reproduced');
   });
 });
+
+describe('servers bound to an address, and IPv6-only', () => {
+  it('a v6-only server on [::] answers ::1, not 127.0.0.1; a UDP server bound to 127.0.0.2 answers there only', async () => {
+    const results = path.join(out, 'server-bind');
+    const r = await cli(['repro', '--kernel', '6.1-fixed', '--case', 'test/fixtures/cases/server-bind.yaml', '--json', '--results', results]);
+    if (r.exitCode !== 0) console.error(r.stderr.slice(-3000));
+    expect(r.exitCode).toBe(0);
+    const run = (JSON.parse(r.stdout) as { runs: Run[] }).runs[0]!;
+    expect(run.probes.map((p) => `${p.name}:${p.passed}`)).toEqual(['v6:true', 'v4:false', 'lo2:true', 'lo1:false']);
+  });
+});

@@ -12,6 +12,7 @@ interface Run {
   verdict: string;
   reason: string;
   probes: Array<{ name: string; passed: boolean; output: string }>;
+  setup: string[];
   files: { results: string };
 }
 
@@ -30,5 +31,16 @@ describe('topology elements on a real kernel', () => {
     expect(labels).toEqual(expect.arrayContaining(['links+interfaces:ns2', 'rules6:ns2', 'bridge-vlans:ns2', 'links+interfaces:ns3', 'nexthops6:ns2', 'nexthops+routes+rules+neighbours:ns2']));
     const routing = fs.readFileSync(path.join(path.dirname(run.files.results), 'case', 'routing-ns2.ip'), 'utf8');
     expect(routing).toContain('nexthop add id 10 group 1/3,3\n');
+    // the report shows the setup as the commands a person would type
+    expect(run.setup).toEqual(expect.arrayContaining(['ip -n ns2 link add red type vrf table 10', 'bridge -n ns2 vlan add dev p1 vid 10 pvid untagged', 'ip -n ns2 -6 rule add pref 200 l3mdev', 'ip -n ns2 nexthop add id 10 group 1/3,3']));
+    expect(fs.readFileSync(path.join(results, 'report.txt'), 'utf8')).toContain('    # nexthops+routes+rules+neighbours:ns2\n    ip -n ns2 nexthop add id 1 via 192.0.2.2 dev v1\n');
+  });
+
+  it('a failed setup batch: the reason quotes the failing line as typed, with ip\'s message', async () => {
+    const results = fileTempDir('kr-setup-fails-');
+    const r = await cli(['repro', '--kernel', 'bugs/kernels/lib-6.1-shipped.yaml', '--case', 'test/fixtures/cases/setup-fails.yaml', '--json', '--results', results]);
+    const run = (JSON.parse(r.stdout) as { runs: Run[] }).runs[0]!;
+    expect(run.verdict).toBe('error');
+    expect(run.reason).toBe('setup step nexthops+routes:host failed at: ip nexthop add id 1 via 192.0.2.2 dev d0 (Error: Nexthop device is not up.)');
   });
 });

@@ -137,6 +137,18 @@ describe('rendering the new features', () => {
     expect(probeCommand(c.probes[0]!)).toEqual(['/bin/busybox', 'ping', '-6', '-c', '1', '-W', '5', '2001:db8::2']);
   });
 
+  it('a server with bind or v6only passes both to the agent and needs socat; v6only with an IPv4 bind is refused', () => {
+    const base = { name: 'srv', description: 'd', probes: [{ name: 'p', ping: '127.0.0.1' }], signature: { probe: 'p' } };
+    const c = caseSchema.parse({ ...base, servers: [{ name: 'w', tcpListen: 8080, bind: '::', v6only: true }, { name: 'x', tcpListen: 8081 }] });
+    const steps = renderCase(c).files['/case/steps.sh']!;
+    expect(steps).toContain("kr_server w host tcp 8080 kernel-repro-ok :: v6only\n");
+    expect(steps).toContain('kr_server x host tcp 8081 kernel-repro-ok\n');
+    expect(caseNeeds(c).packages).toContain('socat');
+    const bad = caseSchema.safeParse({ ...base, servers: [{ name: 'w', tcpListen: 8080, bind: '127.0.0.1', v6only: true }] });
+    expect(bad.success).toBe(false);
+    expect(JSON.stringify(bad.error?.issues.map((i) => i.path))).toContain('v6only');
+  });
+
   it('UDP probes and servers: socat in the guest (a package the case did not have to name); the reply ends the probe', () => {
     expect(steps).toContain('kr_server u ns2 udp 5353 pong');
     expect(steps).toContain('kr_wait_listen ns2 udp 5353');

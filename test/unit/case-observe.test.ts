@@ -369,6 +369,15 @@ describe('the agent\'s step and probe tokens, run by a real busybox sh', () => {
     expect(ok).toContain('reached');
   });
 
+  it.runIf(has)('a bound or IPv6-only server runs under socat with its address and IPV6_V6ONLY; an unbound TCP one stays busybox nc', () => {
+    // kr_bg stands in for the namespace launcher: it prints what would run
+    const out = run(`kr_bg() { shift 2; echo "RUN $*"; }\nkr_server a host tcp 8080 hi '::' v6only\nkr_server b host tcp 8081 hi 127.0.0.1 any\nkr_server c host udp 53 hi 2001:db8::1 any\nkr_server d host tcp 8082 hi`);
+    expect(out).toContain('RUN socat -T 2 TCP6-LISTEN:8080,fork,reuseaddr,bind=[::],ipv6only=1 EXEC:/bin/cat');
+    expect(out).toContain('RUN socat -T 2 TCP4-LISTEN:8081,fork,reuseaddr,bind=127.0.0.1 EXEC:/bin/cat');
+    expect(out).toContain('RUN socat -T 2 UDP6-LISTEN:53,fork,reuseaddr,bind=[2001:db8::1],ipv6only=0 EXEC:/bin/cat');
+    expect(out).toContain('RUN /bin/busybox nc -ll -p 8082 -e /bin/busybox echo hi');
+  });
+
   it.runIf(has)('a probe whose output holds its absent token fails; the token holds for that probe only', () => {
     const out = run(`KR_ABSENT=unreachable\nkr_probe show host 5000 0 0 '' 0 /bin/busybox echo 'unreachable 203.0.113.0/24'\nkr_probe again host 5000 0 0 '' 0 /bin/busybox echo 'unreachable 203.0.113.0/24'`);
     expect(out).toMatch(/@@KR probe show ns=host rc=0 pass=0 /);

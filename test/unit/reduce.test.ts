@@ -252,7 +252,18 @@ describe('case elements', () => {
     expect(prefixContains('2001:db8:1::1/64', '2001:db8:2::1')).toBe(false);
   });
 
-  const allCases = [...builtinCases().map((n) => loadCase(n)), loadCase(path.join(repoRoot, 'test/fixtures/cases/rp-filter-selftest-padded.yaml'))];
+  const allCases = [
+    ...builtinCases().map((n) => loadCase(n)),
+    loadCase(path.join(repoRoot, 'test/fixtures/cases/rp-filter-selftest-padded.yaml')),
+    // every topology element of issue 21 (links on links, masters, bridge VLANs, nexthops, rules, neighbours)
+    loadCase(path.join(repoRoot, 'test/fixtures/cases/topology.yaml')),
+    // the bug library's cases, written in the topology elements
+    ...fs
+      .readdirSync(path.join(repoRoot, 'bugs/cases'))
+      .filter((f) => f.endsWith('.yaml'))
+      .sort()
+      .map((f) => loadCase(path.join(repoRoot, 'bugs/cases', f))),
+  ];
 
   it('property: apply() of any subset of any built-in case is a valid case, and the reduced YAML is that case', () => {
     for (const lc of allCases) {
@@ -280,6 +291,111 @@ describe('case elements', () => {
       expect(hashOf(parseData(reducedYaml(fs.readFileSync(lc.file, 'utf8'), lc.def, ce, all), 'x', caseSchema))).toBe(hashOf(lc.def));
     }
   }, 30_000);
+});
+
+describe('topology elements (issue 21)', () => {
+  const topo = loadCase(path.join(repoRoot, 'test/fixtures/cases/topology.yaml'));
+  const ce = caseElements(topo.def);
+  const p = (id: string): string[] => [...ce.byId.get(id)!.parents].sort();
+  const idOf = (arr: 'links' | 'interfaces' | 'nexthops' | 'routes' | 'bridgeVlans', pred: (x: Record<string, unknown>) => boolean): string => {
+    const i = (topo.def[arr] as unknown as Array<Record<string, unknown>>).findIndex(pred);
+    expect(i, `${arr}: no such element`).toBeGreaterThanOrEqual(0);
+    return `${arr}[${i}]`;
+  };
+  const link = (name: string): string => idOf('links', (l) => l.name === name || (l.peer as { name?: string } | undefined)?.name === name);
+  const iface = (dev: string): string => idOf('interfaces', (x) => x.dev === dev);
+  const nh = (id: number): string => idOf('nexthops', (x) => x.id === id);
+  const route = (dst: string): string => idOf('routes', (x) => x.dst === dst);
+  const ns2 = 'namespaces[0]';
+
+  it('every new array is made of elements', () => {
+    const kinds = new Set(ce.elements.map((e) => e.kind));
+    for (const k of ['nexthop', 'rule', 'neighbour', 'bridge-vlan', 'master'] as const) expect(kinds).toContain(k);
+    expect(ce.elements.filter((e) => e.kind === 'rule').map((e) => e.label)).toContain('rule pref 300 from 198.51.100.0/24 prohibit (ns2)');
+    expect(ce.byId.get(link('red'))!.label).toBe('vrf red (ns2)');
+    expect(ce.byId.get(link('mv0'))!.label).toBe('macvlan mv0 on v1 (ns2)');
+  });
+
+  it('dependencies: lower links, masters, nexthops and groups, vrf and nhid routes, bridge VLANs, neighbours', () => {
+    // a vlan / macvlan on its link, a vxlan / tunnel on its dev
+    expect(p(link('v1.10'))).toEqual([link('v1'), ns2].sort());
+    expect(p(link('mv0'))).toEqual([link('v1'), ns2].sort());
+    expect(p(link('vx0'))).toEqual([link('v1.10'), ns2].sort());
+    expect(p(link('t6'))).toEqual([link('v1'), ns2].sort());
+    // an interface's master on its entry and the master link
+    expect(p(`${iface('d1')}.master`)).toEqual([iface('d1'), link('red')].sort());
+    expect(p(`${iface('d0')}.master`)).toEqual([iface('d0'), link('bond0')].sort());
+    // a nexthop on its device (brought up by its entry) and the address that makes its gateway reachable; a group on its members
+    expect(p(nh(1))).toEqual([iface('v1'), `${iface('v1')}.addresses[0]`, ns2].sort());
+    expect(p(nh(2))).toEqual([ns2]);
+    expect(p(nh(10))).toEqual([nh(1), nh(3), ns2].sort());
+    // a route on its nexthop, on its vrf, on its preferred source
+    expect(p(route('203.0.117.0/24'))).toEqual([nh(10), ns2].sort());
+    expect(p(route('2001:db8:9::/64'))).toEqual([nh(4), ns2].sort());
+    expect(p(route('203.0.115.0/24'))).toEqual([iface('d1'), link('red'), ns2].sort());
+    expect(p(route('203.0.113.0/24'))).toContain(`${iface('v1')}.addresses[0]`);
+    // a port's bridge VLAN on the port's enslavement (so on the bridge); the bridge's own on the bridge
+    expect(p(idOf('bridgeVlans', (v) => v.dev === 'p1'))).toEqual([`${iface('p1')}.master`, link('p1'), ns2].sort());
+    expect(p(idOf('bridgeVlans', (v) => v.dev === 'br0'))).toEqual([link('br0'), ns2].sort());
+    // a neighbour on its device; a rule only on its namespace
+    expect(p('neighbours[0]')).toEqual([link('v1'), ns2].sort());
+    expect(p('rules[0]')).toEqual([ns2]);
+  });
+
+  it("a route's preferred source: the address of its own domain (the vrf's, or outside any), when the same address is on both", () => {
+    const lc = loadCase(path.join(repoRoot, 'bugs/cases/ipv4-del-addr-vrf.yaml'));
+    const cv = caseElements(lc.def);
+    const ifaceOf = (dev: string): string => `interfaces[${lc.def.interfaces.findIndex((x) => x.dev === dev)}]`;
+    const addrOf = (dev: string, a: string): string => `${ifaceOf(dev)}.addresses[${lc.def.interfaces.find((x) => x.dev === dev)!.addresses.indexOf(a)}]`;
+    const routeOf = (vrf: boolean): string => `routes[${lc.def.routes.findIndex((r) => r.src === '172.16.104.12' && (r.vrf !== undefined) === vrf)}]`;
+    // main table: dummy1's address (not dummy2's, in vrf red)
+    expect(cv.byId.get(routeOf(false))!.parents).toEqual([addrOf('dummy1', '172.16.104.12/24')]);
+    // vrf red: dummy2's address and dummy2's enslavement to red
+    expect([...cv.byId.get(routeOf(true))!.parents].sort()).toEqual([addrOf('dummy2', '172.16.104.12/24'), `${ifaceOf('dummy2')}.master`, `links[${lc.def.links.findIndex((l) => l.name === 'red')}]`].sort());
+  });
+
+  it('closure and apply: removing a nexthop takes its group and the routes over them; removing a bridge takes the port VLAN and the enslavement, not the port', () => {
+    const all = ce.elements.map((e) => e.id);
+    const kept = closure(ce, all.filter((id) => id !== nh(1)));
+    for (const gone of [nh(10), route('203.0.117.0/24')]) expect(kept).not.toContain(gone);
+    for (const stays of [nh(3), route('203.0.119.0/24')]) expect(kept).toContain(stays);
+    const c = applyElements(topo.def, ce, kept);
+    expect(c.nexthops.map((n) => n.id).sort()).toEqual([2, 3, 4]);
+    expect(c.routes.some((r) => r.nhid === 10)).toBe(false);
+    expect(caseSchema.safeParse(c).success).toBe(true);
+
+    const noBridge = closure(ce, all.filter((id) => id !== link('br0')));
+    const c2 = applyElements(topo.def, ce, noBridge);
+    expect(c2.bridgeVlans).toEqual([]);
+    expect(c2.interfaces.find((x) => x.dev === 'p1')).toMatchObject({ dev: 'p1' });
+    expect(c2.interfaces.find((x) => x.dev === 'p1')!.master).toBeUndefined();
+    expect(caseSchema.safeParse(c2).success).toBe(true);
+    // removing v1 takes every link on it (vlan, vxlan on the vlan, macvlan, ip6tnl) and what was on them
+    const c3 = applyElements(topo.def, ce, closure(ce, all.filter((id) => id !== link('v1'))));
+    expect(c3.links.map((l) => l.name).filter((n) => ['v1.10', 'vx0', 'mv0', 't6'].includes(n))).toEqual([]);
+    expect(c3.neighbours).toEqual([]);
+    expect(caseSchema.safeParse(c3).success).toBe(true);
+  });
+
+  it('a fake oracle: the bug needs the route over nexthop group 10; ddmin keeps it, its group, the members and what they stand on', async () => {
+    const all = ce.elements.map((e) => e.id);
+    const pred = (s: Set<string>): boolean => {
+      const c = applyElements(topo.def, ce, [...s]);
+      return c.routes.some((r) => r.nhid === 10) && caseSchema.safeParse(c).success;
+    };
+    const r = await ddmin(all, { test: oracle(pred).test, closure: (xs) => closure(ce, xs), parallel: 4 });
+    expect(r.kept.sort()).toEqual(
+      // v1's veth has its peer in ns3: ns3 stays
+      [route('203.0.117.0/24'), nh(10), nh(1), nh(3), iface('v1'), `${iface('v1')}.addresses[0]`, link('v1'), 'namespaces[1]'].sort(),
+    );
+    expect(isOneMinimal(r.kept, pred, (xs) => closure(ce, xs))).toBe(true);
+    // the reduced file reads back as the reduced case
+    const text = fs.readFileSync(topo.file, 'utf8');
+    const fromYaml = parseData(reducedYaml(text, topo.def, ce, r.kept), 'reduced.yaml', caseSchema);
+    expect(hashOf(fromYaml)).toBe(hashOf(caseSchema.parse(applyElements(topo.def, ce, r.kept))));
+    expect(fromYaml.nexthops.map((n) => n.id).sort((a, b) => a - b)).toEqual([1, 3, 10]);
+    expect(fromYaml.rules).toEqual([]);
+  });
 });
 
 describe('reduced YAML', () => {

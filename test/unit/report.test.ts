@@ -376,6 +376,7 @@ describe('buildSummary', () => {
       panic: null,
       kernelInfo: vanilla().kernelInfo,
       vm: { accel: 'kvm', machine: 'q35', bootMs: 850, guestMs: null, caseMs: null, wallMs: null, exitCode: 0, timedOut: false, stoppedAfterDone: false, snapshot: 'cold' },
+      setup: [],
       files: { console: 'out/r1/6.1-vanilla/console.log', results: 'out/r1/6.1-vanilla/results.txt' },
     });
     expect(b?.verdict).toBe('not-reproduced');
