@@ -125,7 +125,7 @@ export async function matrix(opts: MatrixOpts): Promise<number> {
   for (const n of [...dk.notices, ...dc.notices]) log.info(`note: ${n}`);
   const kernelByName = new Map(dk.items.map((r) => [loadedKernels.get(r)!.def.name, loadedKernels.get(r)!] as const));
   const caseByName = new Map(dc.items.map((r) => [loadedCases.get(r)!.def.name, loadedCases.get(r)!] as const));
-  const def = byDefinitionName(given, (k) => loadedKernels.get(k)!.def.name, (c) => loadedCases.get(c)!.def.name);
+  const def = byDefinitionName(given, (k) => loadedKernels.get(k)!.def.name, (c) => loadedCases.get(c)!.def.name, file);
   const all: CellSpec[] = expandMatrix(def);
   if (opts.planShards !== undefined) {
     const n = opts.planShards === 'per-kernel' ? new Set(all.map((c) => c.kernel)).size : opts.planShards;

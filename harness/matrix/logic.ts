@@ -21,10 +21,21 @@ export interface CellSpec {
  * names, as with kernels and cases given by name. `variants[].cases`, `variants[].kernels` and `variants[].expect` may
  * use either the reference or the name. A name given twice collapses to one.
  */
-export function byDefinitionName(m: MatrixDef, kernelName: (ref: string) => string, caseName: (ref: string) => string): MatrixDef {
+export function byDefinitionName(m: MatrixDef, kernelName: (ref: string) => string, caseName: (ref: string) => string, file?: string): MatrixDef {
   const uniq = (xs: string[]): string[] => [...new Set(xs)];
   const kernelOf = (k: string): string => (m.kernels.includes(k) ? kernelName(k) : k);
   const caseOf = (c: string): string => (m.cases.includes(c) ? caseName(c) : c);
+  const kernels = new Set(m.kernels.map(kernelName));
+  const cases = new Set(m.cases.map(caseName));
+  // a name in a variant must be the reference or the name of one of the matrix's definitions
+  m.variants.forEach((v, i) => {
+    const bad = (field: string, what: string, x: string): never => {
+      throw new HarnessError('bad-input', `${what} "${x}" is not in the matrix's ${what}s (by reference or by its definition's name)`, { ...(file ? { file } : {}), field });
+    };
+    (v.cases ?? []).forEach((c, j) => cases.has(caseOf(c)) || bad(`variants[${i}].cases[${j}]`, 'case', c));
+    (v.kernels ?? []).forEach((k, j) => kernels.has(kernelOf(k)) || bad(`variants[${i}].kernels[${j}]`, 'kernel', k));
+    if (v.expect && typeof v.expect === 'object') for (const k of Object.keys(v.expect)) if (!kernels.has(kernelOf(k))) bad(`variants[${i}].expect.${k}`, 'kernel', k);
+  });
   return {
     ...m,
     kernels: uniq(m.kernels.map(kernelName)),

@@ -31,14 +31,19 @@ export const matrixSchema = z
     names.forEach((n, i) => {
       if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['variants', i, 'name'], message: `variant name "${n}" is used twice` });
     });
+    // a definition given by path may be named by its definition's name in variants (checked once the
+    // definitions are loaded: byDefinitionName); a built-in name must be in the lists
+    const isPath = (r: string): boolean => r.includes('/') || /\.(ya?ml|json)$/.test(r);
+    const kernelPaths = m.kernels.some(isPath);
+    const casePaths = m.cases.some(isPath);
     m.variants.forEach((v, i) => {
       for (const c of v.cases ?? [])
-        if (!m.cases.includes(c)) ctx.addIssue({ code: 'custom', path: ['variants', i, 'cases'], message: `case "${c}" is not in the matrix's cases` });
+        if (!m.cases.includes(c) && !casePaths) ctx.addIssue({ code: 'custom', path: ['variants', i, 'cases'], message: `case "${c}" is not in the matrix's cases` });
       for (const k of v.kernels ?? [])
-        if (!m.kernels.includes(k)) ctx.addIssue({ code: 'custom', path: ['variants', i, 'kernels'], message: `kernel "${k}" is not in the matrix's kernels` });
+        if (!m.kernels.includes(k) && !kernelPaths) ctx.addIssue({ code: 'custom', path: ['variants', i, 'kernels'], message: `kernel "${k}" is not in the matrix's kernels` });
       if (v.expect && typeof v.expect === 'object')
         for (const k of Object.keys(v.expect))
-          if (!m.kernels.includes(k)) ctx.addIssue({ code: 'custom', path: ['variants', i, 'expect', k], message: `kernel "${k}" is not in the matrix's kernels` });
+          if (!m.kernels.includes(k) && !kernelPaths) ctx.addIssue({ code: 'custom', path: ['variants', i, 'expect', k], message: `kernel "${k}" is not in the matrix's kernels` });
     });
   });
 

@@ -198,4 +198,17 @@ describe('byDefinitionName: a matrix whose kernels and cases are given by path',
     expect(d.variants[0]!.expect).toEqual({ k: 'not-reproduced', '6.1-vanilla': 'reproduced' });
     expect(expandMatrix(d).map((c) => `${c.id}=${c.expected ?? ''}`)).toEqual(['6.1-vanilla|c|v=reproduced', 'k|c|v=not-reproduced']);
   });
+  it('a variant may name a definition given by path by its name; an unknown name is refused naming the field', async () => {
+    const { byDefinitionName } = await import('../../harness/matrix/logic.ts');
+    const m = matrixSchema.parse({ name: 'm', kernels: ['defs/k.yaml'], cases: ['defs/c.yaml'], variants: [{ name: 'v', kernels: ['k'], expect: { k: 'reproduced' } }] });
+    const names: Record<string, string> = { 'defs/k.yaml': 'k', 'defs/c.yaml': 'c' };
+    expect(expandMatrix(byDefinitionName(m, (r) => names[r]!, (r) => names[r]!)).map((c) => `${c.id}=${c.expected ?? ''}`)).toEqual(['k|c|v=reproduced']);
+    const bad = matrixSchema.parse({ ...m, variants: [{ name: 'v', expect: { nosuch: 'reproduced' } }] });
+    expect(() => byDefinitionName(bad, (r) => names[r]!, (r) => names[r]!, 'm.yaml')).toThrow(/kernel "nosuch" is not in the matrix's kernels/);
+    try {
+      byDefinitionName(bad, (r) => names[r]!, (r) => names[r]!, 'm.yaml');
+    } catch (e) {
+      expect((e as { field?: string }).field).toBe('variants[0].expect.nosuch');
+    }
+  });
 });
