@@ -71,7 +71,7 @@ describe('the bug library', () => {
   it('every oracle (<bug>-kselftest) belongs to a bug of the library and runs a selftest from the kernel tree', () => {
     for (const o of oracles) {
       expect(bugs).toContain(o.def.name.replace(/-kselftest$/, ''));
-      expect(o.def.sourceFiles.some((f) => f.startsWith('tools/testing/selftests/'))).toBe(true);
+      expect(o.def.sourceFiles.some((f) => f.path.startsWith('tools/testing/selftests/'))).toBe(true);
     }
   });
 
