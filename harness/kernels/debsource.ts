@@ -4,6 +4,7 @@
 // when it matches, else fetched with `apt-get download` into the cache (no system-wide install).
 // A version the archive no longer serves is a missing prerequisite (exit 3) that lists what it
 // does serve and the one-line change to the definition.
+import { readInputFile } from '../trust/files.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { canRefreshLists, listsStale, ListsRefresher, suiteMissingIn, systemApt, versionNotServed, type AptOps } from '../host/apt.ts';
@@ -55,7 +56,7 @@ export interface Resolved {
 /** A suite's last resolution of a package, or null. */
 export function readResolved(file: string): Resolved | null {
   try {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Resolved>;
+    const v = JSON.parse(readInputFile(file, 64 * 1024, file)) as Partial<Resolved>;
     return typeof v.version === 'string' && typeof v.at === 'string' ? { version: v.version, at: v.at } : null;
   } catch {
     return null;
