@@ -3,12 +3,13 @@
 // addresses (peer). The tree decides which optional files a run has; the trust rules of source
 // files hold for optional ones too (a path leading out of the tree is refused, never "absent").
 import { describe, expect, it } from 'vitest';
+import { parseCase, refusedAt } from './case-helpers.ts';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { renderCase, shq } from '../../harness/cases/render.ts';
-import { caseSchema, type CaseDef } from '../../harness/cases/schema.ts';
+import { type CaseDef } from '../../harness/cases/schema.ts';
 import { readTreeFiles } from '../../harness/kernels/build.ts';
 import { memberNotFound } from '../../harness/kernels/debsource.ts';
 import type { LoadedKernel } from '../../harness/kernels/load.ts';
@@ -17,12 +18,11 @@ import { sourceFilesRecord } from '../../harness/pipeline/runCase.ts';
 import { buildSummary } from '../../harness/report/summary.ts';
 import { runRecord } from './records.ts';
 import { HarnessError } from '../../harness/util/errors.ts';
-import { parseData } from '../../harness/util/load.ts';
 import { silentLogger } from '../../harness/util/log.ts';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { testTempDir } from '../tmp.ts';
 
-const parse = (yaml: string): CaseDef => parseData(yaml, 'case.yaml', caseSchema);
+const parse = parseCase;
 const BASE = `
 name: t
 description: test
@@ -30,18 +30,6 @@ probes:
   - { name: p, ping: 127.0.0.1 }
 signature: { probe: p }
 `;
-function refusedAt(yaml: string, field: string, msg?: RegExp): void {
-  let err: unknown = null;
-  try {
-    parse(yaml);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `accepted a bad case (expected an error at ${field})`).toBeInstanceOf(HarnessError);
-  expect((err as HarnessError).field).toBe(field);
-  if (msg) expect((err as HarnessError).message).toMatch(msg);
-}
-
 describe('sourceFiles: a path (mandatory) or { path, optional }', () => {
   it('a plain path stays mandatory; an object is optional only when it says so', () => {
     const c = parse(`${BASE}sourceFiles: [a/x.sh, { path: a/lib.sh, optional: true }, { path: a/y.sh }]`);
