@@ -97,8 +97,9 @@ function inNs(ns: string, script: string): string {
 /** An address line for ip -batch: IPv6 addresses skip duplicate address detection unless the interface asks for it. */
 function addressLine(a: Interface['addresses'][number], dev: string, dad: boolean): string {
   const prefix = typeof a === 'string' ? a : a.address;
+  const peer = typeof a !== 'string' && a.peer !== undefined ? ` peer ${a.peer}` : '';
   const brd = typeof a !== 'string' && a.broadcast !== undefined ? ` broadcast ${a.broadcast}` : '';
-  return `address add ${prefix}${brd} dev ${dev}${familyOf(prefix.split('/')[0]!) === 6 && !dad ? ' nodad' : ''}`;
+  return `address add ${prefix}${peer}${brd} dev ${dev}${familyOf(prefix.split('/')[0]!) === 6 && !dad ? ' nodad' : ''}`;
 }
 
 // The topology's lines, as a person would type them after `ip ` (or `bridge `), for ip -batch:
@@ -363,6 +364,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
   for (const s of c.steps) {
     if (s.expect !== undefined) steps.push(`KR_EXPECT=${shq(s.expect)}`);
     if (s.absent !== undefined) steps.push(`KR_ABSENT=${shq(s.absent)}`);
+    if (s.cwd !== undefined) steps.push(`KR_CWD=${shq(s.cwd)}`);
     steps.push(cmd('kr_step', `exec:${s.name}`, s.ns, String(s.timeoutMs), String(s.expectRc), ...s.exec));
   }
 
@@ -407,6 +409,7 @@ export function renderCase(c: CaseDef, opts: RenderOptions = {}): RenderedCase {
     const stopAtToken = 'udp' in p ? '1' : '0';
     const traceThis = traced && p.name === signatureProbe;
     if ('exec' in p && p.exec.absent !== undefined) steps.push(`KR_ABSENT=${shq(p.exec.absent)}`);
+    if ('exec' in p && p.exec.cwd !== undefined) steps.push(`KR_CWD=${shq(p.exec.cwd)}`);
     if (traceThis) steps.push(cmd('kr_graph_on', ...traced.returns));
     steps.push(cmd('kr_probe', p.name, p.ns, String(p.timeoutMs), p.stopOnSignal ? '1' : '0', String(rc), token, stopAtToken, ...probeCommand(p)));
     if (traceThis) steps.push('kr_graph_off');

@@ -24,6 +24,8 @@ const PACKAGE_RE = /^[a-z0-9][a-z0-9+.-]{1,62}$/;
 const ARG_RE = /^[\x20-\x7e]{0,256}$/;
 /** a path inside the kernel source tree */
 const SOURCE_PATH_RE = /^(?:[A-Za-z0-9_][A-Za-z0-9_.+-]*\/)*[A-Za-z0-9_][A-Za-z0-9_.+-]*$/;
+/** a guest directory an exec step or probe runs in: absolute, no `.` or `..` component, no blank */
+const CWD_RE = /^(?:\/[A-Za-z0-9_][A-Za-z0-9_.+-]*)+\/?$|^\/$/;
 
 const nsName = z.string().regex(NS_RE, 'must be a namespace name: a letter, then letters, digits, _ or - (at most 32)');
 const devName = z.string().regex(DEV_RE, 'must be an interface name: a letter, then letters, digits, _ . or - (at most 15)');
@@ -42,6 +44,8 @@ const cidr = z.string().refine((s) => {
   if (rest.length || a === undefined || len === undefined || !/^\d{1,3}$/.test(len) || !isAddress(a)) return false;
   return Number(len) <= (familyOf(a) === 6 ? 128 : 32);
 }, 'must be an IPv4 or IPv6 prefix like 192.0.2.1/24 or 2001:db8::1/64');
+
+const addressOrPrefix = z.string().refine((s) => isAddress(s) || cidr.safeParse(s).success, 'must be an IPv4 or IPv6 address or prefix like 2001:db8::2 or 192.0.2.2/24');
 
 /** The namespace every case has: the VM's initial network namespace. */
 export const HOST_NS = 'host';
@@ -103,8 +107,9 @@ const linkSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
-/** An interface address: a prefix, or { address: prefix, broadcast: IPv4 address } */
-const addressSchema = z.union([cidr, z.strictObject({ address: cidr, broadcast: address.optional() })]);
+/** An interface address: a prefix, or { address: prefix, broadcast: IPv4 address, peer: the other end
+ *  of a point-to-point address (an address or a prefix of the same family) } */
+const addressSchema = z.union([cidr, z.strictObject({ address: cidr, broadcast: address.optional(), peer: addressOrPrefix.optional() })]);
 
 const interfaceSchema = z.strictObject({
   ns: nsName.default(HOST_NS),
@@ -328,9 +333,11 @@ function checkTopology(c: Topology, ctx: Ctx, checkNs: (ns: string, path: Path) 
   });
   c.interfaces.forEach((it, i) =>
     it.addresses.forEach((a, j) => {
-      if (typeof a === 'string' || a.broadcast === undefined) return;
-      if (familyOf(a.broadcast) !== 4 || familyOf(a.address.split('/')[0]!) !== 4)
+      if (typeof a === 'string') return;
+      if (a.broadcast !== undefined && (familyOf(a.broadcast) !== 4 || familyOf(a.address.split('/')[0]!) !== 4))
         issue(['interfaces', i, 'addresses', j, 'broadcast'], 'a broadcast address is IPv4, for an IPv4 address');
+      if (a.peer !== undefined && familyOf(a.peer) !== familyOf(a.address))
+        issue(['interfaces', i, 'addresses', j, 'peer'], `the peer ${a.peer} is not of the family of ${a.address}`);
     }),
   );
   c.bridgeVlans.forEach((v, i) => {
@@ -464,6 +471,15 @@ const textToken = z.string().regex(TEXT_TOKEN_RE, 'must be printable text of at 
 const port = z.number().int().min(1).max(65535);
 
 const argv = z.array(z.string().regex(ARG_RE, 'must be printable text without control characters (at most 256)')).min(1).max(64);
+/** the directory a command runs in (as kselftest runs a selftest from its own folder) */
+const cwd = z.string().max(256).regex(CWD_RE, 'must be an absolute guest directory like /src/tools/testing/selftests/net (no . or .. component)');
+
+const sourcePath = z.string().regex(SOURCE_PATH_RE, 'must be a relative path inside the kernel tree like tools/testing/selftests/net/fib_tests.sh');
+/** A file of the kernel's source tree: a path (the tree must have it), or { path, optional: true }
+ *  (a tree without it runs the case without it: a file one kernel series has and another lacks) */
+const sourceFileSchema = z
+  .union([sourcePath, z.strictObject({ path: sourcePath, optional: z.boolean().default(false) })])
+  .transform((f) => (typeof f === 'string' ? { path: f, optional: false } : f));
 
 /** A command run after the topology is set up, before servers and probes. */
 const stepSchema = z.strictObject({
@@ -471,6 +487,8 @@ const stepSchema = z.strictObject({
   ns: nsName.default(HOST_NS),
   /** program and arguments; a bare program name is looked up in PATH (a real file before a busybox applet) */
   exec: argv,
+  /** the directory it runs in (default: the agent's, /) */
+  cwd: cwd.optional(),
   expectRc: z.number().int().min(0).max(255).default(0),
   /** its output must hold this (else the case stops, as on a wrong exit code) */
   expect: textToken.optional(),
@@ -546,6 +564,8 @@ const probeSchema = z.union([
     ...probeBase,
     exec: z.strictObject({
       argv,
+      /** the directory it runs in (default: the agent's, /) */
+      cwd: cwd.optional(),
       /** the probe passes when the command exits with this code... */
       expectRc: z.number().int().min(0).max(255).default(0),
       /** ...and its output contains this token */
@@ -568,7 +588,7 @@ export const caseSchema = z
     /** Debian packages the guest needs (with their libraries), e.g. [bash, iputils-ping] */
     packages: z.array(z.string().regex(PACKAGE_RE, 'must be a Debian package name like iputils-ping')).max(32).default([]),
     /** files from the source tree of the kernel under test, put in the guest at /src/<path> */
-    sourceFiles: z.array(z.string().regex(SOURCE_PATH_RE, 'must be a relative path inside the kernel tree like tools/testing/selftests/net/fib_tests.sh')).max(32).default([]),
+    sourceFiles: z.array(sourceFileSchema).max(32).default([]),
     /** network namespaces created besides `host` */
     namespaces: z.array(nsName).max(32).default([]),
     links: z.array(linkSchema).max(128).default([]),
@@ -653,6 +673,9 @@ export const caseSchema = z
     unique('signals', c.signals.map((s) => s.name));
     unique('steps', c.steps.map((s) => s.name));
     unique('servers', c.servers.map((s) => s.name));
+    c.sourceFiles.forEach((f, i) => {
+      if (c.sourceFiles.findIndex((g) => g.path === f.path) !== i) ctx.addIssue({ code: 'custom', path: ['sourceFiles', i], message: `${f.path} is listed twice` });
+    });
     c.nftables.forEach((n, i) => {
       if (c.nftables.findIndex((m) => m.ns === n.ns) !== i) ctx.addIssue({ code: 'custom', path: ['nftables', i, 'ns'], message: `namespace "${n.ns}" has a ruleset already: one ruleset per namespace` });
     });
@@ -700,6 +723,7 @@ export type Sysctl = CaseDef['sysctls'][number];
 export type Server = CaseDef['servers'][number];
 export type Step = CaseDef['steps'][number];
 export type Capture = CaseDef['captures'][number];
+export type SourceFile = CaseDef['sourceFiles'][number];
 
 /** The kconfig options the case's topology elements need, each with the element that needs it (its
  *  path in the case, for the error when the case's `kconfig` lacks it). Only the topology elements

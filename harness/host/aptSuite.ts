@@ -3,6 +3,7 @@
 // configuration that reads none of the host's (/etc/apt stays as it is, no hook of the host's runs,
 // nothing is installed). Only `apt-get update`, `apt-cache` and `apt-get download` are used with it.
 // The text of the files is pure (suiteSourcesLine, suiteAptConf), tested without apt.
+import { readInputFile } from '../trust/files.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { aptWith, type AptOps } from './apt.ts';
@@ -69,7 +70,7 @@ export function suiteStamp(dir: string): string {
 function writeIfChanged(file: string, text: string): void {
   let old: string | null = null;
   try {
-    old = fs.readFileSync(file, 'utf8');
+    old = readInputFile(file, 1024 * 1024, file);
   } catch {
     /* not there yet */
   }

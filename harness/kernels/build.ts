@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
 import { LIMITS as FILE_LIMITS, readInputFile } from '../trust/files.ts';
-import { confine, readUnder } from '../trust/paths.ts';
+import { absentUnder, confine, readUnder } from '../trust/paths.ts';
 import { ensureFree, MB } from '../util/disk.ts';
 import { EntryStore, hashOf, sha256, withLock } from '../util/cache.ts';
 import type { Logger } from '../util/log.ts';
@@ -23,6 +23,7 @@ import type { BuildOptions, KernelArtifact, KernelMeta } from './artifact.ts';
 import { fragmentMismatches, notBuiltIn, parseKconfig, TRACE_KCONFIG } from './kconfig.ts';
 import { resolveIn, type LoadedKernel } from './load.ts';
 import { BUILD_SPACE, patchId, type PatchSpec, type SourceIdentity } from './source.ts';
+import type { SourceFileWant } from './providers/types.ts';
 
 const RECIPE = 2; // bump when the way kernels are configured or built changes
 
@@ -87,39 +88,55 @@ const SOURCE_FILE_MAX = FILE_LIMITS.sourceFile;
 
 /**
  * Files of the source tree a kernel is built from, as that kernel sees them (its patches applied):
- * what a case takes from the kernel under test (a kselftest script). Cached by kernel input and path.
+ * what a case takes from the kernel under test (a kselftest script). Cached by kernel input and
+ * path; an optional file the tree lacks is left out (its absence cached too, as a marker under
+ * .absent/, a name no tree path has: they begin with a letter, digit or _).
  */
-export async function readTreeFiles(k: LoadedKernel, src: SourceIdentity, paths: string[], opts: BuildOptions & { field?: string }): Promise<Record<string, string>> {
-  if (paths.length === 0) return {};
+export async function readTreeFiles(k: LoadedKernel, src: SourceIdentity, wants: SourceFileWant[], opts: BuildOptions & { field?: string }): Promise<Record<string, string>> {
+  if (wants.length === 0) return {};
   const patches = patchSpecs(k);
   // (v2: memos from before files were confined to the tree are not trusted)
   const memoDir = path.join(opts.cacheDir, 'srcfiles', hashOf({ v: 2, source: src.id, patches: patches.map((p) => p.id) }).slice(0, 32));
+  const absentDir = path.join(memoDir, '.absent');
   const out: Record<string, string> = {};
-  const field = (p: string): string => `${opts.field ?? 'sourceFiles'}[${paths.indexOf(p)}]`;
-  const want = paths.filter((p) => {
-    const f = confine(memoDir, p, field(p));
-    if (fs.existsSync(f)) out[p] = readInputFile(f, SOURCE_FILE_MAX, field(p));
-    return !fs.existsSync(f);
-  });
+  const field = (i: number): string => `${opts.field ?? 'sourceFiles'}[${i}]`;
+  const want = wants
+    .map((w, i) => ({ ...w, i }))
+    .filter((w) => {
+      const f = confine(memoDir, w.path, field(w.i));
+      if (fs.existsSync(f)) {
+        out[w.path] = readInputFile(f, SOURCE_FILE_MAX, field(w.i));
+        return false;
+      }
+      return !(w.optional && fs.existsSync(confine(absentDir, w.path, field(w.i))));
+    });
   if (want.length === 0) return out;
+  const names = want.map((w) => w.path).join(', ');
   const treeRoot = path.join(opts.cacheDir, 'trees', src.treeId);
   fs.mkdirSync(treeRoot, { recursive: true });
   await withLock(path.join(treeRoot, '.lock'), async () => {
     const logsDir = path.join(treeRoot, 'logs');
     fs.mkdirSync(logsDir, { recursive: true });
     const tree = await src.prepareTree(treeRoot, patches, path.join(logsDir, `${k.def.name}-source-files.log`), opts.log);
-    for (const p of want) {
+    const memo = (dir: string, p: string, i: number, text: string): void => {
+      const f = confine(dir, p, field(i));
+      fs.mkdirSync(path.dirname(f), { recursive: true });
+      fs.writeFileSync(f + '.tmp', text);
+      fs.renameSync(f + '.tmp', f);
+    };
+    for (const w of want) {
       // a regular file of at most 1 MB inside the tree: a symlink may point elsewhere in the tree
-      // (kselftest trees have some), never out of it (trust/paths.ts)
-      if (!fs.existsSync(confine(tree, p, field(p))))
-        throw new HarnessError('bad-input', `${p} is not a file in the source tree of ${k.def.name} (${src.label})`, { field: field(p) });
-      out[p] = readUnder(tree, p, SOURCE_FILE_MAX, field(p)).toString('utf8');
-      const memo = confine(memoDir, p, field(p));
-      fs.mkdirSync(path.dirname(memo), { recursive: true });
-      fs.writeFileSync(memo + '.tmp', out[p]!);
-      fs.renameSync(memo + '.tmp', memo);
+      // (kselftest trees have some), never out of it (trust/paths.ts); "absent" only for a path
+      // with nothing at it inside the tree (one leading out is refused, optional or not)
+      if (absentUnder(tree, w.path, field(w.i))) {
+        if (!w.optional) throw new HarnessError('bad-input', `${w.path} is not a file in the source tree of ${k.def.name} (${src.label})`, { field: field(w.i) });
+        memo(absentDir, w.path, w.i, '');
+        continue;
+      }
+      out[w.path] = readUnder(tree, w.path, SOURCE_FILE_MAX, field(w.i)).toString('utf8');
+      memo(memoDir, w.path, w.i, out[w.path]!);
     }
-  }, { what: `reading ${want.join(', ')} from the source of ${k.def.name}`, waitingFor: `the kernel tree ${src.treeId} (to read ${want.join(', ')} for ${k.def.name})`, log: opts.log });
+  }, { what: `reading ${names} from the source of ${k.def.name}`, waitingFor: `the kernel tree ${src.treeId} (to read ${names} for ${k.def.name})`, log: opts.log });
   return out;
 }
 

@@ -4,6 +4,7 @@
 // when it matches, else fetched with `apt-get download` into the cache (no system-wide install).
 // A version the archive no longer serves is a missing prerequisite (exit 3) that lists what it
 // does serve and the one-line change to the definition.
+import { readInputFile } from '../trust/files.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { canRefreshLists, listsStale, ListsRefresher, suiteMissingIn, systemApt, versionNotServed, type AptOps } from '../host/apt.ts';
@@ -18,6 +19,7 @@ import type { KernelArtifact, BuildOptions } from './artifact.ts';
 import { debMemberTo, readTarMembers } from '../util/extract.ts';
 import type { LoadedKernel } from './load.ts';
 import { sourcePackageOf } from './debunpack.ts';
+import type { SourceFileWant } from './providers/types.ts';
 
 export interface DebianSource {
   tarball: string;
@@ -54,7 +56,7 @@ export interface Resolved {
 /** A suite's last resolution of a package, or null. */
 export function readResolved(file: string): Resolved | null {
   try {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Resolved>;
+    const v = JSON.parse(readInputFile(file, 64 * 1024, file)) as Partial<Resolved>;
     return typeof v.version === 'string' && typeof v.at === 'string' ? { version: v.version, at: v.at } : null;
   } catch {
     return null;
@@ -238,15 +240,23 @@ async function resolveFromSuite(o: ResolveOptions & { suite: string }): Promise<
 
 const SOURCE_FILE_MAX = 1024 * 1024;
 
+/** Does GNU tar's error say only that the member is not in the archive? */
+export function memberNotFound(tarError: string): boolean {
+  const lines = tarError.split('\n').filter((l) => l.trim() && !/Exiting with failure status due to previous errors/.test(l));
+  return lines.length > 0 && lines.every((l) => /: Not found in archive$/.test(l.trim()));
+}
+
 /** A prebuilt Debian kernel's source files: from the linux-source package of the same version (fetched into the cache when it is not the installed one). */
-export async function readFromDebianSource(k: LoadedKernel, paths: string[], opts: BuildOptions & { field?: string; artifact?: KernelArtifact }): Promise<Record<string, string>> {
-  if (paths.length === 0) return {};
+export async function readFromDebianSource(k: LoadedKernel, wants: SourceFileWant[], opts: BuildOptions & { field?: string; artifact?: KernelArtifact }): Promise<Record<string, string>> {
+  if (wants.length === 0) return {};
   const pkg = opts.artifact?.modules?.sourcePackage ?? (opts.artifact ? sourcePackageOf(opts.artifact.meta.release) : null);
   if (!pkg) throw new HarnessError('bad-input', `no source package is known for ${k.def.name}, so its source files cannot be read`, { file: k.file, field: opts.field ?? 'sourceFiles' });
   const deb = await resolveDebianSource({ pkg, version: opts.artifact?.meta.sourceVersion, cacheDir: opts.cacheDir, file: k.file, log: opts.log });
   const out: Record<string, string> = {};
-  for (const p of paths) {
+  for (const { path: p, optional } of wants) {
     const r = await readTarMembers(deb.tarball, [`${pkg}/${p}`], { maxBytes: 2 * SOURCE_FILE_MAX, timeoutMs: 5 * 60_000 });
+    // an optional file the package lacks is left out; any other failure stays an error
+    if ('error' in r && optional && memberNotFound(r.error)) continue;
     if ('error' in r) throw new HarnessError('bad-input', `${p} is not in ${pkg} ${deb.version}`, { field: opts.field ?? 'sourceFiles', excerpt: r.error });
     if (r.text.length > SOURCE_FILE_MAX) throw new HarnessError('bad-input', `${p} in ${pkg} is over 1 MB; source files are limited to 1 MB`, { field: opts.field ?? 'sourceFiles' });
     out[p] = r.text;

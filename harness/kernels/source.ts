@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HarnessError } from '../util/errors.ts';
 import { hashOf } from '../util/cache.ts';
-import { copyInput, LIMITS as FILE_LIMITS, sha256Input, statRegular, type WhereLike } from '../trust/files.ts';
+import { copyInput, LIMITS as FILE_LIMITS, readHostBytes, sha256Input, statRegular, type WhereLike } from '../trust/files.ts';
 import { run, tail } from '../util/proc.ts';
 import type { Logger } from '../util/log.ts';
 import { ensureFree, extractedEstimate, GB } from '../util/disk.ts';
@@ -73,7 +73,8 @@ export async function applyPatch(tree: string, file: string, reverse: boolean, l
   const args = ['-p1', ...(reverse ? ['-R'] : []), '--forward', '--batch', `--reject-file=${rej}`, '-i', file];
   const r = await run('patch', ['-d', tree, ...args], { timeoutMs: 120_000, logFile });
   let out = (r.stdout + r.stderr).trim();
-  const rejected = r.exitCode !== 0 && fs.existsSync(rej) ? fs.readFileSync(rej, 'utf8').trim() : '';
+  // the rejects come from an untrusted patch: their first 64 KiB are enough to name the hunks
+  const rejected = r.exitCode !== 0 && fs.existsSync(rej) ? readHostBytes(rej, 64 * 1024).toString('utf8').trim() : '';
   if (rejected) out += `\n--- rejected hunks (${rej}) ---\n` + rejected;
   return { ok: r.exitCode === 0, out, rej: rejected };
 }

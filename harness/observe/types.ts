@@ -118,6 +118,12 @@ export interface PathStats {
 }
 
 /** One kernel x case run: everything the report and the JSON need. */
+export interface SourceFileRecord {
+  path: string;
+  optional: boolean;
+  present: boolean;
+}
+
 export interface RunRecord {
   kernel: string;
   case: string;
@@ -131,6 +137,9 @@ export interface RunRecord {
   /** the change of every counter that moved during the probes, "ns:Section.Name" -> delta */
   counterDeltas: Record<string, number>;
   probes: ProbeResult[];
+  /** the case's files from the kernel's source tree and whether this kernel's tree has them (an
+   *  optional one it lacks ran without it; a mandatory one is always present, else no run) */
+  sourceFiles?: SourceFileRecord[];
   /** what each declared signal showed (signature signals first) */
   signals: SignalResult[];
   /** tracepoint events recorded during the probes */

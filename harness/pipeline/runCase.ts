@@ -17,7 +17,8 @@ import { floodReason, formatBytes, MAX_CHANNEL_LINE_CHARS } from '../trust/chann
 import { evaluateSignals } from '../observe/signals/index.ts';
 import { parseSymbols, parseTrace, tracePhases, unavailableTracepoints } from '../observe/trace.ts';
 import { graphCmdline, parsePath } from '../observe/path.ts';
-import type { Counters, RepeatInfo, RunRecord } from '../observe/types.ts';
+import type { Counters, RepeatInfo, RunRecord, SourceFileRecord } from '../observe/types.ts';
+import type { SourceFile } from '../cases/schema.ts';
 import { decideVerdict } from '../observe/verdict.ts';
 import type { Accel, Machine } from '../vm/qemu.ts';
 import { imageWithFiles } from '../images/initramfs.ts';
@@ -105,6 +106,11 @@ export function repeatRecord(r: RepeatRun, report: AgentReport, caseSnap: { use:
     ...(caseSnap?.key ? { caseSnapshotKey: caseSnap.key } : {}),
     ...(caseSnap?.note ? { note: caseSnap.note } : {}),
   };
+}
+
+/** Which of the case's source files the kernel's tree gave (the files read: path -> content). */
+export function sourceFilesRecord(wanted: SourceFile[], files: Record<string, string>): SourceFileRecord[] {
+  return wanted.map((f) => ({ path: f.path, optional: f.optional, present: Object.hasOwn(files, f.path) }));
 }
 
 export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
@@ -219,6 +225,7 @@ export async function runCase(o: RunCaseOptions): Promise<RunRecord> {
     counters,
     counterDeltas,
     probes: report.probes,
+    ...(c.sourceFiles.length ? { sourceFiles: sourceFilesRecord(c.sourceFiles, o.sourceFiles ?? {}) } : {}),
     signals,
     traceEvents: trace.length,
     ...(graph ? { path: { ...graph.stats, units: graph.units.length, probed: o.tracePath?.returns.length ?? 0 } } : {}),

@@ -1,6 +1,6 @@
 // The machine-readable summary (summary.json). Pure: builds a plain, JSON-serialisable object.
 
-import type { CaptureResult, KernelInfo, PanicInfo, PathStats, RunRecord, Verdict } from '../observe/types.ts';
+import type { CaptureResult, KernelInfo, PanicInfo, PathStats, RunRecord, SourceFileRecord, Verdict } from '../observe/types.ts';
 import type { SignalResult } from '../observe/signals/index.ts';
 import { kernelsOf, type KernelEntry } from './kernels.ts';
 import { divergenceJson, type DivergenceEntry } from './divergence.ts';
@@ -33,6 +33,8 @@ export interface SummaryRun {
   counters: Record<string, number>;
   durationMs: number;
   probes: SummaryProbe[];
+  /** the case's files from the kernel's tree and whether this kernel's tree had them (cases with sourceFiles only) */
+  sourceFiles?: SourceFileRecord[];
   /** each declared signal: name, kind, role (signature | absent | evidence), description, fired, count,
    *  state (fired | not-fired | absent-as-expected | fired-must-be-absent | unobservable), matches[] ({text, fields, excerpt?}) */
   signals: Array<SignalResult & { state: SignalState }>;
@@ -118,6 +120,7 @@ function summarizeRun(r: RunRecord): SummaryRun {
       ...(p.skipped ? { skipped: true } : {}),
       ...(p.xfail ? { xfail: true } : {}),
     })),
+    ...(r.sourceFiles ? { sourceFiles: r.sourceFiles.map((f) => ({ ...f })) } : {}),
     signals: r.signals.map((x) => ({ ...x, state: signalState(x), matches: x.matches.map((m) => ({ ...m })) })),
     traceEvents: r.traceEvents,
     ...(r.path ? { path: { ...r.path } } : {}),

@@ -74,6 +74,23 @@ export function confineReal(root: string, rel: string, where: WhereLike, o: { al
   return real;
 }
 
+/**
+ * Is there nothing at `root`/`rel` (no file, directory or symlink, not even a dangling one)? Asked
+ * only of a path that stays under `root` (confineReal, symlinks resolved): a path leading out is
+ * refused, never reported absent. What is there is for readUnder to accept or refuse.
+ */
+export function absentUnder(root: string, rel: string, where: WhereLike): boolean {
+  const real = confineReal(root, rel, where, { allowMissing: true });
+  try {
+    fs.lstatSync(real);
+    return false;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return true;
+    throw refuse(real, where, `cannot read file: ${code ?? String(e)}`);
+  }
+}
+
 /** Open the regular file `rel` under `root` (symlinks only where they stay under it); the caller closes the fd. */
 export function openUnder(root: string, rel: string, maxBytes: number, where: WhereLike): { fd: number; st: fs.Stats; path: string } {
   const real = confineReal(root, rel, where);

@@ -8,10 +8,15 @@
 . /kr/lib.sh
 
 kr_bg() { # kr_bg NS OUT CMD...: start CMD (resolved in PATH) in NS in the background, output to OUT; $! is it
-	_ns=$1 _out=$2; shift 2
+	# $KR_CWD, when set (the line before the step or probe): the directory CMD runs in
+	_ns=$1 _out=$2 _cwd=$KR_CWD; shift 2; KR_CWD=
 	kr_which "$1"; _cmd=$KR_WHICH; shift
-	# started directly (not through a function) so that $! is the process itself
-	if [ "$_ns" = host ]; then "$_cmd" "$@" > "$_out" 2>&1 &
+	# started directly (not through a function) so that $! is the process itself; with a directory,
+	# a subshell that changes into it and execs CMD (the same process)
+	if [ -n "$_cwd" ]; then
+		if [ "$_ns" = host ]; then ( cd "$_cwd" || exit 127; exec "$_cmd" "$@" ) > "$_out" 2>&1 &
+		else ( cd "$_cwd" || exit 127; exec /bin/busybox nsenter --net=/run/netns/"$_ns" "$_cmd" "$@" ) > "$_out" 2>&1 & fi
+	elif [ "$_ns" = host ]; then "$_cmd" "$@" > "$_out" 2>&1 &
 	else /bin/busybox nsenter --net=/run/netns/"$_ns" "$_cmd" "$@" > "$_out" 2>&1 & fi
 }
 kr_phase() { # kr_phase setup|steps|probes|after: the case's phase, marked in the kernel log (harness/observe/splat.ts windows splats by it)

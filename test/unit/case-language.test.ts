@@ -2,6 +2,7 @@
 // guest packages, files from the kernel's tree. Parsing, rendering and quoting, hostile input for
 // every new field, each signal kind, and the agent's own shell functions run by a real busybox sh.
 import { describe, expect, it } from 'vitest';
+import { parseCase, refusedAt } from './case-helpers.ts';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,12 +18,11 @@ import { decideVerdict } from '../../harness/observe/verdict.ts';
 import { evaluateSignals, type Observations, type SignalSpec } from '../../harness/observe/signals/index.ts';
 import { dropOf } from '../../harness/observe/signals/dropReason.ts';
 import { functionOf, parseSymbols, parseTrace } from '../../harness/observe/trace.ts';
-import { HarnessError } from '../../harness/util/errors.ts';
-import { parseData } from '../../harness/util/load.ts';
 import { repoRoot } from '../../harness/util/paths.ts';
 import { testTempDir } from '../tmp.ts';
 
-const parse = (yaml: string): CaseDef => parseData(yaml, 'case.yaml', caseSchema);
+const parse = parseCase;
+const bad = refusedAt;
 
 const BASE = `
 name: t
@@ -32,20 +32,6 @@ probes:
   - { name: p, ping: 127.0.0.1 }
 signature: { probe: p }
 `;
-
-function bad(yaml: string, field: string, msg?: RegExp): void {
-  let err: unknown = null;
-  try {
-    parse(yaml);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `accepted a bad case (expected an error at ${field})`).toBeInstanceOf(HarnessError);
-  const e = err as HarnessError;
-  expect(e.file).toBe('case.yaml');
-  expect(e.field).toBe(field);
-  if (msg) expect(e.message).toMatch(msg);
-}
 
 describe('case language: hostile and malformed input, each new field named', () => {
   const cases: Array<[string, string, string, RegExp?]> = [

@@ -4,6 +4,7 @@
 // fault, rendering to the iproute2/bridge lines a person would type, in an order that works, and
 // the built-in cases rendering exactly as before.
 import { describe, expect, it } from 'vitest';
+import { parseCase, refusedAt } from './case-helpers.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -11,11 +12,10 @@ import { caseNeeds } from '../../harness/cases/needs.ts';
 import { builtinCases, loadCase } from '../../harness/cases/load.ts';
 import { linkOrder, renderCase } from '../../harness/cases/render.ts';
 import { caseSchema, type CaseDef } from '../../harness/cases/schema.ts';
-import { HarnessError } from '../../harness/util/errors.ts';
-import { parseData } from '../../harness/util/load.ts';
 import { repoRoot } from '../../harness/util/paths.ts';
 
-const parse = (yaml: string): CaseDef => parseData(yaml, 'case.yaml', caseSchema);
+const parse = parseCase;
+const bad = refusedAt;
 
 const KCONFIG = `kconfig: [CONFIG_NET_VRF, CONFIG_BRIDGE, CONFIG_BRIDGE_VLAN_FILTERING, CONFIG_VLAN_8021Q, CONFIG_VXLAN, CONFIG_NET_IPGRE, CONFIG_NET_IPIP, CONFIG_IPV6_GRE, CONFIG_IPV6_TUNNEL, CONFIG_IPV6_SIT, CONFIG_MACVLAN, CONFIG_BONDING, CONFIG_IP_MULTIPLE_TABLES, CONFIG_IPV6_MULTIPLE_TABLES, CONFIG_NET_L3_MASTER_DEV]`;
 
@@ -28,20 +28,6 @@ probes:
   - { name: p, ping: 127.0.0.1 }
 signature: { probe: p }
 `;
-
-function bad(yaml: string, field: string, msg?: RegExp): void {
-  let err: unknown = null;
-  try {
-    parse(yaml);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `accepted a bad case (expected an error at ${field})`).toBeInstanceOf(HarnessError);
-  const e = err as HarnessError;
-  expect(e.file).toBe('case.yaml');
-  expect(e.field).toBe(field);
-  if (msg) expect(e.message).toMatch(msg);
-}
 
 /** Every topology element, in the initial namespace and ns2. */
 const FULL = `

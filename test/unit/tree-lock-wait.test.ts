@@ -32,7 +32,7 @@ describe('readTreeFiles waits for the tree, saying for what and who holds it', (
     const k = { def: { name: 'kx', patches: [] }, file: '/k.yaml', baseDir: '/' } as unknown as LoadedKernel;
     const lines: string[] = [];
     const log = { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), progress: () => undefined };
-    const reading = readTreeFiles(k, src, ['tools/x.sh'], { cacheDir, log });
+    const reading = readTreeFiles(k, src, [{ path: 'tools/x.sh', optional: false }], { cacheDir, log });
     await new Promise((r) => setTimeout(r, 1500));
     expect(lines[0]).toMatch(new RegExp(`^waiting for the kernel tree tree-x \\(to read tools/x\\.sh for kx\\): held by pid ${holder.pid} on \\S+ \\(building 6\\.1-vanilla, since `));
     holder.kill('SIGKILL');

@@ -52,5 +52,5 @@ export const deb: KernelProvider<'deb'> = {
     );
     return debImageArtifact(store, key, k.def.name, manifest.meta, cached, pinned);
   },
-  sourceFiles: (_src, k, paths, opts) => readFromDebianSource(k, paths, opts),
+  sourceFiles: (_src, k, wants, opts) => readFromDebianSource(k, wants, opts),
 };

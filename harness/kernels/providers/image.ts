@@ -190,9 +190,10 @@ export const image: KernelProvider<'image'> = {
     );
     return artifactOf(store, key, k.def.name, manifest.meta, cached, opts.log, r.modules);
   },
-  async sourceFiles(src, k, paths) {
-    if (paths.length === 0) return {};
-    throw new HarnessError('bad-input', `${k.def.name} is a prebuilt image (${src.path}) without a source tree, so the case's sourceFiles (${paths.join(', ')}) cannot be read from it`, {
+  async sourceFiles(src, k, wants) {
+    if (wants.length === 0) return {};
+    // (optional files too: without a tree, whether it has them is unknown)
+    throw new HarnessError('bad-input', `${k.def.name} is a prebuilt image (${src.path}) without a source tree, so the case's sourceFiles (${wants.map((w) => w.path).join(', ')}) cannot be read from it`, {
       file: k.file,
       field: 'source',
       hint: 'run the case on a kernel built from source (--kernel path/to/tree)',

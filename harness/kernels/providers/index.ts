@@ -11,10 +11,10 @@ import { dir } from './dir.ts';
 import { git } from './git.ts';
 import { image } from './image.ts';
 import { tarball } from './tarball.ts';
-import type { HostPackage, KernelIdentity, KernelProvider, SourceFilesOptions } from './types.ts';
+import type { HostPackage, KernelIdentity, KernelProvider, SourceFilesOptions, SourceFileWant } from './types.ts';
 import { url } from './url.ts';
 
-export type { HostPackage, KernelIdentity, KernelProvider } from './types.ts';
+export type { HostPackage, KernelIdentity, KernelProvider, SourceFileWant } from './types.ts';
 
 const PROVIDERS: { readonly [T in SourceType]: KernelProvider<T> } = {
   'debian-source': debianSource,
@@ -47,10 +47,13 @@ export function ensureKernel(k: LoadedKernel, opts: BuildOptions): Promise<Kerne
   return providerFor(k.def.source).obtain(k.def.source, k, opts);
 }
 
-/** Files of the kernel's source tree (a case's sourceFiles), as that kernel sees them. */
-export function readSourceFiles(k: LoadedKernel, paths: string[], opts: SourceFilesOptions): Promise<Record<string, string>> {
-  if (paths.length === 0) return Promise.resolve({});
-  return providerFor(k.def.source).sourceFiles(k.def.source, k, paths, opts);
+/** Files of the kernel's source tree (a case's sourceFiles), as that kernel sees them: path ->
+ * content, for the files the tree has (a mandatory file it lacks is an error, an optional one is
+ * left out). A plain path is mandatory. */
+export function readSourceFiles(k: LoadedKernel, files: ReadonlyArray<string | SourceFileWant>, opts: SourceFilesOptions): Promise<Record<string, string>> {
+  if (files.length === 0) return Promise.resolve({});
+  const wants = files.map((f) => (typeof f === 'string' ? { path: f, optional: false } : { path: f.path, optional: f.optional }));
+  return providerFor(k.def.source).sourceFiles(k.def.source, k, wants, opts);
 }
 
 /** The host packages these kernels need installed. */

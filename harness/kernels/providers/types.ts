@@ -28,6 +28,13 @@ export interface HostPackage {
 
 export type SourceFilesOptions = BuildOptions & { field?: string; artifact?: KernelArtifact };
 
+/** A file a case wants from the kernel's source tree: a mandatory one missing from the tree is an
+ * error; an optional one is then left out (the files read are the ones the tree has). */
+export interface SourceFileWant {
+  path: string;
+  optional: boolean;
+}
+
 export interface KernelProvider<T extends SourceType> {
   readonly type: T;
   /** 'source': configured (the definition's config, the cases' needs merged in) and built by the
@@ -40,7 +47,7 @@ export interface KernelProvider<T extends SourceType> {
   /** the kernel: from the cache, or fetched / unpacked / built into it */
   obtain(src: SourceOf<T>, k: LoadedKernel, opts: BuildOptions): Promise<KernelArtifact>;
   /** files of the kernel's source tree, as the kernel saw them (what a case's sourceFiles asks for) */
-  sourceFiles(src: SourceOf<T>, k: LoadedKernel, paths: string[], opts: SourceFilesOptions): Promise<Record<string, string>>;
+  sourceFiles(src: SourceOf<T>, k: LoadedKernel, wants: SourceFileWant[], opts: SourceFilesOptions): Promise<Record<string, string>>;
 }
 
 /** A provider whose kernels the harness builds: it only says what the source is and how to bring
@@ -58,9 +65,9 @@ export function sourceProvider<T extends SourceType>(
     async obtain(src, k, opts) {
       return buildFromSource(k, await identify(src, k, opts), opts);
     },
-    async sourceFiles(src, k, paths, opts) {
-      if (paths.length === 0) return {};
-      return readTreeFiles(k, await identify(src, k, opts), paths, opts);
+    async sourceFiles(src, k, wants, opts) {
+      if (wants.length === 0) return {};
+      return readTreeFiles(k, await identify(src, k, opts), wants, opts);
     },
   };
 }
