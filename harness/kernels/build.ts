@@ -23,7 +23,7 @@ import type { BuildOptions, KernelArtifact, KernelMeta } from './artifact.ts';
 import { fragmentMismatches, notBuiltIn, parseKconfig, TRACE_KCONFIG } from './kconfig.ts';
 import { resolveIn, type LoadedKernel } from './load.ts';
 import { BUILD_SPACE, patchId, type PatchSpec, type SourceIdentity } from './source.ts';
-import type { SourceFileWant } from './providers/types.ts';
+import type { SourceFileWant } from './source.ts';
 
 const RECIPE = 2; // bump when the way kernels are configured or built changes
 

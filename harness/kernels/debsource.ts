@@ -19,7 +19,7 @@ import type { KernelArtifact, BuildOptions } from './artifact.ts';
 import { debMemberTo, readTarMembers } from '../util/extract.ts';
 import type { LoadedKernel } from './load.ts';
 import { sourcePackageOf } from './debunpack.ts';
-import type { SourceFileWant } from './providers/types.ts';
+import type { SourceFileWant } from './source.ts';
 
 export interface DebianSource {
   tarball: string;

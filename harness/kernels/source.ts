@@ -64,6 +64,12 @@ export function cachedFileHash(file: string, cacheDir: string, where: WhereLike 
   return h;
 }
 
+/** A file a case wants from the kernel's tree (`sourceFiles`): an optional one may be missing. */
+export interface SourceFileWant {
+  path: string;
+  optional: boolean;
+}
+
 export async function applyPatch(tree: string, file: string, reverse: boolean, logFile: string): Promise<{ ok: boolean; out: string; rej: string }> {
   // rejects go next to the log, never into the tree; the messages name each failed hunk
   const rej = `${logFile}.${path.basename(file)}.rej`;

@@ -6,7 +6,7 @@ import type { BuildOptions, KernelArtifact } from '../artifact.ts';
 import { buildFromSource, readTreeFiles } from '../build.ts';
 import type { LoadedKernel } from '../load.ts';
 import type { SourceOf, SourceType } from '../schema.ts';
-import type { SourceIdentity } from '../source.ts';
+import type { SourceFileWant, SourceIdentity } from '../source.ts';
 
 export interface KernelIdentity {
   /** stable id used in cache keys */
@@ -30,10 +30,8 @@ export type SourceFilesOptions = BuildOptions & { field?: string; artifact?: Ker
 
 /** A file a case wants from the kernel's source tree: a mandatory one missing from the tree is an
  * error; an optional one is then left out (the files read are the ones the tree has). */
-export interface SourceFileWant {
-  path: string;
-  optional: boolean;
-}
+// a file a case wants from the kernel's tree: defined beside the source trees (no import cycle)
+export type { SourceFileWant } from '../source.ts';
 
 export interface KernelProvider<T extends SourceType> {
   readonly type: T;
