@@ -186,7 +186,10 @@ export async function buildFromSource(k: LoadedKernel, src: SourceIdentity, opts
       return null;
     }
     verifiedKeys.add(key);
-    return artifactFrom(store, key, { ...m.meta, ...identity, ...mergedFor(file) }, true);
+    // what was merged is this input's (mergedFor), never what the kernel's first builder merged: the
+    // same kernel is reached from a definition that has those options in its own config
+    const { caseConfig: _built, traceConfig: _traced, ...meta } = m.meta;
+    return artifactFrom(store, key, { ...meta, ...identity, ...mergedFor(file) }, true);
   };
   // what an input merged into the config (the kernel it resolves to may have been built for another input)
   function mergedFor(file: string): Pick<KernelMeta, 'caseConfig' | 'traceConfig'> {
