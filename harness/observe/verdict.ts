@@ -46,17 +46,35 @@ function crashNamed(v: VerdictInput): SignalResult[] {
   return splats.length > 0 && splats.every((s) => s.fired) ? splats : [];
 }
 
+/** The signals by role: the signature's (fired or missing), the absent ones (fired, or not
+ *  observable: they decide nothing), and the evidence that fired, as a reason's tail. */
+function bySignalRole(v: VerdictInput): {
+  signature: SignalResult[];
+  fired: SignalResult[];
+  missing: SignalResult[];
+  absent: SignalResult[];
+  absentFired: SignalResult[];
+  unobservable: SignalResult[];
+  also: string;
+} {
+  const signature = v.signals.filter((s) => s.role === 'signature');
+  const absent = v.signals.filter((s) => s.role === 'absent');
+  const evidence = v.signals.filter((s) => s.role === 'evidence' && s.fired);
+  return {
+    signature,
+    fired: signature.filter((s) => s.fired),
+    missing: signature.filter((s) => !s.fired),
+    absent,
+    absentFired: absent.filter((s) => s.fired),
+    unobservable: absent.filter((s) => !s.fired && s.incomplete !== undefined),
+    also: evidence.length ? `; evidence: ${evidence.map((s) => `${s.name} ×${s.count}`).join(', ')}` : '',
+  };
+}
+
 /** A signature without a probe: the kernel's evidence decides alone. Every signature signal fired and
  *  no absent one: reproduced; none of them fired: not-reproduced; some but not all: error. */
 function signalsOnly(v: VerdictInput): { verdict: Verdict; reason: string } {
-  const signature = v.signals.filter((s) => s.role === 'signature');
-  const fired = signature.filter((s) => s.fired);
-  const missing = signature.filter((s) => !s.fired);
-  const absent = v.signals.filter((s) => s.role === 'absent');
-  const absentFired = absent.filter((s) => s.fired);
-  const unobservable = absent.filter((s) => !s.fired && s.incomplete !== undefined);
-  const evidence = v.signals.filter((s) => s.role === 'evidence' && s.fired);
-  const also = evidence.length ? `; evidence: ${evidence.map((s) => `${s.name} ×${s.count}`).join(', ')}` : '';
+  const { signature, fired, missing, absent, absentFired, unobservable, also } = bySignalRole(v);
   const none = (list: SignalResult[]): string => `no ${list.map((s) => `"${s.description}"`).join(', no ')}`;
   const absentSaid = absentFired.length ? `the kernel showed ${absentFired.map(said).join(', ')}, which must be absent` : '';
   if (signature.length === 0) return { verdict: 'error', reason: 'the signature has neither a probe nor a signal' };
@@ -113,15 +131,7 @@ export function decideVerdict(v: VerdictInput): { verdict: Verdict; reason: stri
   // a skipped kselftest result tells nothing about the kernel's behaviour: never "failed"
   if (sig.skipped)
     return { verdict: 'error', reason: `inconclusive: the signature ${sig.name} was skipped by its test ([SKIP]: ${sig.output || 'no reason given'}); the kernel or the guest lacks what the test needs` };
-  const signature = v.signals.filter((s) => s.role === 'signature');
-  const fired = signature.filter((s) => s.fired);
-  const missing = signature.filter((s) => !s.fired);
-  // absent signals: fired (the kernel did what the fixed kernel does), or not observable (decides nothing)
-  const absent = v.signals.filter((s) => s.role === 'absent');
-  const absentFired = absent.filter((s) => s.fired);
-  const unobservable = absent.filter((s) => !s.fired && s.incomplete !== undefined);
-  const evidence = v.signals.filter((s) => s.role === 'evidence' && s.fired);
-  const also = evidence.length ? `; evidence: ${evidence.map((s) => `${s.name} ×${s.count}`).join(', ')}` : '';
+  const { signature, fired, missing, absent, absentFired, unobservable, also } = bySignalRole(v);
   const behaves = v.signature.when === 'fail' ? !sig.passed : sig.passed;
   const probeSaid = sig.passed
     ? `${sig.name} passed`
